@@ -1,0 +1,140 @@
+"""The ``autopilot`` command: validate definitions, render a workflow as Python, export the schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_ROOT = "definitions"
+
+
+def _project(root: Path):
+    from dag_factory.project import Project
+
+    display = os.path.relpath(root.resolve(), Path.cwd())
+    return Project(root, display_root="" if display == "." else display)
+
+
+def _root_for(paths: list[Path], explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    for path in paths:
+        if path.is_dir():
+            return path
+    default = Path(DEFAULT_ROOT)
+    if paths and all(default.resolve() in p.resolve().parents for p in paths):
+        return default
+    return paths[0].parent if paths else default
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.paths] or [Path(DEFAULT_ROOT)]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"autopilot validate: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    root = _root_for(paths, args.definitions)
+    project = _project(root)
+    from dag_factory.project import is_definition_path
+
+    selected: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            prefix = os.path.relpath(path.resolve(), project.root)
+            selected += [rel for rel in project.index() if prefix == "." or rel.startswith(prefix + os.sep)]
+        else:
+            rel = os.path.relpath(path.resolve(), project.root)
+            if rel.startswith("..") or not is_definition_path(rel):
+                project = _project(path.parent)
+                rel = path.name
+            selected.append(rel)
+    diagnostics = []
+    for rel in dict.fromkeys(selected):
+        diagnostics += project.load(rel).diagnostics
+    diagnostics += [d for d in project.duplicate_ids() if d.path in {project.display(r) for r in selected}]
+    diagnostics.sort()
+    if args.format == "json":
+        print(json.dumps({"files": len(set(selected)), "errors": [d.as_dict() for d in diagnostics]}, indent=2))
+    else:
+        for diagnostic in diagnostics:
+            print(diagnostic)
+        if not args.quiet:
+            bad = len({d.path for d in diagnostics})
+            print(
+                f"{len(set(selected))} definition(s) checked, {len(diagnostics)} error(s) in {bad} file(s)",
+                file=sys.stderr,
+            )
+    return 1 if diagnostics else 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from dag_factory.render import RenderError, render_workflow
+
+    project = _project(Path(args.definitions))
+    try:
+        text = render_workflow(project, args.workflow)
+    except RenderError as exc:
+        print(f"autopilot render: {exc}", file=sys.stderr)
+        return 1
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from autopilot_provider.definitions.schema import schema_files
+
+    out = Path(args.output)
+    stale = []
+    for name, text in schema_files().items():
+        target = out / name
+        current = target.read_text(encoding="utf-8") if target.exists() else None
+        if current != text:
+            stale.append(str(target))
+            if not args.check:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+    if args.check and stale:
+        print("stale JSON Schema (run `autopilot schema`): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    for path in stale:
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autopilot", description="Autopilot workflow definitions for Airflow.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    validate = sub.add_parser("validate", help="check definitions; print path:line:col: message per problem")
+    validate.add_argument("paths", nargs="*", help="files or folders (default: definitions/)")
+    validate.add_argument("--definitions", help="the definitions root (for functions); default: guessed")
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    validate.set_defaults(func=cmd_validate)
+
+    render = sub.add_parser("render", help="print an equivalent, readable Python DAG file (the eject path)")
+    render.add_argument("workflow", help="workflow id or definition file")
+    render.add_argument("--definitions", default=DEFAULT_ROOT)
+    render.add_argument("-o", "--output", help="write to this file instead of stdout")
+    render.set_defaults(func=cmd_render)
+
+    schema = sub.add_parser("schema", help="export the definition JSON Schema")
+    schema.add_argument("-o", "--output", default=os.path.join(DEFAULT_ROOT, "schema"))
+    schema.add_argument("--check", action="store_true", help="exit 1 if the exported schema is stale")
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The definition format: models, YAML with positions, validation."""

@@ -1,0 +1,536 @@
+"""The Autopilot definition format, ``apiVersion: autopilot/v1``, described once.
+
+Validation, the published JSON Schema (``definitions/schema/``), the plugin API's models and the
+designer's property panels all derive from these classes. A new step kind is one model here, one
+compiler in ``dag_factory/compilers`` and, where Airflow has none, one operator.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+API_VERSION = "autopilot/v1"
+
+IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_]*$"
+Identifier = Annotated[
+    str,
+    Field(
+        pattern=IDENTIFIER,
+        max_length=200,
+        description="Letters, digits and underscores, starting with a letter.",
+    ),
+]
+DURATION = r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*)+$|^P(\d+[YMWD])*(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$"
+Duration = Annotated[
+    str,
+    Field(
+        pattern=DURATION,
+        description="A duration such as `30s`, `5m`, `2h`, `1d12h` or ISO-8601 `PT2H`.",
+        examples=["30s", "5m", "2h", "3d"],
+    ),
+]
+Template = Annotated[
+    str,
+    Field(description="Text rendered with the sandboxed Jinja environment ({{ form.x }}, {{ steps.y.outputs.z }})."),
+]
+Expression = Annotated[
+    str,
+    Field(
+        description="A sandboxed Jinja expression, e.g. `steps.ping.outputs.reachable and form.policy == 'gold'`."
+    ),
+]
+ContactRef = Annotated[
+    str,
+    Field(
+        pattern=r"^(person|group|manager_of|user|email):.+$|^requester$",
+        description="`person:ID`, `group:ID`, `manager_of:requester`, `user:AIRFLOW_USERNAME`, "
+        "`email:ADDRESS` or `requester`.",
+    ),
+]
+TRIGGER_RULES = (
+    "all_success",
+    "all_failed",
+    "all_done",
+    "all_done_min_one_success",
+    "all_skipped",
+    "one_success",
+    "one_done",
+    "one_failed",
+    "none_failed",
+    "none_failed_min_one_success",
+    "none_skipped",
+    "always",
+)
+
+
+class Strict(BaseModel):
+    """Every definition object rejects unknown fields, so a typo never silently vanishes."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Forms (JSON Schema properties, with the keys Airflow's trigger form understands)
+# --------------------------------------------------------------------------------------------
+
+
+class OptionsSource(Strict):
+    """Where a field's choices come from when they are not a static `enum`."""
+
+    resources: str | None = Field(None, description="Resource type whose items become the choices.")
+    api: str | None = Field(None, description="Api definition id whose operation returns the choices.")
+    operation: str | None = None
+    params: dict[str, Template] = Field(default_factory=dict)
+    value: str | None = Field(None, description="Path of the value in each item, e.g. `id`.")
+    label: str | None = Field(None, description="Path of the label in each item, e.g. `name`.")
+
+
+class FormField(Strict):
+    """One request-form field: a JSON Schema property plus Airflow's Param UI keys."""
+
+    type: Literal["string", "integer", "number", "boolean", "array", "object"] | list[str] = "string"
+    title: str | None = None
+    description: str | None = None
+    description_md: str | None = None
+    default: Any = None
+    enum: list[Any] | None = None
+    values_display: dict[str, str] | None = None
+    examples: list[Any] | None = None
+    format: str | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    minLength: int | None = Field(None, ge=0)
+    maxLength: int | None = Field(None, ge=0)
+    minItems: int | None = Field(None, ge=0)
+    maxItems: int | None = Field(None, ge=0)
+    items: dict[str, Any] | None = None
+    const: Any = None
+    section: str | None = Field(None, description="Groups fields under a heading in the form.")
+    options: OptionsSource | None = Field(None, description="Dynamic choices (inventory or API).")
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        """The field as plain JSON Schema (the keys Airflow's Param accepts)."""
+        schema = self.model_dump(exclude_none=True, exclude={"options"}, by_alias=True)
+        if "default" not in self.model_fields_set:
+            schema.pop("default", None)
+        return schema
+
+
+class Form(Strict):
+    properties: dict[Identifier, FormField] = Field(default_factory=dict)
+    required: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# Step kinds
+# --------------------------------------------------------------------------------------------
+
+
+class TaskStep(Strict):
+    """A REST operation imported from an OpenAPI document (an `Api` definition)."""
+
+    api: str
+    operation: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    body: Any = None
+    outputs: dict[str, str] = Field(default_factory=dict, description="Output name → path in the response.")
+    connection: str | None = Field(None, description="Airflow connection id; defaults to the Api's.")
+    validate_response: Literal["fail", "warn", "off"] = "fail"
+
+
+class AnsibleScript(Strict):
+    playbook: str
+    inventory: str | None = None
+    extra_vars: dict[str, Template] = Field(default_factory=dict)
+
+
+class TerraformScript(Strict):
+    dir: str
+    action: Literal["plan", "apply", "destroy"] = "plan"
+    vars: dict[str, Template] = Field(default_factory=dict)
+
+
+class SshScript(Strict):
+    connection: str = Field(description="Airflow SSH connection id.")
+    command: Template
+
+
+class ScriptStep(Strict):
+    """Run a script. Stdout's last JSON line becomes the step's outputs."""
+
+    bash: Template | None = Field(
+        None, description="Bash script. Template values are shell-quoted automatically."
+    )
+    python: str | None = Field(
+        None,
+        description="Python source run in its own interpreter. It is not templated: the values "
+        "`form`, `steps`, `inputs` and `run` are provided as variables.",
+    )
+    ansible: AnsibleScript | None = None
+    terraform: TerraformScript | None = None
+    ssh: SshScript | None = None
+    env: dict[str, Template] = Field(default_factory=dict, description="Extra environment variables.")
+    cwd: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_language(self) -> ScriptStep:
+        given = [k for k in SCRIPT_LANGUAGES if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"a script needs exactly one of {', '.join(SCRIPT_LANGUAGES)}"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+    @property
+    def language(self) -> str:
+        return next(k for k in SCRIPT_LANGUAGES if getattr(self, k) is not None)
+
+
+SCRIPT_LANGUAGES = ("bash", "python", "ansible", "terraform", "ssh")
+
+
+class FormStep(Strict):
+    """Ask named people or groups for more data mid-flow; the answers become outputs."""
+
+    from_: list[ContactRef] = Field(alias="from", min_length=1)
+    subject: Template | None = None
+    body: Template | None = None
+    properties: dict[Identifier, FormField] = Field(default_factory=dict)
+    required: list[str] = Field(default_factory=list)
+    timeout: Duration | None = None
+
+
+class ApprovalStep(Strict):
+    from_: list[ContactRef] = Field(alias="from", min_length=1)
+    quorum: Literal["all", "any"] | Annotated[int, Field(ge=1)] = "all"
+    exclude_requester: bool = True
+    subject: Template | None = None
+    body: Template | None = None
+    timeout: Duration | None = None
+    on_timeout: Literal["reject", "approve", "escalate"] = "reject"
+    escalate_to: list[ContactRef] = Field(default_factory=list)
+    remind_every: Duration | None = None
+    comment_required_on_reject: bool = True
+
+
+class DecisionCase(Strict):
+    when: Expression
+    then: list[Identifier] | Identifier = Field(min_length=1)
+
+    @field_validator("then", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class DecisionStep(Strict):
+    """Branch: `if`/`then`/`else`, or `cases` tried in order with a `default`."""
+
+    if_: Expression | None = Field(None, alias="if")
+    then: list[Identifier] | Identifier | None = None
+    else_: list[Identifier] | Identifier | None = Field(None, alias="else")
+    cases: list[DecisionCase] | None = None
+    default: list[Identifier] | Identifier | None = None
+
+    @field_validator("then", "else_", "default", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_form(self) -> DecisionStep:
+        if self.cases is not None:
+            if self.if_ is not None or self.then is not None or self.else_ is not None:
+                raise ValueError("use either `if`/`then`/`else` or `cases`/`default`, not both")
+            if not self.cases:
+                raise ValueError("`cases` needs at least one case")
+        else:
+            if self.if_ is None or not self.then:
+                raise ValueError("a decision needs `if` and `then` (or `cases`)")
+            if self.default is not None:
+                raise ValueError("`default` belongs to `cases`; use `else` with `if`")
+        return self
+
+    def branches(self) -> list[tuple[str, list[str]]]:
+        """(expression, targets) pairs in evaluation order."""
+        if self.cases is not None:
+            return [(c.when, c.then) for c in self.cases]
+        return [(self.if_ or "", self.then or [])]
+
+    def fallback(self) -> list[str]:
+        return (self.default if self.cases is not None else self.else_) or []
+
+    def targets(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for _, ids in self.branches():
+            seen.update(dict.fromkeys(ids))
+        seen.update(dict.fromkeys(self.fallback()))
+        return list(seen)
+
+
+class NotifySpec(Strict):
+    to: list[ContactRef] = Field(min_length=1)
+    via: list[Literal["email", "slack"]] = Field(default_factory=lambda: ["email"])
+    subject: Template | None = None
+    template: str | None = Field(None, description="A file under definitions/templates/.")
+    body: Template | None = None
+
+
+class TicketStep(Strict):
+    system: Literal["servicenow"] = "servicenow"
+    connection: str = "servicenow_default"
+    action: Literal["create", "update", "comment", "close"]
+    table: str = "sc_request"
+    ticket: Template | None = Field(None, description="Ticket number or sys_id for update/comment/close.")
+    fields: dict[str, Template] = Field(default_factory=dict)
+
+
+class SqlPipe(Strict):
+    connection: str
+    query: str = Field(description="SQL with named parameters (:name); never templated.")
+    parameters: dict[str, Template] = Field(default_factory=dict)
+
+
+class TicketPipe(Strict):
+    connection: str = "servicenow_default"
+    table: str
+    query: Template
+
+
+class PipeStep(Strict):
+    sql: SqlPipe | None = None
+    tickets: TicketPipe | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PipeStep:
+        if (self.sql is None) == (self.tickets is None):
+            raise ValueError("a pipe needs exactly one of sql, tickets")
+        return self
+
+
+class WaitStep(Strict):
+    """Poll a REST operation from the triggerer until a condition holds."""
+
+    api: str
+    operation: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    until: Expression
+    every: Duration = "30s"
+    timeout: Duration = "1h"
+
+
+class UseStep(Strict):
+    """Call a reusable Function; it becomes a TaskGroup."""
+
+    function: Identifier
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+
+class MetricStep(Strict):
+    name: str
+    value: Template
+    labels: dict[str, Template] = Field(default_factory=dict)
+
+
+STEP_KINDS: dict[str, type[BaseModel]] = {
+    "task": TaskStep,
+    "script": ScriptStep,
+    "form": FormStep,
+    "approval": ApprovalStep,
+    "decision": DecisionStep,
+    "notify": NotifySpec,
+    "ticket": TicketStep,
+    "pipe": PipeStep,
+    "wait": WaitStep,
+    "use": UseStep,
+    "metric": MetricStep,
+}
+
+
+class Step(Strict):
+    """One step: an id, exactly one kind, and how it is scheduled."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"oneOf": [{"required": [kind]} for kind in STEP_KINDS]},
+    )
+
+    id: Identifier
+    title: str | None = None
+    description: str | None = None
+    after: list[Identifier] | Identifier | None = Field(
+        None, description="Steps this one waits for. Default: the previous step in the list."
+    )
+    retries: int | None = Field(None, ge=0, le=100)
+    retry_delay: Duration | None = None
+    timeout: Duration | None = None
+    trigger_rule: Literal[TRIGGER_RULES] | None = None  # type: ignore[valid-type]
+
+    task: TaskStep | None = None
+    script: ScriptStep | None = None
+    form: FormStep | None = None
+    approval: ApprovalStep | None = None
+    decision: DecisionStep | None = None
+    notify: NotifySpec | None = None
+    ticket: TicketStep | None = None
+    pipe: PipeStep | None = None
+    wait: WaitStep | None = None
+    use: UseStep | None = None
+    metric: MetricStep | None = None
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> Step:
+        given = [k for k in STEP_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            detail = f" (got {', '.join(given)})" if given else ""
+            raise ValueError(f"a step needs exactly one of {', '.join(STEP_KINDS)}{detail}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in STEP_KINDS if getattr(self, k) is not None)
+
+    @property
+    def spec(self) -> BaseModel:
+        return getattr(self, self.kind)
+
+
+# --------------------------------------------------------------------------------------------
+# Workflow-level pieces
+# --------------------------------------------------------------------------------------------
+
+
+class Schedule(Strict):
+    cron: str = Field(description="A cron expression or a preset such as `@daily`.")
+    timezone: str = "UTC"
+    start_date: str | None = Field(None, description="ISO date; default: the date the workflow was first loaded.")
+    catchup: bool = False
+
+
+class Timer(Strict):
+    """An SLA countdown across the run (an Airflow Deadline Alert)."""
+
+    id: Identifier
+    within: Duration
+    notify: NotifySpec
+
+
+class Notifications(Strict):
+    on_start: NotifySpec | None = None
+    on_success: NotifySpec | None = None
+    on_failure: NotifySpec | None = None
+
+
+class StepDefaults(Strict):
+    retries: int | None = Field(None, ge=0, le=100)
+    retry_delay: Duration | None = None
+    timeout: Duration | None = None
+
+
+class Header(Strict):
+    apiVersion: Literal["autopilot/v1"] = Field(description="Always `autopilot/v1`.")
+    id: Identifier
+    title: str | None = None
+    description: str | None = None
+
+
+class Workflow(Header):
+    kind: Literal["Workflow"]
+    owner: str | None = Field(None, description="Who owns the workflow, e.g. `group:storage`.")
+    tags: list[str] = Field(default_factory=list)
+    schedule: str | Schedule | None = Field(None, description="Cron, a preset like `@daily`, or null (manual).")
+    form: Form = Field(default_factory=Form)
+    defaults: StepDefaults = Field(default_factory=StepDefaults)
+    steps: list[Step] = Field(min_length=1)
+    timers: list[Timer] = Field(default_factory=list)
+    notifications: Notifications = Field(default_factory=Notifications)
+
+
+class FunctionInput(FormField):
+    required: bool = False
+
+    def json_schema(self) -> dict[str, Any]:
+        schema = super().json_schema()
+        schema.pop("required", None)
+        return schema
+
+
+class Function(Header):
+    kind: Literal["Function"]
+    inputs: dict[Identifier, FunctionInput] = Field(default_factory=dict)
+    outputs: dict[Identifier, Template] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1)
+
+
+class Person(Strict):
+    id: Identifier
+    name: str
+    email: str | None = None
+    slack: str | None = Field(None, description="Slack member id, e.g. U0123ABC.")
+    username: str | None = Field(None, description="Airflow user name.")
+    manager: str | None = Field(None, description="Person id of this person's manager.")
+
+
+class Group(Strict):
+    id: Identifier
+    name: str | None = None
+    members: list[str] = Field(default_factory=list, description="Person ids.")
+    email: str | None = None
+    slack_channel: str | None = None
+
+
+class Contacts(Header):
+    kind: Literal["Contacts"]
+    people: list[Person] = Field(default_factory=list)
+    groups: list[Group] = Field(default_factory=list)
+
+
+class Resource(Strict):
+    id: str
+    type: str = Field(description="machine, device, subnet, array, ...")
+    name: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+
+
+class Resources(Header):
+    kind: Literal["Resources"]
+    items: list[Resource] = Field(default_factory=list)
+
+
+class Api(Header):
+    kind: Literal["Api"]
+    spec: str = Field(description="Path (relative to this file) or URL of the OpenAPI document.")
+    connection: str = Field(description="Default Airflow connection id (base URL and credentials).")
+
+
+KINDS: dict[str, type[Header]] = {
+    "Workflow": Workflow,
+    "Function": Function,
+    "Contacts": Contacts,
+    "Resources": Resources,
+    "Api": Api,
+}
+
+Definition = Workflow | Function | Contacts | Resources | Api

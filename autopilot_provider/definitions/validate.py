@@ -1,0 +1,491 @@
+"""Validate one definition: YAML → model → semantic checks, every problem with its position.
+
+Cross-definition facts (which functions exist) come in through a ``FunctionLookup``, so this module
+knows nothing about folders; ``dag_factory.project`` supplies it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel, ValidationError
+
+from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.errors import Diagnostic
+from autopilot_provider.definitions.source import Located, YamlError, parse
+from autopilot_provider.templating import check_template
+from autopilot_provider.timeparse import parse_duration
+
+FunctionLookup = Callable[[str], "Loaded | None"]
+
+CRON_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually"}
+#: Values whose text is code or SQL, never a template.
+UNTEMPLATED = {("script", "python"), ("sql", "query")}
+EXPRESSION_KEYS = {"if", "when", "until"}
+
+
+@dataclass
+class Loaded:
+    """One definition file after validation."""
+
+    path: str
+    located: Located | None = None
+    definition: m.Header | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.diagnostics and self.definition is not None
+
+    @property
+    def kind(self) -> str | None:
+        if self.definition is not None:
+            return type(self.definition).__name__
+        data = self.located.data if self.located else None
+        return data.get("kind") if isinstance(data, dict) else None
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def load_text(text: str, path: str) -> Loaded:
+    """Parse and validate the model of one definition (no cross-file checks)."""
+    loaded = Loaded(path=path)
+    try:
+        loaded.located = parse(text, path)
+    except YamlError as exc:
+        loaded.diagnostics.append(exc.diagnostic)
+        return loaded
+    located = loaded.located
+    data = located.data
+    if not isinstance(data, dict):
+        loaded.diagnostics.append(located.diagnostic((), "a definition must be a mapping with apiVersion and kind"))
+        return loaded
+    version = data.get("apiVersion")
+    if version != m.API_VERSION:
+        loc = ("apiVersion",) if "apiVersion" in data else ()
+        what = f"unsupported apiVersion {version!r}" if "apiVersion" in data else "missing apiVersion"
+        loaded.diagnostics.append(located.diagnostic(loc, f"{what}: expected '{m.API_VERSION}'"))
+        return loaded
+    kind = data.get("kind")
+    model = m.KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        loc = ("kind",) if "kind" in data else ()
+        what = f"unknown kind {kind!r}" if "kind" in data else "missing kind"
+        loaded.diagnostics.append(
+            located.diagnostic(loc, f"{what}: expected one of {', '.join(m.KINDS)}{suggest(str(kind), m.KINDS)}")
+        )
+        return loaded
+    try:
+        loaded.definition = model.model_validate(data)
+    except ValidationError as exc:
+        loaded.diagnostics.extend(_pydantic_diagnostics(exc, model, located))
+    return loaded
+
+
+def validate(loaded: Loaded, functions: FunctionLookup) -> Loaded:
+    """Add the semantic checks to a model-valid definition."""
+    definition, located = loaded.definition, loaded.located
+    if definition is None or located is None:
+        return loaded
+    checker = _Checker(located, functions)
+    if isinstance(definition, m.Workflow):
+        checker.workflow(definition)
+    elif isinstance(definition, m.Function):
+        checker.function(definition)
+    elif isinstance(definition, m.Contacts):
+        checker.contacts(definition)
+    loaded.diagnostics.extend(checker.diagnostics)
+    return loaded
+
+
+# ---------------------------------------------------------------------------------------------
+# pydantic errors → diagnostics
+# ---------------------------------------------------------------------------------------------
+
+
+def _pydantic_diagnostics(exc: ValidationError, model: type[BaseModel], located: Located) -> list[Diagnostic]:
+    seen: dict[tuple, list[str]] = {}
+    order: list[tuple[tuple, bool]] = []
+    for error in exc.errors():
+        loc = _clean_loc(error["loc"], located.data)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            name = loc[-1]
+            fields = _fields_at(model, loc[:-1])
+            message = f"unknown field '{name}'{suggest(str(name), fields)}"
+            key = True
+        elif kind == "missing":
+            message = f"missing required field '{loc[-1]}'"
+            loc, key = loc[:-1], False
+        else:
+            text = error["msg"].removeprefix("Value error, ")
+            where = _dotted(loc)
+            message = f"{where}: {text}" if where and not _ends_in_model(model, loc) else text
+            key = False
+        full = f"{_context(loc, located.data)}{message}"
+        if (loc, key) not in seen:
+            seen[(loc, key)] = []
+            order.append((loc, key))
+        if full not in seen[(loc, key)]:
+            seen[(loc, key)].append(full)
+    result = []
+    for loc, key in order:
+        messages = seen[(loc, key)]
+        result.append(located.diagnostic(loc, messages[0] if len(messages) == 1 else " or ".join(messages), key=key))
+    return result
+
+
+def _clean_loc(loc: tuple, data: Any) -> tuple:
+    """Drop pydantic's union-member tags ('str', 'Schedule', ...) that are not part of the document."""
+    cleaned: list[Any] = []
+    current = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+            cleaned.append(part)
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+            cleaned.append(part)
+        elif last and isinstance(current, dict):
+            cleaned.append(part)
+    return tuple(cleaned)
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _context(loc: tuple, data: Any) -> str:
+    """'step 'ping': ' when the location is inside a step."""
+    current = data
+    label = ""
+    for i, part in enumerate(loc):
+        try:
+            current = current[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if i >= 1 and loc[i - 1] == "steps" and isinstance(current, dict) and isinstance(current.get("id"), str):
+            label = f"step '{current['id']}': "
+    return label
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(annotation) for t in _unwrap(arg)]
+    return [annotation]
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    candidates: list[Any] = [model]
+    for part in loc:
+        following: list[Any] = []
+        for candidate in candidates:
+            for kind in _unwrap(candidate):
+                origin = typing.get_origin(kind)
+                if isinstance(kind, type) and issubclass(kind, BaseModel):
+                    for name, info in kind.model_fields.items():
+                        if part in (name, info.alias):
+                            following.append(info.annotation)
+                elif origin is list and isinstance(part, int):
+                    following.extend(typing.get_args(kind)[:1])
+                elif origin is dict:
+                    following.extend(typing.get_args(kind)[1:2])
+        candidates = following
+    names: list[str] = []
+    for candidate in candidates:
+        for kind in _unwrap(candidate):
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                names.extend(info.alias or name for name, info in kind.model_fields.items())
+    return names
+
+
+def _ends_in_model(model: type[BaseModel], loc: tuple) -> bool:
+    """True when loc designates a whole object (model validator errors read better unprefixed)."""
+    return bool(_fields_at(model, loc)) or not loc
+
+
+# ---------------------------------------------------------------------------------------------
+# Semantic checks
+# ---------------------------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, located: Located, functions: FunctionLookup):
+        self.located = located
+        self.functions = functions
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, loc: tuple, message: str, *, key: bool = False) -> None:
+        self.diagnostics.append(self.located.diagnostic(loc, message, key=key))
+
+    # -- kinds --------------------------------------------------------------------------------
+
+    def workflow(self, wf: m.Workflow) -> None:
+        form_fields = set(wf.form.properties)
+        self.form(wf.form.properties, wf.form.required, ("form",))
+        self.schedule(wf)
+        step_ids = self.steps(wf.steps, ("steps",))
+        self.templates(
+            self.located.data,
+            (),
+            {"form": form_fields, "steps": step_ids, "run": None, "resources": None, "contacts": None},
+        )
+
+    def function(self, fn: m.Function) -> None:
+        self.form(fn.inputs, [k for k, v in fn.inputs.items() if v.required], ("inputs",))
+        step_ids = self.steps(fn.steps, ("steps",))
+        self.templates(
+            self.located.data,
+            (),
+            {"inputs": set(fn.inputs), "steps": step_ids, "run": None, "resources": None, "contacts": None},
+        )
+
+    def contacts(self, contacts: m.Contacts) -> None:
+        people = self._unique(contacts.people, ("people",), "person")
+        self._unique(contacts.groups, ("groups",), "group")
+        for i, person in enumerate(contacts.people):
+            if person.manager and person.manager not in people:
+                self.error(("people", i, "manager"), f"unknown person '{person.manager}'{suggest(person.manager, people)}")
+        for i, group in enumerate(contacts.groups):
+            for j, member in enumerate(group.members):
+                if member not in people:
+                    self.error(("groups", i, "members", j), f"group '{group.id}': unknown person '{member}'{suggest(member, people)}")
+
+    def _unique(self, items: list[Any], loc: tuple, what: str) -> set[str]:
+        ids: set[str] = set()
+        for i, item in enumerate(items):
+            if item.id in ids:
+                self.error(loc + (i, "id"), f"duplicate {what} id '{item.id}'")
+            ids.add(item.id)
+        return ids
+
+    # -- form ---------------------------------------------------------------------------------
+
+    def form(self, properties: dict[str, m.FormField], required: list[str], loc: tuple) -> None:
+        for i, name in enumerate(required):
+            if name not in properties:
+                self.error(loc + ("required", i), f"required field '{name}' is not in properties{suggest(name, properties)}")
+        for name, fld in properties.items():
+            schema = fld.json_schema()
+            schema.pop("required", None)
+            try:
+                jsonschema.Draft7Validator.check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                self.error(loc + ("properties", name), f"field '{name}': invalid schema: {exc.message}")
+                continue
+            if "default" in fld.model_fields_set and fld.default is not None:
+                errors = list(jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker()).iter_errors(fld.default))
+                if errors:
+                    self.error(loc + ("properties", name, "default"), f"field '{name}': default {fld.default!r} is invalid: {errors[0].message}")
+
+    def schedule(self, wf: m.Workflow) -> None:
+        if wf.schedule is None:
+            return
+        spec = wf.schedule if isinstance(wf.schedule, m.Schedule) else m.Schedule(cron=wf.schedule)
+        loc = ("schedule", "cron") if isinstance(wf.schedule, m.Schedule) else ("schedule",)
+        if spec.cron not in CRON_PRESETS:
+            from croniter import croniter
+
+            if spec.cron.startswith("@") or not croniter.is_valid(spec.cron):
+                self.error(loc, f"invalid cron expression {spec.cron!r}" + (
+                    f"; presets are {', '.join(sorted(CRON_PRESETS))}" if spec.cron.startswith("@") else ""))
+        if isinstance(wf.schedule, m.Schedule):
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(spec.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                self.error(("schedule", "timezone"), f"unknown timezone {spec.timezone!r}")
+            if spec.start_date:
+                import pendulum
+
+                try:
+                    pendulum.parse(spec.start_date)
+                except Exception:
+                    self.error(("schedule", "start_date"), f"invalid start_date {spec.start_date!r}: expected an ISO date")
+        if spec.cron != "@once":
+            for name, fld in wf.form.properties.items():
+                if name in wf.form.required and "default" not in fld.model_fields_set:
+                    self.error(("form", "properties", name), f"field '{name}' is required but has no default: a scheduled run has nobody to fill it in")
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def steps(self, steps: list[m.Step], loc: tuple) -> set[str]:
+        ids: dict[str, int] = {}
+        for i, step in enumerate(steps):
+            if step.id in ids:
+                self.error(loc + (i, "id"), f"duplicate step id '{step.id}' (first used by step {ids[step.id] + 1})")
+            else:
+                ids[step.id] = i
+        known = set(ids)
+        for i, step in enumerate(steps):
+            for j, dep in enumerate(step.after or []):
+                if dep == step.id:
+                    self.error(loc + (i, "after", j), f"step '{step.id}': a step cannot come after itself")
+                elif dep not in known:
+                    self.error(loc + (i, "after", j), f"step '{step.id}': after: unknown step '{dep}'{suggest(dep, known)}")
+            if step.decision is not None:
+                self.decision(step, loc + (i, "decision"), known)
+            if step.use is not None:
+                self.use(step, loc + (i, "use"))
+            for fld in ("retry_delay", "timeout"):
+                self._duration(getattr(step, fld), loc + (i, fld))
+        if not self.diagnostics:
+            self._cycles(steps, loc)
+        if not self.diagnostics:
+            from autopilot_provider.definitions.graph import stray_decision_children
+
+            for child, decision in stray_decision_children(steps):
+                self.error(
+                    loc + (ids[child], "id"),
+                    f"step '{child}' waits for decision '{decision}' but is not one of its branches, so it "
+                    f"would always be skipped: list it under the decision's then/else/cases, or set `after:`",
+                )
+        return known
+
+    def _duration(self, value: str | None, loc: tuple) -> None:
+        if value is not None:
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                self.error(loc, str(exc))
+
+    def decision(self, step: m.Step, loc: tuple, known: set[str]) -> None:
+        spec = step.decision
+        assert spec is not None
+        for j, target in _decision_targets(spec):
+            where = loc + j
+            if target == step.id:
+                self.error(where, f"step '{step.id}': a decision cannot branch to itself")
+            elif target not in known:
+                self.error(where, f"step '{step.id}': branch to unknown step '{target}'{suggest(target, known)}")
+
+    def use(self, step: m.Step, loc: tuple) -> None:
+        spec = step.use
+        assert spec is not None
+        target = self.functions(spec.function)
+        if target is None:
+            hint = getattr(self.functions, "__self__", None)
+            extra = hint.unknown_function_hint(spec.function) if hasattr(hint, "unknown_function_hint") else ""
+            self.error(loc + ("function",), f"step '{step.id}': unknown function '{spec.function}'{extra}")
+            return
+        if not target.ok or not isinstance(target.definition, m.Function):
+            first = target.diagnostics[0] if target.diagnostics else None
+            self.error(loc + ("function",), f"step '{step.id}': function '{spec.function}' has errors" + (f": {first}" if first else ""))
+            return
+        fn = target.definition
+        for name in spec.with_:
+            if name not in fn.inputs:
+                self.error(loc + ("with", name), f"step '{step.id}': function '{fn.id}' has no input '{name}'{suggest(name, fn.inputs)}", key=True)
+        for name, inp in fn.inputs.items():
+            if inp.required and name not in spec.with_ and "default" not in inp.model_fields_set:
+                self.error(loc + ("with",) if "with" in self._data(loc) else loc, f"step '{step.id}': missing required input '{name}' of function '{fn.id}'")
+
+    def _data(self, loc: tuple) -> Any:
+        current = self.located.data
+        for part in loc:
+            current = current[part]
+        return current
+
+    def _cycles(self, steps: list[m.Step], loc: tuple) -> None:
+        from autopilot_provider.definitions.graph import dependencies
+
+        deps = dependencies(steps)
+        index = {s.id: i for i, s in enumerate(steps)}
+        state: dict[str, int] = {}
+        stack: list[str] = []
+
+        def visit(node: str) -> list[str] | None:
+            state[node] = 1
+            stack.append(node)
+            for dep in deps.get(node, ()):
+                if state.get(dep) == 1:
+                    return stack[stack.index(dep):] + [dep]
+                if dep not in state:
+                    found = visit(dep)
+                    if found:
+                        return found
+            stack.pop()
+            state[node] = 2
+            return None
+
+        for step in steps:
+            if step.id not in state:
+                cycle = visit(step.id)
+                if cycle:
+                    # cycle lists each step then one of its dependencies, so read it backwards
+                    path = " → ".join(reversed(cycle))
+                    self.error(loc + (index[cycle[0]], "id"), f"dependency cycle: {path}")
+                    return
+
+    # -- templates ----------------------------------------------------------------------------
+
+    def templates(self, value: Any, loc: tuple, scope: dict[str, set[str] | None]) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if loc[-1:] and (loc[-1], key) in UNTEMPLATED:
+                    continue
+                if key in EXPRESSION_KEYS and isinstance(child, str) and _in_expression_owner(loc):
+                    self._check_text(child, loc + (key,), scope, expression=True)
+                else:
+                    self.templates(child, loc + (key,), scope)
+        elif isinstance(value, list):
+            for i, child in enumerate(value):
+                self.templates(child, loc + (i,), scope)
+        elif isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value):
+            self._check_text(value, loc, scope, expression=False)
+
+    def _check_text(self, text: str, loc: tuple, scope: dict[str, set[str] | None], *, expression: bool) -> None:
+        what = "expression" if expression else "template"
+        error, line, refs, undeclared = check_template(text, expression=expression)
+        if error:
+            self._text_error(loc, line, f"invalid {what}: {error}")
+            return
+        for name in sorted(undeclared - set(scope)):
+            self._text_error(loc, 1, f"unknown name '{name}' in {what}{suggest(name, scope)}; known names: {', '.join(scope)}")
+        for ref in refs:
+            names = scope.get(ref.scope)
+            if ref.scope not in scope or names is None or ref.name is None:
+                continue
+            if ref.name not in names:
+                label = {"form": "form field", "steps": "step", "inputs": "input"}.get(ref.scope, ref.scope)
+                self._text_error(loc, ref.line, f"unknown {label} '{ref.name}' in {what}{suggest(ref.name, names)}")
+
+    def _text_error(self, loc: tuple, line_in_text: int, message: str) -> None:
+        line, col = self.located.text_position(loc, line_in_text)
+        self.diagnostics.append(Diagnostic(self.located.path, line, col, _context(loc, self.located.data) + message))
+
+
+def _in_expression_owner(loc: tuple) -> bool:
+    """`if`, `when` and `until` are expressions inside decisions and waits only."""
+    return any(part in ("decision", "wait", "cases") for part in loc)
+
+
+def _decision_targets(spec: m.DecisionStep) -> Iterable[tuple[tuple, str]]:
+    if spec.cases is not None:
+        for i, case in enumerate(spec.cases):
+            for j, target in enumerate(case.then):
+                yield ("cases", i, "then", j), target
+        for j, target in enumerate(spec.default or []):
+            yield ("default", j), target
+    else:
+        for j, target in enumerate(spec.then or []):
+            yield ("then", j), target
+        for j, target in enumerate(spec.else_ or []):
+            yield ("else", j), target

@@ -1,0 +1,43 @@
+"""Render a mapping of templates into values (function inputs and outputs), optionally checked
+against a JSON Schema, and push it as the task's outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+from airflow.sdk import BaseOperator
+
+from autopilot_provider.runtime import ScopeSpec, build_scope
+from autopilot_provider.templating import render_value
+
+
+class ValuesOperator(BaseOperator):
+    ui_color = "#eeeeee"
+
+    def __init__(
+        self,
+        *,
+        values: dict[str, Any],
+        schema: dict[str, Any] | None = None,
+        scope: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.values = values
+        self.schema = schema
+        self.scope = scope or {}
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        scope = build_scope(context, ScopeSpec.from_dict(self.scope))
+        result = {name: render_value(value, scope) for name, value in self.values.items()}
+        if self.schema:
+            for name, prop in self.schema.get("properties", {}).items():
+                if name not in result and "default" in prop:
+                    result[name] = prop["default"]
+            try:
+                jsonschema.validate(result, self.schema, format_checker=jsonschema.FormatChecker())
+            except jsonschema.ValidationError as exc:
+                where = ".".join(str(p) for p in exc.absolute_path) or "inputs"
+                raise ValueError(f"{where}: {exc.message}") from None
+        return result

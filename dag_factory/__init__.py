@@ -1,0 +1,1 @@
+"""Compile Autopilot definitions into Airflow DAGs."""

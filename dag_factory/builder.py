@@ -1,0 +1,160 @@
+"""Definition → Airflow DAG. Walks the steps, asks the registry for each kind's compiler and wires
+dependencies by the rules in ``autopilot_provider.definitions.graph``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Param
+
+from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.errors import DefinitionError
+from autopilot_provider.definitions.graph import dependencies, downstream_of_decision
+from autopilot_provider.runtime import ScopeSpec
+from autopilot_provider.timeparse import parse_duration
+
+#: Used when a scheduled workflow gives no start_date: a fixed date keeps the DAG stable across
+#: parses (a moving "now" would change the serialized DAG on every parse).
+DEFAULT_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+class CompileContext:
+    """What a compiler needs: the scope its templates see, task arguments, nested compilation."""
+
+    def __init__(self, project: Any, definitions: Path, defaults: m.StepDefaults, *, group_id: str | None = None,
+                 inputs_task: str | None = None, function_stack: tuple[str, ...] = ()):
+        self.project = project
+        self.definitions = definitions
+        self.defaults = defaults
+        self.group_id = group_id
+        self.inputs_task = inputs_task
+        self.function_stack = function_stack
+        self.steps: list[m.Step] = []
+        self.dependencies: dict[str, list[str]] = {}
+        self._after_decision: set[str] = set()
+
+    # -- ids and scope --------------------------------------------------------------------------
+
+    def _full(self, local: str) -> str:
+        return f"{self.group_id}.{local}" if self.group_id else local
+
+    def entry_id(self, step_id: str) -> str:
+        """Task id, or TaskGroup id for a `use` step — what a branch returns to follow this step."""
+        return self._full(step_id)
+
+    def output_task(self, step: m.Step) -> str:
+        return self._full(f"{step.id}._outputs" if step.use is not None else step.id)
+
+    def scope(self) -> dict[str, Any]:
+        return ScopeSpec(
+            steps={s.id: self.output_task(s) for s in self.steps},
+            inputs_task=self.inputs_task,
+            definitions=str(self.definitions),
+        ).as_dict()
+
+    def task_kwargs(self, step: m.Step, *, task_id: bool = True) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if task_id:
+            kwargs["task_id"] = step.id
+        retries = step.retries if step.retries is not None else self.defaults.retries
+        if retries is not None:
+            kwargs["retries"] = retries
+        delay = step.retry_delay or self.defaults.retry_delay
+        if delay:
+            kwargs["retry_delay"] = parse_duration(delay)
+        timeout = step.timeout or self.defaults.timeout
+        if timeout:
+            kwargs["execution_timeout"] = parse_duration(timeout)
+        if step.trigger_rule:
+            kwargs["trigger_rule"] = step.trigger_rule
+        elif step.id in self._after_decision:
+            kwargs["trigger_rule"] = "none_failed_min_one_success"
+        doc = "\n\n".join(x for x in (step.title, step.description) if x)
+        if doc:
+            kwargs["doc_md"] = doc
+        return kwargs
+
+    # -- compilation ----------------------------------------------------------------------------
+
+    def function(self, function_id: str) -> m.Function:
+        loaded = self.project.function(function_id)
+        if loaded is None or not loaded.ok or not isinstance(loaded.definition, m.Function):
+            raise DefinitionError(loaded.diagnostics if loaded else [])
+        return loaded.definition
+
+    def nested(self, *, group_id: str, inputs_task: str) -> CompileContext:
+        return CompileContext(self.project, self.definitions, self.defaults, group_id=group_id,
+                              inputs_task=inputs_task, function_stack=self.function_stack)
+
+    def compile_steps(self, steps: list[m.Step]) -> dict[str, Any]:
+        from dag_factory.registry import COMPILERS
+
+        self.steps = steps
+        self.dependencies = dependencies(steps)
+        self._after_decision = downstream_of_decision(steps)
+        nodes = {step.id: COMPILERS[step.kind](step, self) for step in steps}
+        for step in steps:
+            for upstream in self.dependencies[step.id]:
+                nodes[upstream] >> nodes[step.id]
+        return nodes
+
+
+def form_params(form: m.Form) -> dict[str, Param]:
+    params = {}
+    for name, field in form.properties.items():
+        schema = field.json_schema()
+        if name not in form.required:
+            # An optional field may be left empty: the trigger form sends null for it.
+            kinds = schema.get("type", "string")
+            kinds = kinds if isinstance(kinds, list) else [kinds]
+            if "null" not in kinds:
+                schema["type"] = ["null", *kinds]
+            if "enum" in schema and None not in schema["enum"]:
+                schema["enum"] = [*schema["enum"], None]
+            schema.setdefault("default", None)
+        description = schema.pop("description", None)
+        if "default" in schema:
+            params[name] = Param(schema.pop("default"), description=description, **schema)
+        else:  # required with no default: the trigger form insists on a value
+            params[name] = Param(description=description, **schema)
+    return params
+
+
+def build_dag(workflow: m.Workflow, project: Any, *, source: str = "") -> DAG:
+    """Build the Airflow DAG for a validated workflow."""
+    schedule: Any = None
+    start_date = DEFAULT_START
+    catchup = False
+    timezone_name = "UTC"
+    if isinstance(workflow.schedule, m.Schedule):
+        schedule, catchup, timezone_name = workflow.schedule.cron, workflow.schedule.catchup, workflow.schedule.timezone
+        import pendulum
+
+        start_date = pendulum.parse(workflow.schedule.start_date or DEFAULT_START.date().isoformat(), tz=timezone_name)
+    elif workflow.schedule:
+        schedule = workflow.schedule
+    doc = [f"# {workflow.title or workflow.id}"]
+    if workflow.description:
+        doc.append(workflow.description)
+    if source:
+        doc.append(f"Defined in `{source}` (Autopilot workflow).")
+    default_args: dict[str, Any] = {}
+    if workflow.owner:
+        default_args["owner"] = workflow.owner
+    with DAG(
+        dag_id=workflow.id,
+        description=workflow.title,
+        doc_md="\n\n".join(doc),
+        schedule=schedule,
+        start_date=start_date,
+        catchup=catchup,
+        tags=sorted({"autopilot", *workflow.tags}),
+        params=form_params(workflow.form),
+        default_args=default_args,
+        render_template_as_native_obj=False,
+    ) as dag:
+        context = CompileContext(project, project.root, workflow.defaults)
+        context.compile_steps(workflow.steps)
+    return dag

@@ -1,0 +1,47 @@
+"""A DAG bundle that serves the workflows in a definitions folder.
+
+Configure it in ``[dag_processor] dag_bundle_config_list``::
+
+    [{"name": "autopilot", "classpath": "dag_factory.bundle.AutopilotDagBundle",
+      "kwargs": {"definitions": "/path/to/definitions", "refresh_interval": 10}}]
+
+The dag-processor calls ``refresh()`` on its interval; a worker calls ``initialize()`` before it runs a
+task. Both regenerate the stubs (cheap: a stat per file, a read only for changed files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow.dag_processing.bundles.base import BaseDagBundle
+
+from dag_factory.stubs import sync_stubs
+
+
+class AutopilotDagBundle(BaseDagBundle):
+    supports_versioning = False
+
+    def __init__(self, *, definitions: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if definitions is None:
+            from airflow.configuration import conf
+
+            definitions = conf.get("autopilot", "definitions_dir", fallback=None) or conf.get("core", "dags_folder")
+        self.definitions = Path(definitions).expanduser().resolve()
+        self._path = Path(self.base_dir) / "stubs"
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def get_current_version(self) -> None:
+        return None
+
+    def initialize(self) -> None:
+        with self.lock():
+            sync_stubs(self.definitions, self._path)
+        super().initialize()
+
+    def refresh(self) -> None:
+        with self.lock():
+            sync_stubs(self.definitions, self._path)

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from autopilot_provider.definitions import models as m
+from autopilot_provider.operators.script import ScriptOperator
+
+
+def compile_script(step: m.Step, ctx) -> ScriptOperator:
+    spec = step.script
+    assert spec is not None
+    return ScriptOperator(
+        language=spec.language,
+        script=getattr(spec, spec.language),
+        env=dict(spec.env),
+        cwd=spec.cwd,
+        scope=ctx.scope(),
+        **ctx.task_kwargs(step),
+    )

@@ -1,0 +1,39 @@
+"""Called by each generated stub: compile one definition file into (at most) one DAG.
+
+Raises ``DefinitionError`` — which Airflow records as this file's import error — when the file or a
+function it uses is invalid. On a worker (``get_parsing_context().dag_id`` set) a stub whose workflow
+is not the one being run returns at once, so starting a task compiles only that task's workflow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.errors import DefinitionError
+from dag_factory.project import Project
+from dag_factory.stubs import INDEX_NAME
+
+
+def load_dag_file(root: str, rel: str, stub_file: str | None = None):
+    from airflow.sdk import get_parsing_context
+
+    index = Path(stub_file).parent / INDEX_NAME if stub_file else None
+    if index is not None:
+        # stubs mirror the definitions' folders; the index sits at the top of the stubs folder
+        for _ in Path(rel).parts[:-1]:
+            index = index.parent.parent / INDEX_NAME
+    project = Project(Path(root), index_path=index if index and index.exists() else None)
+    current = get_parsing_context().dag_id
+    if current is not None:
+        entry = project.index().get(rel)
+        if entry is not None and entry.id != current:
+            return None
+    loaded = project.load(rel)
+    if not loaded.ok:
+        raise DefinitionError(loaded.diagnostics)
+    if not isinstance(loaded.definition, m.Workflow):
+        return None
+    from dag_factory.builder import build_dag
+
+    return build_dag(loaded.definition, project, source=project.display(rel))

@@ -1,0 +1,1 @@
+"""The plugin REST API, one router per resource."""

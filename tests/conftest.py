@@ -1,0 +1,125 @@
+"""Test environment: a throw-away AIRFLOW_HOME, a copy of definitions/ served by the Autopilot DAG
+bundle, and a real metadata database — SQLite by default, PostgreSQL with AUTOPILOT_TEST_DB=postgres.
+
+Airflow reads its configuration at import time, so everything here happens before airflow is imported.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+HOME = Path(tempfile.mkdtemp(prefix="autopilot-test-"))
+DEFINITIONS = HOME / "definitions"
+shutil.copytree(REPO / "definitions", DEFINITIONS)
+
+BUNDLE_CONFIG = (
+    '[{"name": "autopilot", "classpath": "dag_factory.bundle.AutopilotDagBundle", '
+    f'"kwargs": {{"definitions": "{DEFINITIONS}", "refresh_interval": 2}}}}]'
+)
+os.environ.update(
+    AIRFLOW_HOME=str(HOME),
+    AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    AIRFLOW__CORE__DAGS_FOLDER=str(DEFINITIONS),
+    AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+    AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST=BUNDLE_CONFIG,
+    AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH=str(HOME / "bundles"),
+    AIRFLOW__CORE__PARALLELISM="4",
+    AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
+    AUTOPILOT_DEFINITIONS=str(DEFINITIONS),
+)
+
+PG_DATABASE = None
+if os.environ.get("AUTOPILOT_TEST_DB") == "postgres":
+    import psycopg2
+
+    PG_DATABASE = f"autopilot_test_{uuid.uuid4().hex[:10]}"
+    _admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    _admin.autocommit = True
+    _admin.cursor().execute(f'CREATE DATABASE "{PG_DATABASE}"')
+    _admin.close()
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
+        f"postgresql+psycopg2://postgres@127.0.0.1:5432/{PG_DATABASE}"
+    )
+
+    def _drop_database() -> None:
+        conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (PG_DATABASE,)
+        )
+        cur.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}"')
+        conn.close()
+
+    atexit.register(_drop_database)
+else:
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{HOME / 'airflow.db'}"
+
+atexit.register(shutil.rmtree, HOME, True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """The metadata database, migrated once per test session."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+@pytest.fixture
+def definitions_dir() -> Path:
+    """The definitions folder the Airflow bundle serves (a copy of the repository's)."""
+    return DEFINITIONS
+
+
+@pytest.fixture
+def write_definition(definitions_dir: Path):
+    """Write extra definition files for one test; they are removed afterwards."""
+    written: list[Path] = []
+
+    def write(rel: str, text: str) -> Path:
+        path = definitions_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+        return path
+
+    yield write
+    for path in written:
+        path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def run_workflow(airflow_db, definitions_dir):
+    """Load the bundle like Airflow does and run one workflow with dag.test(); returns the DagRun."""
+
+    def run(dag_id: str, conf: dict | None = None):
+        from airflow.dag_processing.dagbag import DagBag
+
+        from dag_factory.bundle import AutopilotDagBundle
+
+        bundle = AutopilotDagBundle(name="autopilot", definitions=str(definitions_dir))
+        bundle.initialize()
+        bag = DagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name="autopilot")
+        assert dag_id in bag.dags, f"{dag_id} not loaded; import errors: {bag.import_errors}"
+        return bag.dags[dag_id].test(run_conf=conf or {})
+
+    return run
+
+
+def task_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state) for ti in dag_run.get_task_instances()}

@@ -1,0 +1,61 @@
+"""Every example definition compiles, and every example workflow runs end to end in real Airflow."""
+
+from __future__ import annotations
+
+import pytest
+
+from dag_factory.project import Project
+from tests.conftest import REPO, task_states
+
+EXAMPLES = Project(REPO / "definitions")
+WORKFLOWS = [e.id for e in EXAMPLES.index().values() if e.kind == "Workflow"]
+
+
+@pytest.mark.parametrize("rel", sorted(EXAMPLES.index()))
+def test_example_definition_is_valid(rel):
+    loaded = EXAMPLES.load(rel)
+    assert loaded.diagnostics == []
+    assert loaded.ok
+
+
+def test_hello_world_greets_and_counts(run_workflow):
+    dag_run = run_workflow("hello_world", {"name": "Ada"})
+    assert str(dag_run.state) == "success"
+    assert task_states(dag_run) == {"greet": "success", "count": "success"}
+    count = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "count")
+    assert count.xcom_pull(task_ids="count") == {"letters": len("HelloAda")}
+
+
+def test_add_machine_to_backups_plans_a_reachable_host(run_workflow):
+    dag_run = run_workflow(
+        "add_machine_to_backups",
+        {"hostname": "localhost", "policy": "gold", "justification": "database server for team X"},
+    )
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "success", states
+    assert states["report_unreachable"] == "skipped"
+    assert states["plan_backup"] == "success"
+    plan = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "plan_backup")
+    outputs = plan.xcom_pull(task_ids="plan_backup")
+    assert outputs.pop("address") in ("127.0.0.1", "::1")
+    assert outputs == {"hostname": "localhost", "frequency": "daily", "retention_days": 90}
+
+
+def test_add_machine_to_backups_fails_visibly_for_an_unknown_host(run_workflow):
+    dag_run = run_workflow(
+        "add_machine_to_backups",
+        {"hostname": "no-such-host.invalid", "policy": "bronze", "justification": "should stop here"},
+    )
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "failed"
+    assert states["report_unreachable"] == "failed"
+    assert states["plan_backup"] == "skipped"
+
+
+def test_nightly_disk_report_takes_exactly_one_branch(run_workflow):
+    dag_run = run_workflow("nightly_disk_report", {"path": "/", "warn_at": 100, "critical_at": 100})
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "success", states
+    assert states["healthy"] == "success"
+    assert states["warning"] == states["critical"] == "skipped"
+    assert states["summary"] == "success"
