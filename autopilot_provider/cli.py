@@ -61,6 +61,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         for diagnostic in diagnostics:
             print(diagnostic)
+        sys.stdout.flush()
         if not args.quiet:
             bad = len({d.path for d in diagnostics})
             print(

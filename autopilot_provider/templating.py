@@ -104,7 +104,7 @@ class Reference:
 
 def check_template(source: str, *, expression: bool = False) -> tuple[str | None, int, list[Reference], set[str]]:
     """Parse user text. Returns (syntax error or None, error line, references, undeclared names)."""
-    text = "{{ (" + source + ") }}" if expression else source
+    text = "{{ " + source + " }}" if expression else source
     try:
         tree = TEXT.parse(text)
     except TemplateSyntaxError as exc:

@@ -132,7 +132,7 @@ class Project:
         try:
             loaded = load_text(text, self.display(rel))
             validate(loaded, self.function)
-            if loaded.ok:
+            if loaded.definition is not None:
                 loaded.diagnostics.extend(factory_diagnostics(loaded))
             loaded.diagnostics.sort()
         finally:

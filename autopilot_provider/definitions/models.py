@@ -101,8 +101,8 @@ class FormField(Strict):
     examples: list[Any] | None = None
     format: str | None = None
     pattern: str | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
     minLength: int | None = Field(None, ge=0)
     maxLength: int | None = Field(None, ge=0)
     minItems: int | None = Field(None, ge=0)

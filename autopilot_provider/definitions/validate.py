@@ -128,7 +128,7 @@ def _pydantic_diagnostics(exc: ValidationError, model: type[BaseModel], located:
             loc, key = loc[:-1], False
         else:
             text = error["msg"].removeprefix("Value error, ")
-            where = _dotted(loc)
+            where = _dotted(_within_step(loc))
             message = f"{where}: {text}" if where and not _ends_in_model(model, loc) else text
             key = False
         full = f"{_context(loc, located.data)}{message}"
@@ -159,6 +159,14 @@ def _clean_loc(loc: tuple, data: Any) -> tuple:
         elif last and isinstance(current, dict):
             cleaned.append(part)
     return tuple(cleaned)
+
+
+def _within_step(loc: tuple) -> tuple:
+    """The part of loc after the innermost ('steps', i): the step is already named in the message."""
+    for i in range(len(loc) - 2, -1, -1):
+        if loc[i] == "steps" and isinstance(loc[i + 1], int):
+            return loc[i + 2 :]
+    return loc
 
 
 def _dotted(loc: tuple) -> str:

@@ -1,0 +1,272 @@
+"""Problems in definitions are caught before anything runs, each as `path:line:col: message`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dag_factory.project import Project
+from tests.conftest import REPO
+
+HEADER = "apiVersion: autopilot/v1\nkind: Workflow\nid: wf\n"
+
+
+def errors(tmp_path: Path, text: str, *, name: str = "wf.yaml", extra: dict[str, str] | None = None) -> list[str]:
+    for rel, body in (extra or {}).items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(textwrap.dedent(body))
+    (tmp_path / name).write_text(textwrap.dedent(text))
+    return [str(d) for d in Project(tmp_path, display_root="defs").load(name).diagnostics]
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path):
+    assert errors(tmp_path, HEADER + "steps:\n  - id: a\n    script: {bash: echo: x}\n") == [
+        "defs/wf.yaml:6:24: YAML syntax error: did not find expected ',' or '}' (while parsing a flow mapping)"
+    ]
+
+
+def test_duplicate_yaml_key_is_an_error_not_an_overwrite(tmp_path):
+    text = HEADER + "steps:\n  - id: a\n    script: {bash: echo 1}\n    script: {bash: echo 2}\n"
+    assert errors(tmp_path, text) == ["defs/wf.yaml:7:5: duplicate key 'script' (first defined at line 6)"]
+
+
+def test_unknown_field_suggests_the_nearest(tmp_path):
+    text = HEADER + "steps:\n  - id: ping\n    script: {bash: echo}\n    retires: 3\n"
+    assert errors(tmp_path, text) == ["defs/wf.yaml:7:5: step 'ping': unknown field 'retires' (did you mean 'retries'?)"]
+
+
+def test_unknown_top_level_field_and_missing_steps(tmp_path):
+    found = errors(tmp_path, HEADER + "titel: Hello\n")
+    assert "defs/wf.yaml:4:1: unknown field 'titel' (did you mean 'title'?)" in found
+    assert "defs/wf.yaml:1:1: missing required field 'steps'" in found
+
+
+def test_wrong_api_version_and_kind(tmp_path):
+    assert errors(tmp_path, "apiVersion: autopilot/v2\nkind: Workflow\n") == [
+        "defs/wf.yaml:1:13: unsupported apiVersion 'autopilot/v2': expected 'autopilot/v1'"
+    ]
+    assert errors(tmp_path, "apiVersion: autopilot/v1\nkind: Workflw\n") == [
+        "defs/wf.yaml:2:7: unknown kind 'Workflw': expected one of Workflow, Function, Contacts, Resources, Api"
+        " (did you mean 'Workflow'?)"
+    ]
+
+
+def test_a_step_needs_exactly_one_kind(tmp_path):
+    text = HEADER + "steps:\n  - id: a\n    script: {bash: echo}\n    use: {function: f}\n"
+    assert errors(tmp_path, text) == [
+        "defs/wf.yaml:5:5: step 'a': a step needs exactly one of task, script, form, approval, decision, notify,"
+        " ticket, pipe, wait, use, metric (got script, use)"
+    ]
+
+
+def test_duplicate_step_ids(tmp_path):
+    text = HEADER + "steps:\n  - id: a\n    script: {bash: echo}\n  - id: a\n    script: {bash: echo}\n"
+    assert errors(tmp_path, text) == ["defs/wf.yaml:7:9: duplicate step id 'a' (first used by step 1)"]
+
+
+def test_dangling_after_reference(tmp_path):
+    text = HEADER + "steps:\n  - id: fetch\n    script: {bash: echo}\n  - id: b\n    after: [fetc]\n    script: {bash: echo}\n"
+    assert errors(tmp_path, text) == ["defs/wf.yaml:8:13: step 'b': after: unknown step 'fetc' (did you mean 'fetch'?)"]
+
+
+def test_dependency_cycle(tmp_path):
+    text = HEADER + textwrap.dedent("""\
+        steps:
+          - id: a
+            after: c
+            script: {bash: echo}
+          - id: b
+            after: a
+            script: {bash: echo}
+          - id: c
+            after: b
+            script: {bash: echo}
+        """)
+    assert errors(tmp_path, text) == ["defs/wf.yaml:5:9: dependency cycle: a → b → c → a"]
+
+
+def test_bad_templates_and_unknown_names(tmp_path):
+    text = HEADER + textwrap.dedent("""\
+        form:
+          properties:
+            hostname: {type: string}
+        steps:
+          - id: a
+            script:
+              bash: |
+                echo {{ form.hostnme }}
+                echo {{ steps.b.outputs.x }}
+          - id: b
+            script: {bash: "echo {% if %}"}
+          - id: c
+            script: {bash: "echo {{ secrets.password }}"}
+        """)
+    assert errors(tmp_path, text) == [
+        "defs/wf.yaml:11:1: step 'a': unknown form field 'hostnme' in template (did you mean 'hostname'?)",
+        "defs/wf.yaml:14:20: step 'b': invalid template: Expected an expression, got 'end of statement block'",
+        "defs/wf.yaml:16:20: step 'c': unknown name 'secrets' in template; known names: form, steps, run, resources,"
+        " contacts",
+    ]
+
+
+def test_later_step_outputs_are_known_to_templates(tmp_path):
+    """Templates may name any step of the workflow (the run reads what has happened so far)."""
+    text = HEADER + "steps:\n  - id: a\n    script: {bash: 'echo {{ steps.b.outputs }}'}\n  - id: b\n    script: {bash: echo}\n"
+    assert errors(tmp_path, text) == []
+
+
+def test_bad_cron_and_timezone(tmp_path):
+    text = HEADER + "schedule: {cron: '61 * * * *', timezone: Mars/Olympus}\nsteps:\n  - id: a\n    script: {bash: echo}\n"
+    assert errors(tmp_path, text) == [
+        "defs/wf.yaml:4:18: invalid cron expression '61 * * * *'",
+        "defs/wf.yaml:4:42: unknown timezone 'Mars/Olympus'",
+    ]
+    assert errors(tmp_path, HEADER + "schedule: '@dayly'\nsteps:\n  - id: a\n    script: {bash: echo}\n")[0].startswith(
+        "defs/wf.yaml:4:11: invalid cron expression '@dayly'; presets are"
+    )
+
+
+def test_unknown_function_and_bad_inputs(tmp_path):
+    function = """\
+        apiVersion: autopilot/v1
+        kind: Function
+        id: check_host
+        inputs:
+          hostname: {type: string, required: true}
+        steps:
+          - id: probe
+            script: {bash: "echo {{ inputs.hostname }}"}
+        """
+    text = HEADER + textwrap.dedent("""\
+        steps:
+          - id: a
+            use: {function: chek_host}
+          - id: b
+            use:
+              function: check_host
+              with: {hostnme: x}
+        """)
+    assert errors(tmp_path, text, extra={"functions/check_host.yaml": function}) == [
+        "defs/wf.yaml:6:21: step 'a': unknown function 'chek_host' (did you mean 'check_host'?)",
+        "defs/wf.yaml:10:13: step 'b': missing required input 'hostname' of function 'check_host'",
+        "defs/wf.yaml:10:14: step 'b': function 'check_host' has no input 'hostnme' (did you mean 'hostname'?)",
+    ]
+
+
+def test_a_broken_function_is_reported_where_it_is_used(tmp_path):
+    function = "apiVersion: autopilot/v1\nkind: Function\nid: f\nsteps:\n  - id: x\n    script: {bash: echo, cwd: [1]}\n"
+    text = HEADER + "steps:\n  - id: a\n    use: {function: f}\n"
+    found = errors(tmp_path, text, extra={"f.yaml": function})
+    assert found == [
+        "defs/wf.yaml:6:21: step 'a': function 'f' has errors: defs/f.yaml:6:31: step 'x': script.cwd: "
+        "Input should be a valid string"
+    ]
+
+
+def test_recursive_functions_are_rejected(tmp_path):
+    function = "apiVersion: autopilot/v1\nkind: Function\nid: f\nsteps:\n  - id: x\n    use: {function: f}\n"
+    (tmp_path / "f.yaml").write_text(function)
+    found = [str(d) for d in Project(tmp_path, display_root="defs").load("f.yaml").diagnostics]
+    assert found == ["defs/f.yaml:6:21: step 'x': function 'f' has errors: defs/f.yaml:1:1: function 'f' uses itself"]
+
+
+def test_step_after_a_decision_must_be_one_of_its_branches(tmp_path):
+    text = HEADER + textwrap.dedent("""\
+        steps:
+          - id: decide
+            decision: {if: "true", then: go}
+          - id: forgotten
+            script: {bash: echo}
+          - id: go
+            script: {bash: echo}
+        """)
+    assert errors(tmp_path, text) == [
+        "defs/wf.yaml:7:9: step 'forgotten' waits for decision 'decide' but is not one of its branches, so it would"
+        " always be skipped: list it under the decision's then/else/cases, or set `after:`"
+    ]
+
+
+def test_decision_to_unknown_step_and_bad_expression(tmp_path):
+    text = HEADER + "steps:\n  - id: d\n    decision: {if: 'form.x ==', then: nope}\n"
+    assert errors(tmp_path, text) == [
+        "defs/wf.yaml:6:20: step 'd': invalid expression: unexpected 'end of print statement'",
+        "defs/wf.yaml:6:39: step 'd': branch to unknown step 'nope'",
+    ]
+
+
+def test_not_yet_supported_step_kinds_fail_clearly(tmp_path):
+    text = HEADER + "steps:\n  - id: ok\n    approval: {from: ['group:storage']}\n"
+    assert errors(tmp_path, text) == [
+        "defs/wf.yaml:6:5: step 'ok': step kind 'approval' is not supported yet (approval steps arrive with"
+        " people-in-the-loop)"
+    ]
+
+
+def test_scheduled_workflow_needs_defaults_for_required_fields(tmp_path):
+    text = HEADER + "schedule: '@daily'\nform:\n  properties:\n    host: {type: string}\n  required: [host]\n"
+    text += "steps:\n  - id: a\n    script: {bash: echo}\n"
+    assert errors(tmp_path, text) == [
+        "defs/wf.yaml:7:11: field 'host' is required but has no default: a scheduled run has nobody to fill it in"
+    ]
+
+
+def test_form_default_must_match_its_schema(tmp_path):
+    text = HEADER + "form:\n  properties:\n    n: {type: integer, minimum: 5, default: 2}\nsteps:\n  - id: a\n    script: {bash: echo}\n"
+    assert errors(tmp_path, text) == ["defs/wf.yaml:6:45: field 'n': default 2 is invalid: 2 is less than the minimum of 5"]
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autopilot_provider.cli", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_cli_validate_reports_every_broken_file_and_exits_1(tmp_path):
+    defs = tmp_path / "definitions"
+    defs.mkdir()
+    (defs / "good.yaml").write_text(HEADER.replace("id: wf", "id: good") + "steps:\n  - id: a\n    script: {bash: echo}\n")
+    (defs / "bad1.yaml").write_text(HEADER.replace("id: wf", "id: bad1") + "steps:\n  - id: a\n    scrip: {}\n")
+    (defs / "bad2.yaml").write_text("apiVersion: autopilot/v1\nkind: [\n")
+    result = run_cli("validate", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "definitions/bad1.yaml:6:5: step 'a': unknown field 'scrip' (did you mean 'script'?)"
+    assert lines[-1].startswith("definitions/bad2.yaml:3:1: YAML syntax error")
+    assert not any(line.startswith("definitions/good.yaml") for line in lines)
+    assert "3 definition(s) checked" in result.stderr
+
+    as_json = json.loads(run_cli("validate", "--format", "json", cwd=tmp_path).stdout)
+    assert as_json["files"] == 3
+    assert {e["path"] for e in as_json["errors"]} == {"definitions/bad1.yaml", "definitions/bad2.yaml"}
+    assert {"line", "column", "message"} <= set(as_json["errors"][0])
+
+    (defs / "bad1.yaml").unlink()
+    (defs / "bad2.yaml").unlink()
+    assert run_cli("validate", "definitions/good.yaml", cwd=tmp_path).returncode == 0
+
+
+def test_pre_commit_hook_runs_validate():
+    hooks = (REPO / ".pre-commit-hooks.yaml").read_text()
+    assert "entry: autopilot validate" in hooks and "id: autopilot-validate" in hooks
+
+
+def test_exported_json_schema_is_current():
+    """definitions/schema/ is generated from the models; regenerate with `autopilot schema`."""
+    result = run_cli("schema", "--check", cwd=REPO)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("rel", sorted(Project(REPO / "definitions").index()))
+def test_examples_validate_against_the_published_schema(rel):
+    import jsonschema
+    import yaml
+
+    schema = json.loads((REPO / "definitions/schema/definition.schema.json").read_text())
+    document = yaml.safe_load((REPO / "definitions" / rel).read_text())
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(document)) == []
