@@ -108,6 +108,17 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from autopilot_provider.store import migrate
+
+    applied = migrate()
+    if applied:
+        print("applied: " + ", ".join(applied))
+    else:
+        print("the Autopilot tables are up to date")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autopilot", description="Autopilot workflow definitions for Airflow.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("-o", "--output", default=os.path.join(DEFAULT_ROOT, "schema"))
     schema.add_argument("--check", action="store_true", help="exit 1 if the exported schema is stale")
     schema.set_defaults(func=cmd_schema)
+
+    db = sub.add_parser("db", help="the Autopilot tables in the Airflow metadata database")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_migrate = db_sub.add_parser("migrate", help="create or upgrade the autopilot_* tables (idempotent)")
+    db_migrate.set_defaults(func=cmd_db_migrate)
     return parser
 
 

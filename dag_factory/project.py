@@ -183,7 +183,11 @@ class Project:
         return problems
 
     def unknown_function_hint(self, name: str) -> str:
-        return suggest(name, self.ids("Function"))
+        hint = suggest(name, self.ids("Function"))
+        unreadable = sorted(rel for rel, entry in self.index().items() if entry.kind is None)
+        if not hint and unreadable:
+            hint = f" (these definition files could not be read: {', '.join(unreadable[:5])})"
+        return hint
 
 
 def atomic_write(path: Path, text: str) -> None:

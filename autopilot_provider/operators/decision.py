@@ -46,5 +46,9 @@ class DecisionOperator(BaseBranchOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         chosen, case = self._choose(context)
+        outputs = {"case": case, "taken": [t.rsplit(".", 1)[-1] for t in chosen]}
+        # Skipping the other branches ends execute() with an exception (DownstreamTasksSkipped), so
+        # the outputs are pushed before branching rather than returned.
+        context["ti"].xcom_push(key="return_value", value=outputs)
         self.do_branch(context, chosen)
-        return {"case": case, "taken": [t.rsplit(".", 1)[-1] for t in chosen]}
+        return outputs

@@ -1,0 +1,694 @@
+"""The definitions folder as a managed store, with a revision history in Airflow's metadata database.
+
+Every operation the REST API offers (``autopilot_plugin.api.definitions``) is a method of
+:class:`DefinitionStore`, so a CLI or a test calls exactly what the API calls. Failures raise a
+:class:`StoreError` subclass that names the field at fault and carries the HTTP status the API returns.
+
+Durable state lives in tables prefixed ``autopilot_`` in the Airflow metadata database (SQLite in
+standalone, PostgreSQL in production), created by ``autopilot db migrate`` (:func:`migrate`):
+
+* ``autopilot_definition_revision``: one row per create/update/delete of a path (number, version =
+  sha256 of the content, author = Airflow user name, time, action, content).
+* ``autopilot_definition_head``: the last revision number per path. Every save first bumps this row,
+  which takes a row lock (PostgreSQL) or the database write lock (SQLite) until the save commits, so
+  two concurrent saves of one path are serialized and the optimistic version check cannot race.
+* ``autopilot_migration``: which migrations have been applied.
+
+A save is one transaction: lock the head row, check the version against the file on disk, insert the
+revision, write the file (atomically: temp file + rename), then commit. If anything before the commit
+fails the transaction rolls back and the file is untouched; if the commit itself fails the previous
+file content is put back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PureWindowsPath
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from autopilot_provider.definitions.errors import Diagnostic
+from autopilot_provider.definitions.models import KINDS
+from autopilot_provider.definitions.source import quick_header
+
+log = logging.getLogger(__name__)
+
+#: Largest definition accepted (characters).
+MAX_CONTENT = 1_000_000
+MAX_PATH = 512
+ACTIONS = ("create", "update", "delete")
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """A request the store refuses; ``field`` names the input at fault, ``status`` is the HTTP status."""
+
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None, **extra: Any):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message}
+        if self.field:
+            body["field"] = self.field
+        body.update(self.extra)
+        return body
+
+
+class InvalidInput(StoreError):
+    """A malformed path, kind or similar (400)."""
+
+    status = 400
+
+
+class NotFound(StoreError):
+    status = 404
+
+
+class AlreadyExists(StoreError):
+    status = 409
+
+
+class StaleVersion(StoreError):
+    """The client's ``version`` is not the current content hash; the body carries ``current_version``."""
+
+    status = 409
+
+
+class DuplicateId(StoreError):
+    """The definition's kind and id are already used by another file (409, with diagnostics)."""
+
+    status = 409
+
+
+class InvalidDefinition(StoreError):
+    """The content does not validate (422, with diagnostics); nothing was written."""
+
+    status = 422
+
+
+class NotMigrated(StoreError):
+    """The ``autopilot_*`` tables do not exist yet (503)."""
+
+    status = 503
+
+
+def diagnostic_dict(diagnostic: Diagnostic) -> dict[str, Any]:
+    """A diagnostic as JSON: ``path``, ``line``, ``column``, ``message`` and ``text`` (``path:line:col: message``)."""
+    return {**diagnostic.as_dict(), "text": str(diagnostic)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables and migrations
+# ---------------------------------------------------------------------------------------------
+
+metadata = MetaData()
+
+
+def _utc_datetime():
+    from airflow.utils.sqlalchemy import UtcDateTime
+
+    return UtcDateTime()
+
+
+migration_table = Table(
+    "autopilot_migration",
+    metadata,
+    Column("name", String(100), nullable=False),
+    Column("applied_at", _utc_datetime(), nullable=False),
+    PrimaryKeyConstraint("name", name="autopilot_migration_pkey"),
+)
+
+revision_table = Table(
+    "autopilot_definition_revision",
+    metadata,
+    Column("path", String(MAX_PATH), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("version", String(64), nullable=True),
+    Column("author", String(250), nullable=True),
+    Column("created_at", _utc_datetime(), nullable=False),
+    # For create/update: the saved content. For delete: the content that was removed.
+    Column("content", Text, nullable=True),
+    PrimaryKeyConstraint("path", "number", name="autopilot_definition_revision_pkey"),
+)
+
+head_table = Table(
+    "autopilot_definition_head",
+    metadata,
+    Column("path", String(MAX_PATH), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("updated_at", _utc_datetime(), nullable=False),
+    PrimaryKeyConstraint("path", name="autopilot_definition_head_pkey"),
+)
+
+
+def _create_definition_tables(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[revision_table, head_table], checkfirst=True)
+
+
+#: Ordered (name, step) pairs. Append new steps; never edit or reorder applied ones.
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
+    ("0001_definition_revisions", _create_definition_tables),
+]
+
+
+def _engine() -> Engine:
+    from airflow import settings
+
+    if settings.engine is None:  # pragma: no cover - import airflow configures the ORM
+        settings.configure_orm()
+    return settings.engine
+
+
+def migrate(engine: Engine | None = None) -> list[str]:
+    """Create or upgrade the ``autopilot_*`` tables; idempotent. Returns the names of the steps applied."""
+    engine = engine or _engine()
+    applied: list[str] = []
+    with engine.begin() as connection:
+        metadata.create_all(connection, tables=[migration_table], checkfirst=True)
+        done = set(connection.scalars(select(migration_table.c.name)))
+        for name, step in MIGRATIONS:
+            if name in done:
+                continue
+            step(connection)
+            connection.execute(insert(migration_table).values(name=name, applied_at=_now()))
+            applied.append(name)
+    _tables_ready.clear()
+    return applied
+
+
+_tables_ready: set[str] = set()
+
+
+def _require_tables(engine: Engine) -> None:
+    key = str(engine.url)
+    if key in _tables_ready:
+        return
+    inspector = inspect(engine)
+    missing = [t.name for t in (revision_table, head_table) if not inspector.has_table(t.name)]
+    if missing:
+        raise NotMigrated(f"the Autopilot tables ({', '.join(missing)}) do not exist: run `autopilot db migrate`")
+    _tables_ready.add(key)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration and small helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def definitions_root() -> Path:
+    """``[autopilot] definitions_dir``, else env ``AUTOPILOT_DEFINITIONS``, else ``[core] dags_folder``."""
+    from airflow.configuration import conf
+
+    configured = (
+        conf.get("autopilot", "definitions_dir", fallback=None)
+        or os.environ.get("AUTOPILOT_DEFINITIONS")
+        or conf.get("core", "dags_folder")
+    )
+    return Path(configured).expanduser().resolve()
+
+
+def content_version(content: str | bytes) -> str:
+    """The version of a definition: the sha256 (hex) of its UTF-8 bytes."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    return hashlib.sha256(data).hexdigest()
+
+
+def refresh_bundles() -> list[str]:
+    """Regenerate the stubs of every configured ``AutopilotDagBundle`` so the DAG processor sees a save
+    on its next pass. Returns the names refreshed; failures are logged, never raised."""
+    try:
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+        from dag_factory.bundle import AutopilotDagBundle
+
+        refreshed = []
+        for bundle in DagBundlesManager().get_all_dag_bundles():
+            if isinstance(bundle, AutopilotDagBundle):
+                bundle.refresh()
+                refreshed.append(bundle.name)
+        return refreshed
+    except Exception:
+        log.exception("could not refresh the Autopilot DAG bundle")
+        return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DefinitionSummary:
+    path: str
+    kind: str | None
+    id: str | None
+    title: str | None
+    version: str
+    valid: bool
+    error_count: int
+
+
+@dataclass
+class DefinitionDetail:
+    path: str
+    kind: str | None
+    id: str | None
+    title: str | None
+    version: str
+    valid: bool
+    content: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+@dataclass
+class Validation:
+    path: str
+    kind: str | None
+    id: str | None
+    valid: bool
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+@dataclass
+class SaveResult:
+    path: str
+    action: str
+    revision: int
+    version: str | None
+    kind: str | None = None
+    id: str | None = None
+    #: Names of the Autopilot DAG bundles refreshed after the save.
+    refreshed_bundles: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Revision:
+    path: str
+    number: int
+    action: str
+    version: str | None
+    author: str | None
+    created_at: datetime
+    content: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------------------------
+
+
+class DefinitionStore:
+    """The definitions under ``root`` (default: :func:`definitions_root`) plus their revisions."""
+
+    def __init__(self, root: Path | str | None = None, *, engine: Engine | None = None, refresh: bool = True):
+        self.root = Path(root).resolve() if root is not None else definitions_root()
+        self._engine = engine
+        self.refresh = refresh
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine or _engine()
+
+    def project(self):
+        from dag_factory.project import Project
+
+        return Project(self.root, display_root="")
+
+    def clean_path(self, rel: Any, *, name: str = "path") -> str:
+        """Check that ``rel`` names a definition file inside the folder; return it normalized."""
+        from dag_factory.project import is_definition_path
+
+        if not isinstance(rel, str) or not rel.strip():
+            raise InvalidInput(f"{name} is required", field=name)
+        if len(rel) > MAX_PATH:
+            raise InvalidInput(f"{name} is longer than {MAX_PATH} characters", field=name)
+        if "\x00" in rel or "\\" in rel:
+            raise InvalidInput(f"{name} must not contain backslashes or NUL characters", field=name)
+        if rel.startswith("/") or PureWindowsPath(rel).drive:
+            raise InvalidInput(f"{name} must be relative to the definitions folder, not absolute: {rel!r}", field=name)
+        parts = rel.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            raise InvalidInput(f"{name} must not contain '..', '.' or empty segments: {rel!r}", field=name)
+        if not is_definition_path(rel):
+            raise InvalidInput(
+                f"{name} {rel!r} is not a definition path: it must end in .yaml or .yml, no segment may start "
+                "with '.', and it must not be under schema/, templates/ or specs/",
+                field=name,
+            )
+        full = (self.root / rel).resolve()
+        if self.root not in full.parents:
+            raise InvalidInput(f"{name} {rel!r} leaves the definitions folder", field=name)
+        return rel
+
+    def _file(self, rel: str) -> Path:
+        return self.root / rel
+
+    def _read(self, rel: str) -> bytes | None:
+        try:
+            return self._file(rel).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    @staticmethod
+    def _check_content(content: Any) -> str:
+        if not isinstance(content, str):
+            raise InvalidInput("content must be a string (the YAML text)", field="content")
+        if len(content) > MAX_CONTENT:
+            raise InvalidInput(f"content is longer than {MAX_CONTENT} characters", field="content")
+        return content
+
+    @staticmethod
+    def _title(loaded) -> str | None:
+        if loaded.definition is not None:
+            return loaded.definition.title
+        data = loaded.located.data if loaded.located else None
+        title = data.get("title") if isinstance(data, dict) else None
+        return title if isinstance(title, str) else None
+
+    @staticmethod
+    def _ident(loaded, text: str) -> str | None:
+        if loaded.definition is not None:
+            return loaded.definition.id
+        return quick_header(text)[1]
+
+    def _duplicate(self, project, rel: str, loaded, text: str) -> Diagnostic | None:
+        """A diagnostic when another file already defines this kind and id."""
+        kind, ident = loaded.kind, self._ident(loaded, text)
+        if not kind or not ident:
+            return None
+        for other, entry in sorted(project.index().items()):
+            if other != rel and entry.kind == kind and entry.id == ident:
+                line, column = loaded.located.position(("id",)) if loaded.located else (1, 1)
+                what = "a DAG id, so it must be unique" if kind == "Workflow" else "ids must be unique per kind"
+                return Diagnostic(rel, line, column, f"{kind} id '{ident}' is already defined in {other} ({what})")
+        return None
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def list(self, kind: str | None = None) -> list[DefinitionSummary]:
+        """Every definition file (optionally of one kind) with its validity."""
+        if kind is not None and kind not in KINDS:
+            raise InvalidInput(f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}", field="kind")
+        project = self.project()
+        duplicates: dict[str, int] = {}
+        for diagnostic in project.duplicate_ids():
+            duplicates[diagnostic.path] = duplicates.get(diagnostic.path, 0) + 1
+        result = []
+        for rel, entry in project.index().items():
+            if kind is not None and entry.kind != kind:
+                continue
+            data = self._read(rel)
+            if data is None:  # deleted meanwhile
+                continue
+            loaded = project.load(rel)
+            errors = len(loaded.diagnostics) + duplicates.get(rel, 0)
+            result.append(
+                DefinitionSummary(
+                    path=rel,
+                    kind=loaded.kind if isinstance(loaded.kind, str) else entry.kind,
+                    id=loaded.definition.id if loaded.definition is not None else entry.id,
+                    title=self._title(loaded),
+                    version=content_version(data),
+                    valid=errors == 0 and loaded.definition is not None,
+                    error_count=errors,
+                )
+            )
+        return result
+
+    def get(self, rel: str) -> DefinitionDetail:
+        rel = self.clean_path(rel)
+        data = self._read(rel)
+        if data is None:
+            raise NotFound(f"no definition at path {rel!r}", field="path")
+        text = data.decode("utf-8", errors="replace")
+        project = self.project()
+        loaded = project.check_text(rel, text)
+        diagnostics = list(loaded.diagnostics)
+        duplicate = self._duplicate(project, rel, loaded, text)
+        if duplicate:
+            diagnostics.append(duplicate)
+        return DefinitionDetail(
+            path=rel,
+            kind=loaded.kind if isinstance(loaded.kind, str) else None,
+            id=self._ident(loaded, text),
+            title=self._title(loaded),
+            version=content_version(data),
+            valid=not diagnostics and loaded.definition is not None,
+            content=text,
+            diagnostics=sorted(diagnostics),
+        )
+
+    def validate(self, rel: str, content: str) -> Validation:
+        """Check ``content`` as if saved at ``rel``, including id clashes with other files; writes nothing."""
+        rel = self.clean_path(rel)
+        content = self._check_content(content)
+        project = self.project()
+        loaded = project.check_text(rel, content)
+        diagnostics = list(loaded.diagnostics)
+        duplicate = self._duplicate(project, rel, loaded, content)
+        if duplicate:
+            diagnostics.append(duplicate)
+        return Validation(
+            path=rel,
+            kind=loaded.kind if isinstance(loaded.kind, str) else None,
+            id=self._ident(loaded, content),
+            valid=not diagnostics and loaded.definition is not None,
+            diagnostics=sorted(diagnostics),
+        )
+
+    def _require_valid(self, rel: str, content: str) -> Validation:
+        project = self.project()
+        loaded = project.check_text(rel, content)
+        if loaded.diagnostics or loaded.definition is None:
+            diagnostics = sorted(loaded.diagnostics)
+            raise InvalidDefinition(
+                f"content has {len(diagnostics)} error(s); nothing was saved",
+                field="content",
+                diagnostics=[diagnostic_dict(d) for d in diagnostics],
+            )
+        duplicate = self._duplicate(project, rel, loaded, content)
+        if duplicate:
+            raise DuplicateId(duplicate.message, field="content", diagnostics=[diagnostic_dict(duplicate)])
+        return Validation(rel, loaded.kind, loaded.definition.id, True)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def create(self, rel: str, content: str, *, author: str | None) -> SaveResult:
+        rel = self.clean_path(rel)
+        content = self._check_content(content)
+        if self._file(rel).exists():
+            raise AlreadyExists(f"a definition already exists at path {rel!r}; update it with PUT", field="path")
+        checked = self._require_valid(rel, content)
+
+        def apply(current: bytes | None) -> None:
+            if current is not None:
+                raise AlreadyExists(f"a definition already exists at path {rel!r}; update it with PUT", field="path")
+            from dag_factory.project import atomic_write
+
+            atomic_write(self._file(rel), content)
+
+        return self._save(rel, "create", content, author, apply, checked)
+
+    def update(self, rel: str, content: str, version: str, *, author: str | None) -> SaveResult:
+        rel = self.clean_path(rel)
+        content = self._check_content(content)
+        self._expect(rel, version, self._read(rel))
+        checked = self._require_valid(rel, content)
+
+        def apply(current: bytes | None) -> None:
+            self._expect(rel, version, current)
+            from dag_factory.project import atomic_write
+
+            atomic_write(self._file(rel), content)
+
+        return self._save(rel, "update", content, author, apply, checked)
+
+    def delete(self, rel: str, version: str, *, author: str | None) -> SaveResult:
+        rel = self.clean_path(rel)
+        current = self._read(rel)
+        self._expect(rel, version, current)
+        removed = current.decode("utf-8", errors="replace") if current is not None else None
+
+        def apply(now: bytes | None) -> None:
+            self._expect(rel, version, now)
+            self._file(rel).unlink()
+
+        kind, ident = quick_header(removed or "")
+        return self._save(rel, "delete", removed, author, apply, Validation(rel, kind, ident, True), version=version)
+
+    @staticmethod
+    def _expect(rel: str, version: Any, current: bytes | None) -> None:
+        if current is None:
+            raise NotFound(f"no definition at path {rel!r}", field="path")
+        if not isinstance(version, str) or not version:
+            raise InvalidInput(
+                "version is required: the version returned when the definition was read", field="version"
+            )
+        now = content_version(current)
+        if version != now:
+            raise StaleVersion(
+                "version is stale: the definition changed since it was read; reload it and apply the change again",
+                field="version",
+                current_version=now,
+            )
+
+    def _save(
+        self,
+        rel: str,
+        action: str,
+        content: str | None,
+        author: str | None,
+        apply: Callable[[bytes | None], None],
+        checked: Validation,
+        *,
+        version: str | None = None,
+    ) -> SaveResult:
+        engine = self.engine
+        _require_tables(engine)
+        path = self._file(rel)
+        with self._transaction(engine) as connection:
+            number = self._next_number(connection, rel)
+            # Under the lock: the file is exactly what the version check sees until we commit.
+            previous = self._read(rel)
+            saved_version = version if action == "delete" else content_version(content or "")
+            connection.execute(
+                insert(revision_table).values(
+                    path=rel,
+                    number=number,
+                    action=action,
+                    version=saved_version,
+                    author=author,
+                    created_at=_now(),
+                    content=content,
+                )
+            )
+            apply(previous)  # raises → rollback, file untouched
+            try:
+                connection.commit()
+            except Exception:
+                self._restore(path, previous)
+                raise
+        result = SaveResult(rel, action, number, saved_version, checked.kind, checked.id)
+        if self.refresh:
+            result.refreshed_bundles = refresh_bundles()
+        return result
+
+    @staticmethod
+    def _restore(path: Path, previous: bytes | None) -> None:
+        try:
+            if previous is None:
+                path.unlink(missing_ok=True)
+            else:
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.restore")
+                tmp.write_bytes(previous)
+                os.replace(tmp, path)
+        except OSError:
+            log.exception("could not restore %s after a failed commit", path)
+
+    @contextmanager
+    def _transaction(self, engine: Engine) -> Iterator[Connection]:
+        connection = engine.connect()
+        try:
+            yield connection
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _next_number(connection: Connection, rel: str) -> int:
+        """Bump the path's head row (taking its lock until commit) and return the new revision number."""
+        bumped = connection.execute(
+            update(head_table).where(head_table.c.path == rel).values(number=head_table.c.number + 1, updated_at=_now())
+        )
+        if bumped.rowcount:
+            return connection.scalar(select(head_table.c.number).where(head_table.c.path == rel))
+        try:
+            connection.execute(insert(head_table).values(path=rel, number=1, updated_at=_now()))
+        except IntegrityError:
+            raise StaleVersion(
+                f"{rel!r} was saved by someone else at the same moment; reload it and try again", field="path"
+            ) from None
+        return 1
+
+    # -- revisions ----------------------------------------------------------------------------
+
+    def revisions(self, rel: str) -> list[Revision]:
+        """The history of a path, newest first (also for a deleted file)."""
+        rel = self.clean_path(rel)
+        engine = self.engine
+        _require_tables(engine)
+        t = revision_table
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(t.c.path, t.c.number, t.c.action, t.c.version, t.c.author, t.c.created_at)
+                .where(t.c.path == rel)
+                .order_by(t.c.number.desc())
+            ).all()
+        if not rows and not self._file(rel).exists():
+            raise NotFound(f"no definition and no revisions at path {rel!r}", field="path")
+        return [Revision(*row) for row in rows]
+
+    def revision(self, rel: str, number: int) -> Revision:
+        rel = self.clean_path(rel)
+        engine = self.engine
+        _require_tables(engine)
+        t = revision_table
+        with engine.connect() as connection:
+            row = connection.execute(
+                select(t.c.path, t.c.number, t.c.action, t.c.version, t.c.author, t.c.created_at, t.c.content).where(
+                    t.c.path == rel, t.c.number == number
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no revision {number} of {rel!r}", field="number")
+        return Revision(*row)
+
+
+__all__ = [
+    "DefinitionStore",
+    "StoreError",
+    "content_version",
+    "definitions_root",
+    "diagnostic_dict",
+    "migrate",
+    "refresh_bundles",
+]
