@@ -15,6 +15,9 @@ $(VENV)/bin/python:
 
 $(STAMP): $(VENV)/bin/python setup.cfg pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
+	@# the editable install leaves an egg-info in the checkout; with the checkout on sys.path Airflow
+	@# would see the distribution twice and load the plugin twice
+	@rm -rf airflow_provider_autopilot.egg-info
 	@touch $(STAMP)
 
 run: $(STAMP)

@@ -24,7 +24,9 @@ class ScopeSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ScopeSpec:
         data = data or {}
-        return cls(steps=dict(data.get("steps", {})), inputs_task=data.get("inputs_task"), definitions=data.get("definitions"))
+        return cls(
+            steps=dict(data.get("steps", {})), inputs_task=data.get("inputs_task"), definitions=data.get("definitions")
+        )
 
 
 class _Lazy(Mapping[str, Any]):

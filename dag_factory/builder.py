@@ -3,7 +3,7 @@ dependencies by the rules in ``autopilot_provider.definitions.graph``."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,22 @@ from autopilot_provider.timeparse import parse_duration
 
 #: Used when a scheduled workflow gives no start_date: a fixed date keeps the DAG stable across
 #: parses (a moving "now" would change the serialized DAG on every parse).
-DEFAULT_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 class CompileContext:
     """What a compiler needs: the scope its templates see, task arguments, nested compilation."""
 
-    def __init__(self, project: Any, definitions: Path, defaults: m.StepDefaults, *, group_id: str | None = None,
-                 inputs_task: str | None = None, function_stack: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        project: Any,
+        definitions: Path,
+        defaults: m.StepDefaults,
+        *,
+        group_id: str | None = None,
+        inputs_task: str | None = None,
+        function_stack: tuple[str, ...] = (),
+    ):
         self.project = project
         self.definitions = definitions
         self.defaults = defaults
@@ -85,8 +93,14 @@ class CompileContext:
         return loaded.definition
 
     def nested(self, *, group_id: str, inputs_task: str) -> CompileContext:
-        return CompileContext(self.project, self.definitions, self.defaults, group_id=group_id,
-                              inputs_task=inputs_task, function_stack=self.function_stack)
+        return CompileContext(
+            self.project,
+            self.definitions,
+            self.defaults,
+            group_id=group_id,
+            inputs_task=inputs_task,
+            function_stack=self.function_stack,
+        )
 
     def compile_steps(self, steps: list[m.Step]) -> dict[str, Any]:
         from dag_factory.registry import COMPILERS

@@ -176,7 +176,12 @@ class Project:
             key = ("Workflow" if entry.kind == "Workflow" else entry.kind, entry.id)
             if key in seen:
                 problems.append(
-                    Diagnostic(self.display(rel), 1, 1, f"{entry.kind} id '{entry.id}' is already defined in {self.display(seen[key])}")
+                    Diagnostic(
+                        self.display(rel),
+                        1,
+                        1,
+                        f"{entry.kind} id '{entry.id}' is already defined in {self.display(seen[key])}",
+                    )
                 )
             else:
                 seen[key] = rel

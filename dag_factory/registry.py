@@ -53,18 +53,30 @@ def factory_diagnostics(loaded: Loaded) -> list[Diagnostic]:
 def _unsupported(definition: m.Workflow | m.Function) -> Iterator[tuple[tuple, str]]:
     for i, step in enumerate(definition.steps):
         if step.kind in NOT_YET:
-            yield ("steps", i, step.kind), f"step '{step.id}': step kind '{step.kind}' is not supported yet ({NOT_YET[step.kind]})"
+            yield (
+                ("steps", i, step.kind),
+                f"step '{step.id}': step kind '{step.kind}' is not supported yet ({NOT_YET[step.kind]})",
+            )
         elif step.script is not None and step.script.language in SCRIPT_LANGUAGES_NOT_YET:
             lang = step.script.language
-            yield ("steps", i, "script", lang), f"step '{step.id}': script language '{lang}' is not supported yet ({SCRIPT_LANGUAGES_NOT_YET[lang]})"
+            yield (
+                ("steps", i, "script", lang),
+                f"step '{step.id}': script language '{lang}' is not supported yet ({SCRIPT_LANGUAGES_NOT_YET[lang]})",
+            )
     fields = definition.form.properties if isinstance(definition, m.Workflow) else definition.inputs
     where = ("form", "properties") if isinstance(definition, m.Workflow) else ("inputs",)
     for name, field in fields.items():
         if field.options is not None:
-            yield where + (name, "options"), f"field '{name}': dynamic options are not supported yet (they arrive with request forms)"
+            yield (
+                where + (name, "options"),
+                f"field '{name}': dynamic options are not supported yet (they arrive with request forms)",
+            )
     if isinstance(definition, m.Workflow):
         for i, _ in enumerate(definition.timers):
             yield ("timers", i), "timers are not supported yet (they arrive as Deadline Alerts with SLA timers)"
         for event in ("on_start", "on_success", "on_failure"):
             if getattr(definition.notifications, event) is not None:
-                yield ("notifications", event), f"notifications.{event} is not supported yet (notifications arrive with people-in-the-loop)"
+                yield (
+                    ("notifications", event),
+                    f"notifications.{event} is not supported yet (notifications arrive with people-in-the-loop)",
+                )

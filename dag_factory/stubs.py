@@ -17,13 +17,13 @@ from dag_factory.project import Project, atomic_write
 INDEX_NAME = "_autopilot_index.json"
 STUB_SUFFIX = ".py"
 
-_TEMPLATE = '''\
+_TEMPLATE = """\
 # Autopilot: the Airflow DAG for {rel} (sha256 {digest}).
 # Generated from the definition; edit the YAML, not this file.
 from dag_factory.loader import load_dag_file
 
 dag = load_dag_file({root!r}, {rel!r}, __file__)
-'''
+"""
 
 
 def stub_name(rel: str) -> str:

@@ -47,17 +47,13 @@ if os.environ.get("AUTOPILOT_TEST_DB") == "postgres":
     _admin.autocommit = True
     _admin.cursor().execute(f'CREATE DATABASE "{PG_DATABASE}"')
     _admin.close()
-    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
-        f"postgresql+psycopg2://postgres@127.0.0.1:5432/{PG_DATABASE}"
-    )
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{PG_DATABASE}"
 
     def _drop_database() -> None:
         conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
         conn.autocommit = True
         cur = conn.cursor()
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (PG_DATABASE,)
-        )
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (PG_DATABASE,))
         cur.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}"')
         conn.close()
 
@@ -122,4 +118,7 @@ def run_workflow(airflow_db, definitions_dir):
 
 
 def task_states(dag_run) -> dict[str, str]:
-    return {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state) for ti in dag_run.get_task_instances()}
+    return {
+        ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state)
+        for ti in dag_run.get_task_instances()
+    }

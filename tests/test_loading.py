@@ -62,14 +62,17 @@ def test_worker_parse_compiles_only_the_task_s_workflow(airflow_db, definitions_
     stubs = tmp_path / "stubs"
     sync_stubs(definitions_dir, stubs)
     code = (
-        "import runpy, sys\n"
-        "ns = runpy.run_path(sys.argv[1])\n"
-        "print('DAG' if ns.get('dag') is not None else 'NONE')\n"
+        "import runpy, sys\nns = runpy.run_path(sys.argv[1])\nprint('DAG' if ns.get('dag') is not None else 'NONE')\n"
     )
     env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "hello_world", "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "greet"}
-    own = subprocess.run([sys.executable, "-c", code, str(stubs / "hello_world.yaml.py")], env=env, capture_output=True, text=True)
+    own = subprocess.run(
+        [sys.executable, "-c", code, str(stubs / "hello_world.yaml.py")], env=env, capture_output=True, text=True
+    )
     other = subprocess.run(
-        [sys.executable, "-c", code, str(stubs / "add_machine_to_backups.yaml.py")], env=env, capture_output=True, text=True
+        [sys.executable, "-c", code, str(stubs / "add_machine_to_backups.yaml.py")],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert own.stdout.strip() == "DAG", own.stderr
     assert other.stdout.strip() == "NONE", other.stderr

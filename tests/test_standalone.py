@@ -51,8 +51,9 @@ def test_make_run_serves_the_examples_and_runs_one(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "AUTOPILOT_DEFINITIONS"}
     env.update(AIRFLOW_HOME=str(home), AUTOPILOT_DEFINITIONS=str(definitions), AIRFLOW__API__PORT=str(port))
     log = (tmp_path / "standalone.log").open("w")
-    proc = subprocess.Popen([str(REPO / "scripts/standalone.sh")], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [str(REPO / "scripts/standalone.sh")], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     client = httpx.Client(timeout=60)  # two cores run five Airflow components here: be patient
     try:
         base = f"http://127.0.0.1:{port}"
@@ -79,13 +80,21 @@ def test_make_run_serves_the_examples_and_runs_one(tmp_path: Path):
 
         errors = _wait(import_errors, 60, "the import error")
         assert [e["filename"] for e in errors] == ["broken.yaml.py"]
-        assert "definitions/broken.yaml:6:5: step 'a': unknown field 'scrpt' (did you mean 'script'?)" in errors[0]["stack_trace"]
+        assert (
+            "definitions/broken.yaml:6:5: step 'a': unknown field 'scrpt' (did you mean 'script'?)"
+            in errors[0]["stack_trace"]
+        )
 
-        run = client.post(f"{base}/api/v2/dags/hello_world/dagRuns", headers=headers,
-                         json={"logical_date": None, "conf": {"name": "Ada"}}).json()
+        run = client.post(
+            f"{base}/api/v2/dags/hello_world/dagRuns",
+            headers=headers,
+            json={"logical_date": None, "conf": {"name": "Ada"}},
+        ).json()
 
         def finished():
-            state = client.get(f"{base}/api/v2/dags/hello_world/dagRuns/{run['dag_run_id']}", headers=headers).json()["state"]
+            state = client.get(f"{base}/api/v2/dags/hello_world/dagRuns/{run['dag_run_id']}", headers=headers).json()[
+                "state"
+            ]
             return state in ("success", "failed") and state
 
         assert _wait(finished, 180, "the hello_world run") == "success"

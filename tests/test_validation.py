@@ -37,7 +37,9 @@ def test_duplicate_yaml_key_is_an_error_not_an_overwrite(tmp_path):
 
 def test_unknown_field_suggests_the_nearest(tmp_path):
     text = HEADER + "steps:\n  - id: ping\n    script: {bash: echo}\n    retires: 3\n"
-    assert errors(tmp_path, text) == ["defs/wf.yaml:7:5: step 'ping': unknown field 'retires' (did you mean 'retries'?)"]
+    assert errors(tmp_path, text) == [
+        "defs/wf.yaml:7:5: step 'ping': unknown field 'retires' (did you mean 'retries'?)"
+    ]
 
 
 def test_unknown_top_level_field_and_missing_steps(tmp_path):
@@ -70,7 +72,10 @@ def test_duplicate_step_ids(tmp_path):
 
 
 def test_dangling_after_reference(tmp_path):
-    text = HEADER + "steps:\n  - id: fetch\n    script: {bash: echo}\n  - id: b\n    after: [fetc]\n    script: {bash: echo}\n"
+    text = (
+        HEADER
+        + "steps:\n  - id: fetch\n    script: {bash: echo}\n  - id: b\n    after: [fetc]\n    script: {bash: echo}\n"
+    )
     assert errors(tmp_path, text) == ["defs/wf.yaml:8:13: step 'b': after: unknown step 'fetc' (did you mean 'fetch'?)"]
 
 
@@ -116,12 +121,17 @@ def test_bad_templates_and_unknown_names(tmp_path):
 
 def test_later_step_outputs_are_known_to_templates(tmp_path):
     """Templates may name any step of the workflow (the run reads what has happened so far)."""
-    text = HEADER + "steps:\n  - id: a\n    script: {bash: 'echo {{ steps.b.outputs }}'}\n  - id: b\n    script: {bash: echo}\n"
+    text = (
+        HEADER
+        + "steps:\n  - id: a\n    script: {bash: 'echo {{ steps.b.outputs }}'}\n  - id: b\n    script: {bash: echo}\n"
+    )
     assert errors(tmp_path, text) == []
 
 
 def test_bad_cron_and_timezone(tmp_path):
-    text = HEADER + "schedule: {cron: '61 * * * *', timezone: Mars/Olympus}\nsteps:\n  - id: a\n    script: {bash: echo}\n"
+    text = (
+        HEADER + "schedule: {cron: '61 * * * *', timezone: Mars/Olympus}\nsteps:\n  - id: a\n    script: {bash: echo}\n"
+    )
     assert errors(tmp_path, text) == [
         "defs/wf.yaml:4:18: invalid cron expression '61 * * * *'",
         "defs/wf.yaml:4:42: unknown timezone 'Mars/Olympus'",
@@ -159,7 +169,9 @@ def test_unknown_function_and_bad_inputs(tmp_path):
 
 
 def test_a_broken_function_is_reported_where_it_is_used(tmp_path):
-    function = "apiVersion: autopilot/v1\nkind: Function\nid: f\nsteps:\n  - id: x\n    script: {bash: echo, cwd: [1]}\n"
+    function = (
+        "apiVersion: autopilot/v1\nkind: Function\nid: f\nsteps:\n  - id: x\n    script: {bash: echo, cwd: [1]}\n"
+    )
     text = HEADER + "steps:\n  - id: a\n    use: {function: f}\n"
     found = errors(tmp_path, text, extra={"f.yaml": function})
     assert found == [
@@ -216,21 +228,30 @@ def test_scheduled_workflow_needs_defaults_for_required_fields(tmp_path):
 
 
 def test_form_default_must_match_its_schema(tmp_path):
-    text = HEADER + "form:\n  properties:\n    n: {type: integer, minimum: 5, default: 2}\nsteps:\n  - id: a\n    script: {bash: echo}\n"
-    assert errors(tmp_path, text) == ["defs/wf.yaml:6:45: field 'n': default 2 is invalid: 2 is less than the minimum of 5"]
+    text = (
+        HEADER
+        + "form:\n  properties:\n    n: {type: integer, minimum: 5, default: 2}\nsteps:\n  - id: a\n    script: {bash: echo}\n"
+    )
+    assert errors(tmp_path, text) == [
+        "defs/wf.yaml:6:45: field 'n': default 2 is invalid: 2 is less than the minimum of 5"
+    ]
 
 
 # -- the CLI -----------------------------------------------------------------------------------
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autopilot_provider.cli", *args], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "autopilot_provider.cli", *args], cwd=cwd, capture_output=True, text=True
+    )
 
 
 def test_cli_validate_reports_every_broken_file_and_exits_1(tmp_path):
     defs = tmp_path / "definitions"
     defs.mkdir()
-    (defs / "good.yaml").write_text(HEADER.replace("id: wf", "id: good") + "steps:\n  - id: a\n    script: {bash: echo}\n")
+    (defs / "good.yaml").write_text(
+        HEADER.replace("id: wf", "id: good") + "steps:\n  - id: a\n    script: {bash: echo}\n"
+    )
     (defs / "bad1.yaml").write_text(HEADER.replace("id: wf", "id: bad1") + "steps:\n  - id: a\n    scrip: {}\n")
     (defs / "bad2.yaml").write_text("apiVersion: autopilot/v1\nkind: [\n")
     result = run_cli("validate", cwd=tmp_path)

@@ -38,9 +38,7 @@ Template = Annotated[
 ]
 Expression = Annotated[
     str,
-    Field(
-        description="A sandboxed Jinja expression, e.g. `steps.ping.outputs.reachable and form.policy == 'gold'`."
-    ),
+    Field(description="A sandboxed Jinja expression, e.g. `steps.ping.outputs.reachable and form.policy == 'gold'`."),
 ]
 ContactRef = Annotated[
     str,
@@ -172,9 +170,7 @@ class SshScript(Strict):
 class ScriptStep(Strict):
     """Run a script. Stdout's last JSON line becomes the step's outputs."""
 
-    bash: Template | None = Field(
-        None, description="Bash script. Template values are shell-quoted automatically."
-    )
+    bash: Template | None = Field(None, description="Bash script. Template values are shell-quoted automatically.")
     python: str | None = Field(
         None,
         description="Python source run in its own interpreter. It is not templated: the values "

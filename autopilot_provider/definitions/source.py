@@ -113,9 +113,7 @@ def _build(node: yaml.Node, loc: Path_, located: Located, constructor: _Construc
                 line, col = _mark(key_node)
                 first = located.keys[loc + (key,)]
                 raise YamlError(
-                    Diagnostic(
-                        located.path, line, col, f"duplicate key '{key}' (first defined at line {first[0]})"
-                    )
+                    Diagnostic(located.path, line, col, f"duplicate key '{key}' (first defined at line {first[0]})")
                 )
             located.keys[loc + (key,)] = _mark(key_node)
             result[key] = _build(value_node, loc + (key,), located, constructor)

@@ -24,7 +24,17 @@ from autopilot_provider.timeparse import parse_duration
 
 FunctionLookup = Callable[[str], "Loaded | None"]
 
-CRON_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually"}
+CRON_PRESETS = {
+    "@once",
+    "@continuous",
+    "@hourly",
+    "@daily",
+    "@weekly",
+    "@monthly",
+    "@quarterly",
+    "@yearly",
+    "@annually",
+}
 #: Values whose text is code or SQL, never a template.
 UNTEMPLATED = {("script", "python"), ("sql", "query")}
 EXPRESSION_KEYS = {"if", "when", "until"}
@@ -269,11 +279,16 @@ class _Checker:
         self._unique(contacts.groups, ("groups",), "group")
         for i, person in enumerate(contacts.people):
             if person.manager and person.manager not in people:
-                self.error(("people", i, "manager"), f"unknown person '{person.manager}'{suggest(person.manager, people)}")
+                self.error(
+                    ("people", i, "manager"), f"unknown person '{person.manager}'{suggest(person.manager, people)}"
+                )
         for i, group in enumerate(contacts.groups):
             for j, member in enumerate(group.members):
                 if member not in people:
-                    self.error(("groups", i, "members", j), f"group '{group.id}': unknown person '{member}'{suggest(member, people)}")
+                    self.error(
+                        ("groups", i, "members", j),
+                        f"group '{group.id}': unknown person '{member}'{suggest(member, people)}",
+                    )
 
     def _unique(self, items: list[Any], loc: tuple, what: str) -> set[str]:
         ids: set[str] = set()
@@ -288,7 +303,9 @@ class _Checker:
     def form(self, properties: dict[str, m.FormField], required: list[str], loc: tuple) -> None:
         for i, name in enumerate(required):
             if name not in properties:
-                self.error(loc + ("required", i), f"required field '{name}' is not in properties{suggest(name, properties)}")
+                self.error(
+                    loc + ("required", i), f"required field '{name}' is not in properties{suggest(name, properties)}"
+                )
         for name, fld in properties.items():
             schema = fld.json_schema()
             schema.pop("required", None)
@@ -298,9 +315,16 @@ class _Checker:
                 self.error(loc + ("properties", name), f"field '{name}': invalid schema: {exc.message}")
                 continue
             if "default" in fld.model_fields_set and fld.default is not None:
-                errors = list(jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker()).iter_errors(fld.default))
+                errors = list(
+                    jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker()).iter_errors(
+                        fld.default
+                    )
+                )
                 if errors:
-                    self.error(loc + ("properties", name, "default"), f"field '{name}': default {fld.default!r} is invalid: {errors[0].message}")
+                    self.error(
+                        loc + ("properties", name, "default"),
+                        f"field '{name}': default {fld.default!r} is invalid: {errors[0].message}",
+                    )
 
     def schedule(self, wf: m.Workflow) -> None:
         if wf.schedule is None:
@@ -311,8 +335,11 @@ class _Checker:
             from croniter import croniter
 
             if spec.cron.startswith("@") or not croniter.is_valid(spec.cron):
-                self.error(loc, f"invalid cron expression {spec.cron!r}" + (
-                    f"; presets are {', '.join(sorted(CRON_PRESETS))}" if spec.cron.startswith("@") else ""))
+                self.error(
+                    loc,
+                    f"invalid cron expression {spec.cron!r}"
+                    + (f"; presets are {', '.join(sorted(CRON_PRESETS))}" if spec.cron.startswith("@") else ""),
+                )
         if isinstance(wf.schedule, m.Schedule):
             import zoneinfo
 
@@ -326,11 +353,16 @@ class _Checker:
                 try:
                     pendulum.parse(spec.start_date)
                 except Exception:
-                    self.error(("schedule", "start_date"), f"invalid start_date {spec.start_date!r}: expected an ISO date")
+                    self.error(
+                        ("schedule", "start_date"), f"invalid start_date {spec.start_date!r}: expected an ISO date"
+                    )
         if spec.cron != "@once":
             for name, fld in wf.form.properties.items():
                 if name in wf.form.required and "default" not in fld.model_fields_set:
-                    self.error(("form", "properties", name), f"field '{name}' is required but has no default: a scheduled run has nobody to fill it in")
+                    self.error(
+                        ("form", "properties", name),
+                        f"field '{name}' is required but has no default: a scheduled run has nobody to fill it in",
+                    )
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -347,7 +379,9 @@ class _Checker:
                 if dep == step.id:
                     self.error(loc + (i, "after", j), f"step '{step.id}': a step cannot come after itself")
                 elif dep not in known:
-                    self.error(loc + (i, "after", j), f"step '{step.id}': after: unknown step '{dep}'{suggest(dep, known)}")
+                    self.error(
+                        loc + (i, "after", j), f"step '{step.id}': after: unknown step '{dep}'{suggest(dep, known)}"
+                    )
             if step.decision is not None:
                 self.decision(step, loc + (i, "decision"), known)
             if step.use is not None:
@@ -395,15 +429,25 @@ class _Checker:
             return
         if not target.ok or not isinstance(target.definition, m.Function):
             first = target.diagnostics[0] if target.diagnostics else None
-            self.error(loc + ("function",), f"step '{step.id}': function '{spec.function}' has errors" + (f": {first}" if first else ""))
+            self.error(
+                loc + ("function",),
+                f"step '{step.id}': function '{spec.function}' has errors" + (f": {first}" if first else ""),
+            )
             return
         fn = target.definition
         for name in spec.with_:
             if name not in fn.inputs:
-                self.error(loc + ("with", name), f"step '{step.id}': function '{fn.id}' has no input '{name}'{suggest(name, fn.inputs)}", key=True)
+                self.error(
+                    loc + ("with", name),
+                    f"step '{step.id}': function '{fn.id}' has no input '{name}'{suggest(name, fn.inputs)}",
+                    key=True,
+                )
         for name, inp in fn.inputs.items():
             if inp.required and name not in spec.with_ and "default" not in inp.model_fields_set:
-                self.error(loc + ("with",) if "with" in self._data(loc) else loc, f"step '{step.id}': missing required input '{name}' of function '{fn.id}'")
+                self.error(
+                    loc + ("with",) if "with" in self._data(loc) else loc,
+                    f"step '{step.id}': missing required input '{name}' of function '{fn.id}'",
+                )
 
     def _data(self, loc: tuple) -> Any:
         current = self.located.data
@@ -424,7 +468,7 @@ class _Checker:
             stack.append(node)
             for dep in deps.get(node, ()):
                 if state.get(dep) == 1:
-                    return stack[stack.index(dep):] + [dep]
+                    return stack[stack.index(dep) :] + [dep]
                 if dep not in state:
                     found = visit(dep)
                     if found:
@@ -466,7 +510,9 @@ class _Checker:
             self._text_error(loc, line, f"invalid {what}: {error}")
             return
         for name in sorted(undeclared - set(scope)):
-            self._text_error(loc, 1, f"unknown name '{name}' in {what}{suggest(name, scope)}; known names: {', '.join(scope)}")
+            self._text_error(
+                loc, 1, f"unknown name '{name}' in {what}{suggest(name, scope)}; known names: {', '.join(scope)}"
+            )
         for ref in refs:
             names = scope.get(ref.scope)
             if ref.scope not in scope or names is None or ref.name is None:

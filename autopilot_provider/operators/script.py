@@ -80,9 +80,7 @@ class ScriptOperator(BaseOperator):
                     handle.write(self.script)
                 command = [sys.executable, "-c", _PYTHON_PRELUDE, path]
                 scope = build_scope(context, ScopeSpec.from_dict(self.scope), eager=True)
-                stdin_data = json.dumps(
-                    {k: scope[k] for k in ("form", "steps", "inputs", "run")}, default=str
-                )
+                stdin_data = json.dumps({k: scope[k] for k in ("form", "steps", "inputs", "run")}, default=str)
             return self._run(command, env, stdin_data, cwd=self.cwd or tmp)
 
     def _run(self, command: list[str], env: dict[str, str], stdin_data: str | None, cwd: str) -> dict[str, Any]:

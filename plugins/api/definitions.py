@@ -1,0 +1,291 @@
+"""``/api/v1/definitions``: list, read, validate, create, update and delete definition files, and
+read their revision history.
+
+Routes stay thin: each calls one :class:`autopilot_provider.store.DefinitionStore` method and shapes
+the result. Store errors become JSON responses in ``autopilot_plugin.app`` (``{"detail": {...}}`` with
+``message`` and the ``field`` at fault).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from autopilot_plugin.api.deps import CanRead, CanWrite, GetUserDep, StoreDep, user_name
+from fastapi import APIRouter, Path, Query, status
+from pydantic import BaseModel, Field
+
+from autopilot_provider.store import DefinitionDetail, Revision, SaveResult, Validation, diagnostic_dict
+
+router = APIRouter(prefix="/definitions", tags=["Definitions"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+
+
+class DiagnosticOut(BaseModel):
+    path: str = Field(description="File path relative to the definitions folder.")
+    line: int
+    column: int
+    message: str
+    text: str = Field(description="`path:line:column: message`")
+
+
+class DefinitionSummaryOut(BaseModel):
+    path: str = Field(description="Relative to the definitions folder, e.g. `functions/check_host.yaml`.")
+    kind: str | None
+    id: str | None
+    title: str | None
+    version: str = Field(description="sha256 of the file content; send it back to update or delete.")
+    valid: bool
+    error_count: int
+
+
+class DefinitionList(BaseModel):
+    definitions: list[DefinitionSummaryOut]
+    total_entries: int
+
+
+class DefinitionOut(BaseModel):
+    path: str
+    kind: str | None
+    id: str | None
+    title: str | None
+    version: str
+    valid: bool
+    content: str = Field(description="The YAML text.")
+    diagnostics: list[DiagnosticOut]
+
+
+class DefinitionCreate(BaseModel):
+    path: str = Field(description="Where to save, relative to the definitions folder; must end in .yaml or .yml.")
+    content: str = Field(description="The YAML text.")
+
+
+class DefinitionUpdate(BaseModel):
+    content: str = Field(description="The new YAML text.")
+    version: str = Field(description="The version the change is based on (from GET); 409 if it is stale.")
+
+
+class ValidateRequest(BaseModel):
+    path: str = Field(description="The path the content would be saved at (used for ids and messages).")
+    content: str
+
+
+class ValidationOut(BaseModel):
+    path: str
+    kind: str | None
+    id: str | None
+    valid: bool
+    error_count: int
+    diagnostics: list[DiagnosticOut]
+
+
+class SaveOut(BaseModel):
+    path: str
+    action: str = Field(description="create, update or delete")
+    revision: int = Field(description="The revision number recorded for this change.")
+    version: str | None = Field(description="sha256 of the saved content (for delete: of the removed content).")
+    kind: str | None
+    id: str | None
+    refreshed_bundles: list[str] = Field(description="Autopilot DAG bundles whose stubs were regenerated.")
+
+
+class RevisionOut(BaseModel):
+    number: int
+    version: str | None
+    author: str | None = Field(description="The Airflow user name that made the change.")
+    created_at: datetime
+    action: str = Field(description="create, update or delete")
+
+
+class RevisionList(BaseModel):
+    path: str
+    revisions: list[RevisionOut] = Field(description="Newest first.")
+    total_entries: int
+
+
+class RevisionDetailOut(RevisionOut):
+    path: str
+    content: str | None = Field(description="The content saved by this revision (for delete: the content removed).")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    field: str | None = None
+    current_version: str | None = None
+    diagnostics: list[DiagnosticOut] | None = None
+
+
+class ErrorOut(BaseModel):
+    detail: ErrorDetail
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "Invalid path or parameter (the `field` names it)",
+        401: "Not authenticated",
+        403: "Not allowed",
+        404: "No such definition or revision",
+        409: "Conflict: path exists, stale version (with `current_version`) or duplicate id",
+        422: "Invalid content: `diagnostics` lists each `path:line:col: message`",
+        503: "The Autopilot tables are missing: run `autopilot db migrate`",
+    }
+    return {code: {"model": ErrorOut, "description": text[code]} for code in codes}
+
+
+def _diagnostics(diagnostics) -> list[dict[str, Any]]:
+    return [diagnostic_dict(d) for d in diagnostics]
+
+
+def _detail(d: DefinitionDetail) -> DefinitionOut:
+    return DefinitionOut(
+        path=d.path,
+        kind=d.kind,
+        id=d.id,
+        title=d.title,
+        version=d.version,
+        valid=d.valid,
+        content=d.content,
+        diagnostics=_diagnostics(d.diagnostics),
+    )
+
+
+def _validation(v: Validation) -> ValidationOut:
+    return ValidationOut(
+        path=v.path,
+        kind=v.kind,
+        id=v.id,
+        valid=v.valid,
+        error_count=len(v.diagnostics),
+        diagnostics=_diagnostics(v.diagnostics),
+    )
+
+
+def _saved(s: SaveResult) -> SaveOut:
+    return SaveOut(**vars(s))
+
+
+def _revision(r: Revision) -> RevisionOut:
+    return RevisionOut(number=r.number, version=r.version, author=r.author, created_at=r.created_at, action=r.action)
+
+
+DefinitionPath = Annotated[str, Path(description="Relative to the definitions folder, e.g. `hello_world.yaml`.")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Routes (the static ones and the /revisions ones come before the catch-all {path:path})
+# ---------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "",
+    dependencies=[CanRead],
+    operation_id="list_definitions",
+    responses=_responses(400, 401, 403),
+)
+def list_definitions(
+    store: StoreDep,
+    kind: Annotated[
+        str | None, Query(description="Only this kind: Workflow, Function, Contacts, Resources, Api.")
+    ] = None,
+) -> DefinitionList:
+    """Every definition file with its kind, id, title, version and validity."""
+    items = store.list(kind)
+    return DefinitionList(definitions=[DefinitionSummaryOut(**vars(i)) for i in items], total_entries=len(items))
+
+
+@router.post(
+    "/validate",
+    dependencies=[CanRead],
+    operation_id="validate_definition",
+    responses=_responses(400, 401, 403),
+)
+def validate_definition(body: ValidateRequest, store: StoreDep) -> ValidationOut:
+    """Validate content as if saved at `path`, including id clashes with other files. Nothing is saved;
+    invalid content is a 200 response with `valid: false`."""
+    return _validation(store.validate(body.path, body.content))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[CanWrite],
+    operation_id="create_definition",
+    responses=_responses(400, 401, 403, 409, 422, 503),
+)
+def create_definition(body: DefinitionCreate, store: StoreDep, user: GetUserDep) -> SaveOut:
+    """Create a definition file. The content is validated first; nothing is written if it is invalid."""
+    return _saved(store.create(body.path, body.content, author=user_name(user)))
+
+
+@router.get(
+    "/{path:path}/revisions",
+    dependencies=[CanRead],
+    operation_id="list_definition_revisions",
+    responses=_responses(400, 401, 403, 404, 503),
+)
+def list_revisions(path: DefinitionPath, store: StoreDep) -> RevisionList:
+    """The revisions recorded for a path, newest first (kept after the file is deleted)."""
+    revisions = store.revisions(path)
+    return RevisionList(path=path, revisions=[_revision(r) for r in revisions], total_entries=len(revisions))
+
+
+@router.get(
+    "/{path:path}/revisions/{number}",
+    dependencies=[CanRead],
+    operation_id="get_definition_revision",
+    responses=_responses(400, 401, 403, 404, 503),
+)
+def get_revision(path: DefinitionPath, number: Annotated[int, Path(ge=1)], store: StoreDep) -> RevisionDetailOut:
+    """One revision with its content."""
+    r = store.revision(path, number)
+    return RevisionDetailOut(
+        path=r.path,
+        number=r.number,
+        version=r.version,
+        author=r.author,
+        created_at=r.created_at,
+        action=r.action,
+        content=r.content,
+    )
+
+
+@router.get(
+    "/{path:path}",
+    dependencies=[CanRead],
+    operation_id="get_definition",
+    responses=_responses(400, 401, 403, 404),
+)
+def get_definition(path: DefinitionPath, store: StoreDep) -> DefinitionOut:
+    """One definition: its YAML text, version (for updates), kind, id and diagnostics."""
+    return _detail(store.get(path))
+
+
+@router.put(
+    "/{path:path}",
+    dependencies=[CanWrite],
+    operation_id="update_definition",
+    responses=_responses(400, 401, 403, 404, 409, 422, 503),
+)
+def update_definition(path: DefinitionPath, body: DefinitionUpdate, store: StoreDep, user: GetUserDep) -> SaveOut:
+    """Replace a definition's content. `version` must be the current version (optimistic concurrency)."""
+    return _saved(store.update(path, body.content, body.version, author=user_name(user)))
+
+
+@router.delete(
+    "/{path:path}",
+    dependencies=[CanWrite],
+    operation_id="delete_definition",
+    responses=_responses(400, 401, 403, 404, 409, 503),
+)
+def delete_definition(
+    path: DefinitionPath,
+    store: StoreDep,
+    user: GetUserDep,
+    version: Annotated[str, Query(description="The current version of the definition (from GET).")],
+) -> SaveOut:
+    """Delete a definition file. A revision recording the removed content is kept."""
+    return _saved(store.delete(path, version, author=user_name(user)))

@@ -1,0 +1,472 @@
+"""The definitions REST API, against a real ``airflow api-server`` with the Autopilot plugin mounted.
+
+Users (SimpleAuthManager): admin (admin), editor (user), viewer (viewer). Files the tests create live
+under ``api_test/`` in the test definitions folder and are removed when the module ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.api_server import api_server  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.server
+
+API = "/autopilot/api/v1/definitions"
+
+GREETING = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: api_test_greeting
+title: API test greeting
+steps:
+  - id: hello
+    script:
+      bash: echo hello
+"""
+
+BROKEN = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: api_test_broken
+steps:
+  - id: hello
+    scrpt:
+      bash: echo hello
+"""
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def variant(ident: str, echo: str = "hello") -> str:
+    return GREETING.replace("api_test_greeting", ident).replace("echo hello", f"echo {echo}")
+
+
+@pytest.fixture(scope="module")
+def folder(api_server) -> Path:  # noqa: F811
+    root = Path(os.environ["AUTOPILOT_DEFINITIONS"])
+    yield root
+    shutil.rmtree(root / "api_test", ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def admin(api_server):  # noqa: F811
+    return api_server.client("admin")
+
+
+@pytest.fixture(scope="module")
+def editor(api_server):  # noqa: F811
+    return api_server.client("editor")
+
+
+@pytest.fixture(scope="module")
+def viewer(api_server):  # noqa: F811
+    return api_server.client("viewer")
+
+
+@pytest.fixture(scope="module")
+def anonymous(api_server):  # noqa: F811
+    return api_server.client()
+
+
+def stub(rel: str) -> Path:
+    """The module the Autopilot DAG bundle generates for a definition (see dag_factory.stubs)."""
+    return Path(os.environ["AIRFLOW_HOME"]) / "bundles" / "autopilot" / "stubs" / f"{rel}.py"
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAPI and authentication
+# ---------------------------------------------------------------------------------------------
+
+
+def test_openapi_document_is_served(anonymous):
+    response = anonymous.get("/autopilot/openapi.json")
+    assert response.status_code == 200
+    spec = response.json()
+    assert spec["info"]["title"] == "Autopilot API"
+    assert {"/api/v1/definitions", "/api/v1/definitions/{path}", "/api/v1/definitions/validate"} <= set(spec["paths"])
+    assert "/api/v1/definitions/{path}/revisions/{number}" in spec["paths"]
+    assert spec["paths"]["/api/v1/definitions"]["get"]["operationId"] == "list_definitions"
+    docs = anonymous.get("/autopilot/docs")
+    assert docs.status_code == 200 and "/autopilot/openapi.json" in docs.text
+
+
+ENDPOINTS = [
+    ("GET", API, None),
+    ("GET", f"{API}/hello_world.yaml", None),
+    ("GET", f"{API}/hello_world.yaml/revisions", None),
+    ("GET", f"{API}/hello_world.yaml/revisions/1", None),
+    ("POST", f"{API}/validate", {"path": "api_test/x.yaml", "content": GREETING}),
+    ("POST", API, {"path": "api_test/x.yaml", "content": GREETING}),
+    ("PUT", f"{API}/hello_world.yaml", {"content": GREETING, "version": "x"}),
+    ("DELETE", f"{API}/hello_world.yaml?version=x", None),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "body"), ENDPOINTS, ids=[f"{m} {u}" for m, u, _ in ENDPOINTS])
+def test_every_endpoint_needs_a_token(anonymous, folder, method, url, body):
+    response = anonymous.request(method, url, json=body)
+    assert response.status_code == 401, response.text
+    garbage = anonymous.request(method, url, json=body, headers={"Authorization": "Bearer not-a-jwt"})
+    assert garbage.status_code in (401, 403)
+    assert not (folder / "api_test" / "x.yaml").exists()
+    assert (folder / "hello_world.yaml").exists()
+
+
+def test_viewer_reads_but_cannot_write(viewer, folder):
+    assert viewer.get(API).status_code == 200
+    assert viewer.get(f"{API}/hello_world.yaml").status_code == 200
+    assert viewer.post(f"{API}/validate", json={"path": "api_test/v.yaml", "content": GREETING}).json()["valid"]
+
+    version = sha((folder / "hello_world.yaml").read_text())
+    before = (folder / "hello_world.yaml").read_text()
+    assert viewer.post(API, json={"path": "api_test/v.yaml", "content": GREETING}).status_code == 403
+    assert viewer.put(f"{API}/hello_world.yaml", json={"content": GREETING, "version": version}).status_code == 403
+    assert viewer.delete(f"{API}/hello_world.yaml", params={"version": version}).status_code == 403
+    assert not (folder / "api_test" / "v.yaml").exists()
+    assert (folder / "hello_world.yaml").read_text() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads
+# ---------------------------------------------------------------------------------------------
+
+
+def test_list_definitions(admin, folder):
+    response = admin.get(API)
+    assert response.status_code == 200
+    body = response.json()
+    by_path = {d["path"]: d for d in body["definitions"]}
+    assert body["total_entries"] == len(body["definitions"])
+    hello = by_path["hello_world.yaml"]
+    assert hello == {
+        "path": "hello_world.yaml",
+        "kind": "Workflow",
+        "id": "hello_world",
+        "title": "Hello, world",
+        "version": sha((folder / "hello_world.yaml").read_text()),
+        "valid": True,
+        "error_count": 0,
+    }
+    assert by_path["functions/check_host.yaml"]["kind"] == "Function"
+
+    functions = admin.get(API, params={"kind": "Function"}).json()["definitions"]
+    assert functions and {d["kind"] for d in functions} == {"Function"}
+
+    unknown = admin.get(API, params={"kind": "Workflw"})
+    assert unknown.status_code == 400
+    assert unknown.json()["detail"]["field"] == "kind"
+
+
+def test_get_definition(admin, folder):
+    response = admin.get(f"{API}/functions/check_host.yaml")
+    assert response.status_code == 200
+    body = response.json()
+    text = (folder / "functions" / "check_host.yaml").read_text()
+    assert body["content"] == text
+    assert body["version"] == sha(text)
+    assert (body["kind"], body["id"], body["valid"], body["diagnostics"]) == ("Function", "check_host", True, [])
+
+    missing = admin.get(f"{API}/api_test/nothing_here.yaml")
+    assert missing.status_code == 404
+    assert missing.json()["detail"]["field"] == "path"
+
+
+# ---------------------------------------------------------------------------------------------
+# Writes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_create_writes_file_records_revision_and_refreshes_bundle(admin, folder):
+    rel = "api_test/greeting.yaml"
+    response = admin.post(API, json={"path": rel, "content": GREETING})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["path"] == rel and body["action"] == "create" and body["revision"] == 1
+    assert body["version"] == sha(GREETING)
+    assert (body["kind"], body["id"]) == ("Workflow", "api_test_greeting")
+    assert body["refreshed_bundles"] == ["autopilot"]
+    assert (folder / rel).read_text() == GREETING
+    assert stub(rel).exists(), "the Autopilot bundle was not refreshed"
+
+    revisions = admin.get(f"{API}/{rel}/revisions").json()
+    assert revisions["total_entries"] == 1
+    (first,) = revisions["revisions"]
+    assert (first["number"], first["action"], first["author"], first["version"]) == (
+        1,
+        "create",
+        "admin",
+        sha(GREETING),
+    )
+    assert first["created_at"]
+    detail = admin.get(f"{API}/{rel}/revisions/1").json()
+    assert detail["content"] == GREETING and detail["path"] == rel
+    assert admin.get(f"{API}/{rel}/revisions/2").status_code == 404
+
+    listed = {d["path"]: d for d in admin.get(API).json()["definitions"]}
+    assert listed[rel]["valid"] is True
+
+    again = admin.post(API, json={"path": rel, "content": GREETING})
+    assert again.status_code == 409
+    assert again.json()["detail"]["field"] == "path"
+
+
+def test_invalid_content_is_rejected_with_positions_and_nothing_written(admin, folder):
+    rel = "api_test/broken.yaml"
+    response = admin.post(API, json={"path": rel, "content": BROKEN})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail["field"] == "content"
+    assert detail["diagnostics"], detail
+    first = detail["diagnostics"][0]
+    assert first["text"] == f"{first['path']}:{first['line']}:{first['column']}: {first['message']}"
+    assert first["text"].startswith(f"{rel}:6:5: ")
+    assert "scrpt" in first["message"]
+    assert not (folder / rel).exists()
+    assert admin.get(f"{API}/{rel}/revisions").status_code == 404
+
+    not_yaml = admin.post(API, json={"path": "api_test/list.yaml", "content": "- just\n- a list\n"})
+    assert not_yaml.status_code == 422
+    assert not (folder / "api_test" / "list.yaml").exists()
+
+
+def test_update_with_stale_version_conflicts_and_leaves_file(admin, editor, folder):
+    rel = "api_test/update_me.yaml"
+    v1 = variant("api_test_update_me")
+    assert admin.post(API, json={"path": rel, "content": v1}).status_code == 201
+
+    v2 = variant("api_test_update_me", "second")
+    stale = editor.put(f"{API}/{rel}", json={"content": v2, "version": sha("something else")})
+    assert stale.status_code == 409
+    assert stale.json()["detail"]["field"] == "version"
+    assert stale.json()["detail"]["current_version"] == sha(v1)
+    assert (folder / rel).read_text() == v1
+
+    invalid = editor.put(f"{API}/{rel}", json={"content": BROKEN, "version": sha(v1)})
+    assert invalid.status_code == 422
+    assert (folder / rel).read_text() == v1
+
+    ok = editor.put(f"{API}/{rel}", json={"content": v2, "version": sha(v1)})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["revision"] == 2 and ok.json()["version"] == sha(v2)
+    assert (folder / rel).read_text() == v2
+    assert admin.get(f"{API}/{rel}").json()["version"] == sha(v2)
+
+    revisions = admin.get(f"{API}/{rel}/revisions").json()["revisions"]
+    assert [(r["number"], r["action"], r["author"]) for r in revisions] == [
+        (2, "update", "editor"),
+        (1, "create", "admin"),
+    ]
+    assert admin.get(f"{API}/{rel}/revisions/1").json()["content"] == v1
+    assert admin.get(f"{API}/{rel}/revisions/2").json()["content"] == v2
+
+    # The old version is stale now.
+    again = editor.put(f"{API}/{rel}", json={"content": v1, "version": sha(v1)})
+    assert again.status_code == 409 and again.json()["detail"]["current_version"] == sha(v2)
+
+    missing = admin.put(f"{API}/api_test/nope.yaml", json={"content": v1, "version": sha(v1)})
+    assert missing.status_code == 404
+
+
+def test_concurrent_updates_only_one_wins(admin, folder):
+    rel = "api_test/race.yaml"
+    base = variant("api_test_race")
+    assert admin.post(API, json={"path": rel, "content": base}).status_code == 201
+    contents = [variant("api_test_race", f"writer{i}") for i in range(4)]
+    statuses: dict[int, int] = {}
+    barrier = threading.Barrier(len(contents))
+
+    def put(i: int) -> None:
+        barrier.wait()
+        response = admin.put(f"{API}/{rel}", json={"content": contents[i], "version": sha(base)})
+        statuses[i] = response.status_code
+
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(len(contents))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses.values()) == [200, 409, 409, 409], statuses
+    winner = next(i for i, code in statuses.items() if code == 200)
+    assert (folder / rel).read_text() == contents[winner]
+    revisions = admin.get(f"{API}/{rel}/revisions").json()["revisions"]
+    assert [r["number"] for r in revisions] == [2, 1]
+    assert revisions[0]["version"] == sha(contents[winner])
+
+
+def test_delete(admin, folder):
+    rel = "api_test/delete_me.yaml"
+    content = variant("api_test_delete_me")
+    assert admin.post(API, json={"path": rel, "content": content}).status_code == 201
+    assert stub(rel).exists()
+
+    stale = admin.delete(f"{API}/{rel}", params={"version": sha("old")})
+    assert stale.status_code == 409 and stale.json()["detail"]["current_version"] == sha(content)
+    assert (folder / rel).exists()
+    assert admin.delete(f"{API}/{rel}").status_code == 422  # version is required
+
+    ok = admin.delete(f"{API}/{rel}", params={"version": sha(content)})
+    assert ok.status_code == 200, ok.text
+    assert (ok.json()["action"], ok.json()["revision"]) == ("delete", 2)
+    assert not (folder / rel).exists()
+    assert not stub(rel).exists()
+    assert admin.get(f"{API}/{rel}").status_code == 404
+    assert admin.delete(f"{API}/{rel}", params={"version": sha(content)}).status_code == 404
+
+    revisions = admin.get(f"{API}/{rel}/revisions").json()["revisions"]
+    assert [(r["number"], r["action"]) for r in revisions] == [(2, "delete"), (1, "create")]
+    assert admin.get(f"{API}/{rel}/revisions/2").json()["content"] == content
+
+    # Re-creating the path continues its history.
+    again = admin.post(API, json={"path": rel, "content": content})
+    assert again.status_code == 201 and again.json()["revision"] == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation, paths, duplicate ids
+# ---------------------------------------------------------------------------------------------
+
+
+def test_validate_without_saving(viewer, folder):
+    rel = "api_test/draft.yaml"
+    bad = viewer.post(f"{API}/validate", json={"path": rel, "content": BROKEN})
+    assert bad.status_code == 200
+    body = bad.json()
+    assert body["valid"] is False and body["error_count"] == len(body["diagnostics"]) >= 1
+    assert body["diagnostics"][0]["text"].startswith(f"{rel}:6:5: ")
+
+    good = viewer.post(f"{API}/validate", json={"path": rel, "content": variant("api_test_draft")}).json()
+    assert good == {
+        "path": rel,
+        "kind": "Workflow",
+        "id": "api_test_draft",
+        "valid": True,
+        "error_count": 0,
+        "diagnostics": [],
+    }
+    assert not (folder / rel).exists()
+
+    shape = viewer.post(f"{API}/validate", json={"path": rel})
+    assert shape.status_code == 422
+    assert shape.json()["detail"][0]["loc"] == ["body", "content"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../escape.yaml",
+        "api_test/../../escape.yaml",
+        "/etc/escape.yaml",
+        "api_test/notes.txt",
+        ".hidden.yaml",
+        "schema/workflow.yaml",
+        "api_test//double.yaml",
+        "C:/windows.yaml",
+    ],
+)
+def test_bad_paths_are_rejected(admin, folder, path):
+    response = admin.post(API, json={"path": path, "content": GREETING})
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"]["field"] == "path"
+    assert not (folder.parent / "escape.yaml").exists()
+    assert not (folder / "api_test" / "notes.txt").exists()
+    validate = admin.post(f"{API}/validate", json={"path": path, "content": GREETING})
+    assert validate.status_code == 400
+
+
+def test_path_traversal_in_url_is_rejected(admin, folder):
+    (folder.parent / "outside.yaml").write_text(GREETING)
+    try:
+        for url in (f"{API}/%2E%2E/outside.yaml", f"{API}/%2Fetc%2Fpasswd.yaml", f"{API}/..%2Foutside.yaml"):
+            response = admin.get(url)
+            assert response.status_code in (400, 404), (url, response.text)
+            assert "content" not in response.json()
+        response = admin.get(f"{API}/%2E%2E/outside.yaml")
+        assert response.status_code == 400 and response.json()["detail"]["field"] == "path"
+    finally:
+        (folder.parent / "outside.yaml").unlink()
+
+
+def test_symlink_out_of_the_folder_is_rejected(admin, folder):
+    outside = Path(tempfile.mkdtemp(prefix="autopilot-outside-"))
+    link = folder / "api_test" / "link"
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(outside, target_is_directory=True)
+    try:
+        response = admin.post(API, json={"path": "api_test/link/x.yaml", "content": GREETING})
+        assert response.status_code == 400
+        assert "leaves the definitions folder" in response.json()["detail"]["message"]
+        assert not (outside / "x.yaml").exists()
+    finally:
+        link.unlink()
+        shutil.rmtree(outside)
+
+
+def test_duplicate_id_is_rejected(admin, folder):
+    rel = "api_test/second_hello.yaml"
+    content = variant("hello_world")
+    response = admin.post(API, json={"path": rel, "content": content})
+    assert response.status_code == 409, response.text
+    detail = response.json()["detail"]
+    assert "hello_world" in detail["message"] and "hello_world.yaml" in detail["message"]
+    assert detail["diagnostics"][0]["text"].startswith(f"{rel}:3:5: ")
+    assert not (folder / rel).exists()
+
+    validation = admin.post(f"{API}/validate", json={"path": rel, "content": content}).json()
+    assert validation["valid"] is False
+    assert "already defined in hello_world.yaml" in validation["diagnostics"][0]["message"]
+    # The file itself may keep its own id.
+    same = admin.post(f"{API}/validate", json={"path": "hello_world.yaml", "content": content}).json()
+    assert same["valid"] is True
+
+
+def test_body_shape_errors_name_the_field(admin):
+    response = admin.post(API, json={"path": "api_test/x.yaml"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "content"]
+    response = admin.put(f"{API}/hello_world.yaml", json={"content": GREETING})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "version"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage, in process (same database as the server)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_migrate_is_idempotent(api_server):  # noqa: F811
+    from autopilot_provider.store import migrate
+
+    assert migrate() == []
+
+
+def test_failed_revision_insert_leaves_no_file(api_server, folder):  # noqa: F811
+    """The revision row is inserted before the file is written: if it fails, nothing changes on disk."""
+    from sqlalchemy import delete, insert
+
+    from autopilot_provider.store import DefinitionStore, _now, head_table, revision_table
+
+    store = DefinitionStore(folder, refresh=False)
+    rel = "api_test/orphan.yaml"
+    # A revision row with no head row: the next save computes number 1 and collides with it.
+    with store.engine.begin() as connection:
+        connection.execute(
+            insert(revision_table).values(path=rel, number=1, action="create", version="x", created_at=_now())
+        )
+    try:
+        with pytest.raises(Exception, match="(?i)unique|integrity|duplicate"):
+            store.create(rel, variant("api_test_orphan"), author="test")
+        assert not (folder / rel).exists()
+    finally:
+        with store.engine.begin() as connection:
+            connection.execute(delete(revision_table).where(revision_table.c.path == rel))
+            connection.execute(delete(head_table).where(head_table.c.path == rel))
