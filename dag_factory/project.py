@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,12 +188,47 @@ class Project:
                 seen[key] = rel
         return problems
 
+    def api_spec(self, api_id: str):
+        """(Loaded Api definition, Spec) for an Api id, or None when there is no such Api.
+
+        The spec path in the Api definition is relative to that definition's file (or a URL).
+        Raises ``SpecError`` when the document cannot be read or is not OpenAPI.
+        """
+        rel = self.find("Api", api_id)
+        if rel is None:
+            return None
+        loaded = self.load(rel)
+        if not loaded.ok:
+            return loaded, None
+        source = loaded.definition.spec
+        if not re.match(r"^https?://", source):
+            source = str((self.root / rel).parent / source)
+        return loaded, cached_spec(source)
+
     def unknown_function_hint(self, name: str) -> str:
         hint = suggest(name, self.ids("Function"))
         unreadable = sorted(rel for rel, entry in self.index().items() if entry.kind is None)
         if not hint and unreadable:
             hint = f" (these definition files could not be read: {', '.join(unreadable[:5])})"
         return hint
+
+
+def cached_spec(source: str):
+    """Load (without re-validating: import validated it) and cache a spec per process, keyed on the
+    file's mtime and size so an edited document is re-read."""
+    from autopilot_provider.openapi.spec import load_spec
+
+    try:
+        stat = os.stat(source)
+        key = (source, stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = (source, 0, 0)
+    if key not in _SPECS:
+        _SPECS[key] = load_spec(source, validate=False)
+    return _SPECS[key]
+
+
+_SPECS: dict[tuple[str, int, int], Any] = {}
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -1,0 +1,1 @@
+"""OpenAPI documents: loading, the uniform operation model, requests."""
