@@ -1,0 +1,1 @@
+"""Hooks: how Autopilot talks to outside systems."""

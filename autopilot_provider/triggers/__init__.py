@@ -1,0 +1,1 @@
+"""Triggers: the async halves of deferrable operators (run in the triggerer)."""
