@@ -119,6 +119,28 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_openapi(args: argparse.Namespace) -> int:
+    from autopilot_provider.openapi.importer import ImportFailure, import_openapi
+
+    root = Path(args.definitions)
+    try:
+        result = import_openapi(root, args.name, source=args.spec, connection=args.connection, force=args.force)
+    except ImportFailure as exc:
+        where = f"{args.spec}: " if exc.pointer is not None else ""
+        print(f"autopilot import-openapi: {where}{exc}", file=sys.stderr)
+        print("nothing was written", file=sys.stderr)
+        return 1
+    shown = os.path.relpath(root.resolve(), Path.cwd())
+    derived = f", {result.derived_ids} without operationId (derived ids)" if result.derived_ids else ""
+    print(
+        f"{'replaced' if result.replaced else 'imported'} Api '{result.name}': {result.title or '(no title)'} "
+        f"{result.version} (OpenAPI {result.openapi}), {result.operations} operation(s){derived}"
+    )
+    print(f"  {os.path.join(shown, result.spec_path)}")
+    print(f"  {os.path.join(shown, result.api_path)} (connection: {result.connection})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autopilot", description="Autopilot workflow definitions for Airflow.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("-o", "--output", default=os.path.join(DEFAULT_ROOT, "schema"))
     schema.add_argument("--check", action="store_true", help="exit 1 if the exported schema is stale")
     schema.set_defaults(func=cmd_schema)
+
+    imp = sub.add_parser(
+        "import-openapi",
+        help="validate an OpenAPI document (file or URL) and add it as an Api definition under apis/",
+    )
+    imp.add_argument("spec", help="the document: a file or an http(s) URL; JSON or YAML; Swagger 2.0, OpenAPI 3.0/3.1")
+    imp.add_argument("--name", required=True, help="the Api id (letters, digits, underscores)")
+    imp.add_argument("--connection", help="Airflow connection id with base URL and credentials (default: NAME_api)")
+    imp.add_argument("--definitions", default=DEFAULT_ROOT, help="the definitions folder (default: definitions)")
+    imp.add_argument("--force", action="store_true", help="replace an existing Api of that name")
+    imp.set_defaults(func=cmd_import_openapi)
 
     db = sub.add_parser("db", help="the Autopilot tables in the Airflow metadata database")
     db_sub = db.add_subparsers(dest="db_command", required=True)

@@ -134,7 +134,7 @@ class Project:
             loaded = load_text(text, self.display(rel))
             validate(loaded, self.function)
             if loaded.definition is not None:
-                loaded.diagnostics.extend(factory_diagnostics(loaded))
+                loaded.diagnostics.extend(factory_diagnostics(loaded, self))
             loaded.diagnostics.sort()
         finally:
             self._loading.pop()

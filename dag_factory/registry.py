@@ -13,7 +13,7 @@ from typing import Any
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import Diagnostic
 from autopilot_provider.definitions.validate import Loaded
-from dag_factory.compilers import decision, script, use
+from dag_factory.compilers import decision, script, task, use, wait
 
 Compiler = Callable[[m.Step, Any], Any]
 
@@ -21,11 +21,11 @@ COMPILERS: dict[str, Compiler] = {
     "script": script.compile_script,
     "decision": decision.compile_decision,
     "use": use.compile_use,
+    "task": task.compile_task,
+    "wait": wait.compile_wait,
 }
 
 NOT_YET: dict[str, str] = {
-    "task": "REST task steps arrive with the OpenAPI import",
-    "wait": "wait steps arrive with the OpenAPI import",
     "form": "mid-flow form steps arrive with people-in-the-loop",
     "approval": "approval steps arrive with people-in-the-loop",
     "notify": "notify steps arrive with people-in-the-loop",
@@ -41,13 +41,117 @@ SCRIPT_LANGUAGES_NOT_YET = {
 assert not set(COMPILERS) & set(NOT_YET) and set(COMPILERS) | set(NOT_YET) == set(m.STEP_KINDS)
 
 
-def factory_diagnostics(loaded: Loaded) -> list[Diagnostic]:
-    """What the factory cannot compile yet, located in the file."""
+def factory_diagnostics(loaded: Loaded, project: Any = None) -> list[Diagnostic]:
+    """What the factory cannot compile, located in the file: kinds not supported yet and, given the
+    project, REST steps that do not match their Api's OpenAPI document."""
     definition, located = loaded.definition, loaded.located
     if located is None or not isinstance(definition, (m.Workflow, m.Function)):
         return []
     problems = [located.diagnostic(loc, message, key=True) for loc, message in _unsupported(definition)]
+    if project is not None:
+        problems += [
+            located.diagnostic(loc, message, key=key) for loc, message, key in _rest_steps(definition, project)
+        ]
     return problems
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _rest_steps(definition: m.Workflow | m.Function, project: Any) -> Iterator[tuple[tuple, str, bool]]:
+    """Each `task`/`wait` step against its Api: the api and the operation exist, parameters are known
+    and the required ones given, and literal values (not templates) fit the schemas."""
+    from autopilot_provider.definitions.validate import suggest
+    from autopilot_provider.openapi.request import parameter_names, schema_errors
+
+    for i, step in enumerate(definition.steps):
+        call = step.task or step.wait
+        if call is None:
+            continue
+        base = ("steps", i, step.kind)
+        where = f"step '{step.id}'"
+        apis = project.ids("Api")
+        if call.api not in apis:
+            hint = suggest(call.api, apis) or (
+                f"; Api definitions: {', '.join(apis)}" if apis else " (there are no Api definitions)"
+            )
+            yield base + ("api",), f"{where}: unknown api '{call.api}'{hint}", False
+            continue
+        try:
+            found = project.api_spec(call.api)
+        except Exception as exc:  # noqa: BLE001 - an unreadable document is reported where it is used
+            yield base + ("api",), f"{where}: api '{call.api}': cannot read its OpenAPI document: {exc}", False
+            continue
+        api_loaded, spec = found
+        if spec is None:
+            first = api_loaded.diagnostics[0] if api_loaded.diagnostics else api_loaded.path
+            yield base + ("api",), f"{where}: api '{call.api}' has errors: {first}", False
+            continue
+        operation = spec.operation(call.operation)
+        if operation is None:
+            hint = suggest(call.operation, spec.operations) or _closest_ci(call.operation, spec.operations)
+            yield (
+                base + ("operation",),
+                f"{where}: api '{call.api}' has no operation '{call.operation}'{hint}",
+                False,
+            )
+            continue
+        names = parameter_names(operation)
+        for name in call.params:
+            if name not in names:
+                hint = suggest(name, names) or (
+                    f"; its parameters: {', '.join(names)}" if names else " (it takes no parameters)"
+                )
+                yield (
+                    base + ("params", name),
+                    f"{where}: operation '{operation.id}' has no parameter '{name}'{hint}",
+                    True,
+                )
+        for param in operation.parameters:
+            if param.required and call.params.get(param.name) is None:
+                loc = base + ("params",) if "params" in _raw(definition, base) else base
+                yield (
+                    loc,
+                    f"{where}: missing required {param.location} parameter '{param.name}' of operation "
+                    f"'{operation.id}'",
+                    True,
+                )
+            elif param.name in call.params and not _templated(call.params[param.name]):
+                from autopilot_provider.openapi.request import coerce
+
+                value = coerce(call.params[param.name], param.schema)
+                for path, message in schema_errors(spec, param.schema, value, skip=_templated):
+                    yield (
+                        base + ("params", param.name, *path),
+                        f"{where}: params.{param.name}{_dotted(path)}: {message}",
+                        False,
+                    )
+        if step.task is not None:
+            body = step.task.body
+            if body is not None and operation.body_schema is None and not operation.body_media_types:
+                yield base + ("body",), f"{where}: operation '{operation.id}' takes no request body", True
+            elif body is None and operation.body_required:
+                yield base, f"{where}: operation '{operation.id}' requires a request body (`body:`)", True
+            elif body is not None and operation.body_schema:
+                for path, message in schema_errors(spec, operation.body_schema, body, skip=_templated):
+                    yield base + ("body", *path), f"{where}: body{_dotted(path)}: {message}", False
+
+
+def _dotted(path: tuple) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _closest_ci(name: str, choices: Any) -> str:
+    lowered = {c.lower(): c for c in choices}
+    return f" (did you mean '{lowered[name.lower()]}'?)" if name.lower() in lowered else ""
+
+
+def _raw(definition: Any, loc: tuple) -> dict:
+    """The step kind's mapping as written (to tell an absent key from an empty one)."""
+    step = definition.steps[loc[1]]
+    spec = getattr(step, loc[2])
+    return spec.model_dump(exclude_unset=True)
 
 
 def _unsupported(definition: m.Workflow | m.Function) -> Iterator[tuple[tuple, str]]:

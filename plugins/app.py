@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from autopilot_plugin.api import definitions
+from autopilot_plugin.api import apis, definitions
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -61,6 +61,7 @@ def create_app() -> FastAPI:
     )
     app.add_exception_handler(StoreError, store_error_handler)
     app.include_router(definitions.router, prefix=API_PREFIX)
+    app.include_router(apis.router, prefix=API_PREFIX)
     return app
 
 

@@ -138,16 +138,40 @@ class Form(Strict):
 # --------------------------------------------------------------------------------------------
 
 
-class TaskStep(Strict):
-    """A REST operation imported from an OpenAPI document (an `Api` definition)."""
+class RestCall(Strict):
+    """What `task` and `wait` steps share: one operation of an `Api` definition, and how to send it."""
 
-    api: str
-    operation: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    body: Any = None
-    outputs: dict[str, str] = Field(default_factory=dict, description="Output name → path in the response.")
+    api: str = Field(description="Id of an `Api` definition.")
+    operation: str = Field(description="The operation's `operationId` in the Api's OpenAPI document.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Path, query, header and cookie parameters by name (templated; a value that is exactly "
+        "one `{{ expr }}` keeps its type; a null optional parameter is left out).",
+    )
+    outputs: dict[str, Expression] = Field(
+        default_factory=dict,
+        description="Output name → sandboxed expression over `response` (`status`, `headers`, `body`), "
+        "e.g. `response.body.job_id`. Without outputs the step's outputs are `{status, body}`.",
+    )
     connection: str | None = Field(None, description="Airflow connection id; defaults to the Api's.")
-    validate_response: Literal["fail", "warn", "off"] = "fail"
+    request_timeout: Duration = Field("60s", description="Timeout of each HTTP request.")
+    http_retries: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="Re-sends after a 429, a 5xx or a connection error or timeout, with exponential "
+        "backoff; a `Retry-After` header sets the wait.",
+    )
+    backoff: Duration = Field("1s", description="The first wait between re-sends (then doubled, at most 1m).")
+
+
+class TaskStep(RestCall):
+    """Call a REST operation imported from an OpenAPI document (an `Api` definition)."""
+
+    body: Any = Field(None, description="The request body (templated), sent as JSON or as a form per the spec.")
+    validate_response: Literal["fail", "warn", "off"] = Field(
+        "fail", description="Check the response body against the operation's declared schema."
+    )
 
 
 class AnsibleScript(Strict):
@@ -319,15 +343,16 @@ class PipeStep(Strict):
         return self
 
 
-class WaitStep(Strict):
-    """Poll a REST operation from the triggerer until a condition holds."""
+class WaitStep(RestCall):
+    """Poll a REST operation from Airflow's triggerer (no worker slot held) until a condition holds."""
 
-    api: str
-    operation: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    until: Expression
-    every: Duration = "30s"
-    timeout: Duration = "1h"
+    until: Expression = Field(description="Expression over `response`, e.g. `response.body.status == 'done'`.")
+    fail_if: Expression | None = Field(
+        None,
+        description="Expression over `response` that fails the step at once, e.g. `response.body.status == 'failed'`.",
+    )
+    every: Duration = Field("30s", description="Time between polls.")
+    timeout: Duration = Field("1h", description="Give up (and fail the step) when `until` is still false after this.")
 
 
 class UseStep(Strict):

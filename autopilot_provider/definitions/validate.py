@@ -37,7 +37,9 @@ CRON_PRESETS = {
 }
 #: Values whose text is code or SQL, never a template.
 UNTEMPLATED = {("script", "python"), ("sql", "query")}
-EXPRESSION_KEYS = {"if", "when", "until"}
+EXPRESSION_KEYS = {"if", "when", "until", "fail_if"}
+#: Expressions of REST steps that also see the HTTP `response` (`status`, `headers`, `body`).
+RESPONSE_EXPRESSION_KEYS = {"until", "fail_if"}
 
 
 @dataclass
@@ -494,7 +496,16 @@ class _Checker:
                 if loc[-1:] and (loc[-1], key) in UNTEMPLATED:
                     continue
                 if key in EXPRESSION_KEYS and isinstance(child, str) and _in_expression_owner(loc):
-                    self._check_text(child, loc + (key,), scope, expression=True)
+                    with_response = key in RESPONSE_EXPRESSION_KEYS
+                    self._check_text(
+                        child, loc + (key,), {**scope, "response": None} if with_response else scope, expression=True
+                    )
+                elif key == "outputs" and loc[-1:] in (("task",), ("wait",)) and isinstance(child, dict):
+                    for name, expression in child.items():
+                        if isinstance(expression, str):
+                            self._check_text(
+                                expression, loc + (key, name), {**scope, "response": None}, expression=True
+                            )
                 else:
                     self.templates(child, loc + (key,), scope)
         elif isinstance(value, list):

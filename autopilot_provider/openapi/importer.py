@@ -1,0 +1,364 @@
+"""Import an OpenAPI document as an ``Api`` definition: one function for the CLI and the plugin API.
+
+``import_openapi(definitions, name, source=... | content=...)``:
+
+1. reads the document (a file, an http(s) URL or text), JSON or YAML, Swagger 2.0 / OpenAPI 3.0 / 3.1;
+2. validates it (:func:`autopilot_provider.openapi.spec.validate_document`: errors name the JSON
+   pointer of the bad part) and normalises it (``$ref``s, operation ids) — nothing is written when
+   either fails;
+3. writes the document, byte for byte as given (it stays the source of truth), to
+   ``apis/specs/<name>.json`` (or ``.yaml`` for YAML), and the definition ``apis/<name>.yaml``::
+
+       apiVersion: autopilot/v1
+       kind: Api
+       id: <name>
+       title: <info.title>
+       spec: specs/<name>.json
+       connection: <connection, default <name>_api>
+
+   both atomically. With a :class:`~autopilot_provider.store.DefinitionStore` (the REST API) the
+   definition is saved through it, so it is validated again, gets a revision with its author, and the
+   DAG bundles are refreshed; if that save fails the document is put back as it was;
+4. warms the normalised cache (:mod:`autopilot_provider.openapi.cache`) so DAG parsing never pays
+   for parsing the document.
+
+An ``Api`` of that name is only replaced with ``force``; an ``Api`` with that id defined in another
+file, or a non-Api file at ``apis/<name>.yaml``, is never overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autopilot_provider.openapi.spec import (
+    SpecError,
+    is_json_text,
+    normalise,
+    parse_document,
+    quiet_gc,
+    validate_document,
+)
+
+#: Largest document accepted (bytes).
+MAX_DOCUMENT = 64 * 1024 * 1024
+API_DIR = "apis"
+SPEC_DIR = "specs"
+SPEC_SUFFIXES = (".json", ".yaml", ".yml")
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+CONNECTION = re.compile(r"^[A-Za-z0-9_.\-]+$")
+FETCH_TIMEOUT = 60.0
+
+
+class ImportFailure(Exception):
+    """An import that did not happen; ``status`` is the HTTP status the REST API answers with,
+    ``field`` the input at fault and ``pointer`` (for an invalid document) the JSON pointer of the bad part."""
+
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None, pointer: str | None = None, **extra: Any):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.pointer = pointer
+        self.extra = extra
+
+    def __str__(self) -> str:
+        if self.pointer is not None:
+            return f"{self.pointer or '/'}: {self.message}"
+        return self.message
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": str(self)}
+        if self.field:
+            body["field"] = self.field
+        if self.pointer is not None:
+            body["pointer"] = self.pointer or "/"
+        body.update(self.extra)
+        return body
+
+
+class InvalidInput(ImportFailure):
+    status = 400
+
+
+class SourceUnavailable(ImportFailure):
+    """The URL or file could not be read (400)."""
+
+    status = 400
+
+
+class InvalidDocument(ImportFailure):
+    """Not JSON/YAML, or not a valid OpenAPI document (422, with the JSON ``pointer``)."""
+
+    status = 422
+
+
+class ApiExists(ImportFailure):
+    status = 409
+
+
+@dataclass
+class ImportResult:
+    name: str
+    api_path: str  # relative to the definitions folder
+    spec_path: str
+    title: str
+    version: str
+    openapi: str
+    operations: int
+    derived_ids: int  # operations without operationId (they got a derived id)
+    connection: str
+    replaced: bool
+    revision: int | None = None
+    refreshed_bundles: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def api_paths(name: str, *, json_document: bool) -> tuple[str, str]:
+    """(definition path, document path), relative to the definitions folder."""
+    suffix = ".json" if json_document else ".yaml"
+    return f"{API_DIR}/{name}.yaml", f"{API_DIR}/{SPEC_DIR}/{name}{suffix}"
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME.match(name) or len(name) > 200:
+        raise InvalidInput(
+            f"name {name!r} is not an identifier: letters, digits and underscores, starting with a letter",
+            field="name",
+        )
+    return name
+
+
+def fetch(url: str, *, timeout: float = FETCH_TIMEOUT, limit: int = MAX_DOCUMENT) -> bytes:
+    """GET an http(s) URL (redirects followed), at most ``limit`` bytes."""
+    import httpx
+
+    if not re.match(r"^https?://", url, re.IGNORECASE):
+        raise InvalidInput(f"url must be an http:// or https:// URL, got {url!r}", field="url")
+    try:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=timeout) as response:
+            if response.status_code >= 400:
+                raise SourceUnavailable(f"GET {url} answered {response.status_code}", field="url")
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise SourceUnavailable(f"{url} is larger than {limit} bytes", field="url")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as exc:
+        raise SourceUnavailable(f"cannot GET {url}: {exc}", field="url") from None
+
+
+def read(source: str | Path) -> bytes:
+    """The bytes of a file or an http(s) URL."""
+    text = str(source)
+    if re.match(r"^https?://", text, re.IGNORECASE):
+        return fetch(text)
+    try:
+        size = os.path.getsize(source)
+        if size > MAX_DOCUMENT:
+            raise SourceUnavailable(f"{source} is larger than {MAX_DOCUMENT} bytes", field="spec")
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise SourceUnavailable(f"cannot read {source}: {exc.strerror or exc}", field="spec") from None
+
+
+def api_yaml(name: str, title: str, spec_file: str, connection: str, source: str | None = None) -> str:
+    data = {"apiVersion": "autopilot/v1", "kind": "Api", "id": name}
+    if title:
+        data["title"] = title
+    if source:
+        data["description"] = f"Imported from {source}"
+    data["spec"] = spec_file
+    data["connection"] = connection
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000, default_flow_style=False)
+    return "# Written by `autopilot import-openapi`; the document in spec: is the source of truth.\n" + body
+
+
+def import_openapi(
+    definitions: Path | str,
+    name: str,
+    *,
+    source: str | Path | None = None,
+    content: str | bytes | None = None,
+    connection: str | None = None,
+    force: bool = False,
+    store=None,
+    author: str | None = None,
+) -> ImportResult:
+    """Validate and store an OpenAPI document plus its ``Api`` definition (see the module docstring).
+
+    Exactly one of ``source`` (a file or an http(s) URL) and ``content`` (the text) is given. Raises
+    :class:`ImportFailure` (nothing written) or, with a ``store``, its ``StoreError``s.
+    """
+    with quiet_gc():
+        return _import(definitions, name, source, content, connection, force, store, author)
+
+
+def _import(definitions, name, source, content, connection, force, store, author) -> ImportResult:
+    from autopilot_provider.openapi import cache
+    from dag_factory.project import Project
+
+    root = Path(definitions).resolve()
+    name = check_name(name)
+    if connection is not None and (not isinstance(connection, str) or not CONNECTION.match(connection)):
+        raise InvalidInput(f"connection {connection!r} is not an Airflow connection id", field="connection")
+    if (source is None) == (content is None):
+        raise InvalidInput("give exactly one of url and content", field="content" if content is None else "url")
+    where = "content" if content is not None else ("url" if re.match(r"^https?://", str(source), re.I) else "spec")
+    if content is not None:
+        data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        if len(data) > MAX_DOCUMENT:
+            raise InvalidInput(f"content is larger than {MAX_DOCUMENT} bytes", field="content")
+        label = "content"
+    else:
+        data = read(source)
+        label = str(source)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+
+    # 1. parse, validate, normalise: nothing is written before this passes
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidDocument(f"{label} is not UTF-8 text: {exc}", field=where, pointer="") from None
+    try:
+        document = parse_document(text, source=label)
+        if not cache.validated(hashlib.sha256(data).hexdigest()):  # the same bytes passed before
+            validate_document(document)
+        spec = normalise(document)
+        count = len(spec.operations)
+        derived = sum(1 for ref in spec.refs().values() if ref.derived_id)
+    except SpecError as exc:
+        raise InvalidDocument(exc.message, field=where, pointer=exc.pointer or "") from None
+
+    # 2. where it goes, and what is there already
+    api_rel, spec_rel = api_paths(name, json_document=is_json_text(text))
+    project = Project(root, display_root="")
+    existing = project.find("Api", name)
+    if existing is not None and existing != api_rel:
+        raise ApiExists(
+            f"Api '{name}' is already defined in {existing}; remove it or import under another name",
+            field="name",
+        )
+    entry = project.index().get(api_rel)
+    if entry is not None and entry.kind != "Api":
+        raise ApiExists(
+            f"{api_rel} exists and is not an Api definition (kind {entry.kind}); not replacing it", field="name"
+        )
+    api_file = root / api_rel
+    spec_file = root / spec_rel
+    others = [root / API_DIR / SPEC_DIR / f"{name}{s}" for s in SPEC_SUFFIXES]
+    replaced = api_file.exists() or any(p.exists() for p in others)
+    if replaced and not force:
+        present = [os.path.relpath(p, root) for p in [api_file, *others] if p.exists()]
+        raise ApiExists(
+            f"an Api named '{name}' exists ({', '.join(present)}); replace it with --force (API: \"replace\": true)",
+            field="name",
+        )
+    if connection is None:
+        connection = _existing_connection(project, api_rel) if api_file.exists() else None
+        connection = connection or f"{name}_api"
+    described = str(source) if source is not None and where == "url" else None
+    definition = api_yaml(name, spec.title, f"{SPEC_DIR}/{Path(spec_rel).name}", connection, described)
+    _check_definition(api_rel, definition)
+
+    # 3. write the document, then the definition (putting the document back if that fails)
+    previous = spec_file.read_bytes() if spec_file.exists() else None
+    _atomic_bytes(spec_file, data)
+    revision = None
+    refreshed: list[str] = []
+    try:
+        if store is not None:
+            from autopilot_provider.store import content_version
+
+            if api_file.exists():
+                saved = store.update(api_rel, definition, content_version(api_file.read_bytes()), author=author)
+            else:
+                saved = store.create(api_rel, definition, author=author)
+            revision, refreshed = saved.revision, list(saved.refreshed_bundles)
+        else:
+            from dag_factory.project import atomic_write
+
+            atomic_write(api_file, definition)
+    except BaseException:
+        if previous is None:
+            spec_file.unlink(missing_ok=True)
+        else:
+            _atomic_bytes(spec_file, previous)
+        raise
+    for other in others:
+        if other != spec_file:
+            other.unlink(missing_ok=True)
+
+    # 4. the normalised cache, so that parsing DAGs never parses the document
+    cache.remember(spec_file, data, document, validated=True)
+    return ImportResult(
+        name=name,
+        api_path=api_rel,
+        spec_path=spec_rel,
+        title=spec.title,
+        version=spec.version,
+        openapi=spec.openapi,
+        operations=count,
+        derived_ids=derived,
+        connection=connection,
+        replaced=replaced,
+        revision=revision,
+        refreshed_bundles=refreshed,
+    )
+
+
+def _check_definition(rel: str, text: str) -> None:
+    """The model-level checks of the definition we wrote (not project.check_text: for an Api the DAG
+    factory has nothing to add, and loading it would import Airflow — seconds for a CLI)."""
+    from autopilot_provider.definitions.validate import load_text, validate
+
+    loaded = validate(load_text(text, rel), lambda _name: None)
+    if loaded.diagnostics or loaded.definition is None:  # pragma: no cover - our own YAML; a bug
+        raise ImportFailure("; ".join(str(d) for d in loaded.diagnostics) or f"{rel}: not a definition")
+
+
+def _existing_connection(project, rel: str) -> str | None:
+    try:
+        data = yaml.safe_load((project.root / rel).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    value = data.get("connection") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and CONNECTION.match(value) else None
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+__all__ = [
+    "ApiExists",
+    "ImportFailure",
+    "ImportResult",
+    "InvalidDocument",
+    "InvalidInput",
+    "SourceUnavailable",
+    "api_paths",
+    "import_openapi",
+]
