@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dag_factory.project import Project
 from tests.conftest import REPO, task_states
+from tests.fixtures.backup_product import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER, backup_product  # noqa: F401
 
 EXAMPLES = Project(REPO / "definitions")
 WORKFLOWS = [e.id for e in EXAMPLES.index().values() if e.kind == "Workflow"]
@@ -26,7 +29,24 @@ def test_hello_world_greets_and_counts(run_workflow):
     assert count.xcom_pull(task_ids="count") == {"letters": len("HelloAda")}
 
 
-def test_add_machine_to_backups_plans_a_reachable_host(run_workflow):
+@pytest.fixture
+def backup_connections(backup_product, monkeypatch):  # noqa: F811 - backup_product is a fixture
+    """The example's Airflow connections, pointing at the local backup product."""
+    where = {
+        "conn_type": "autopilot_openapi",
+        "host": backup_product.host,
+        "port": backup_product.port,
+        "schema": "http",
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_BACKUP_API", json.dumps({**where, "login": USER, "password": PASSWORD}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BACKUP_CLIENTS", json.dumps({**where, "login": CLIENT_ID, "password": CLIENT_SECRET})
+    )
+    backup_product.reset()
+    return backup_product
+
+
+def test_add_machine_to_backups_installs_the_agent_and_adds_the_client(run_workflow, backup_connections):
     dag_run = run_workflow(
         "add_machine_to_backups",
         {"hostname": "localhost", "policy": "gold", "justification": "database server for team X"},
@@ -39,9 +59,18 @@ def test_add_machine_to_backups_plans_a_reachable_host(run_workflow):
     outputs = plan.xcom_pull(task_ids="plan_backup")
     assert outputs.pop("address") in ("127.0.0.1", "::1")
     assert outputs == {"hostname": "localhost", "frequency": "daily", "retention_days": 90}
+    assert states["install_agent"] == states["wait_for_agent"] == states["add_client"] == "success"
+    product = backup_connections
+    assert [r.method for r in product.received("/hosts/localhost/agent/installations")] == ["POST"]
+    assert len(product.received("/jobs/")) >= 2  # polled until done
+    (added,) = product.received("/clients", method="POST")
+    assert added.body == {"hostname": "localhost", "policy": "gold", "retention_days": 90, "tags": ["autopilot"]}
+    assert added.headers["x-request-id"] == dag_run.run_id
+    assert added.headers["authorization"].startswith("Bearer ")  # OAuth2 client credentials
+    assert product.clients[-1]["hostname"] == "localhost"
 
 
-def test_add_machine_to_backups_fails_visibly_for_an_unknown_host(run_workflow):
+def test_add_machine_to_backups_fails_visibly_for_an_unknown_host(run_workflow, backup_connections):
     dag_run = run_workflow(
         "add_machine_to_backups",
         {"hostname": "no-such-host.invalid", "policy": "bronze", "justification": "should stop here"},
@@ -49,7 +78,8 @@ def test_add_machine_to_backups_fails_visibly_for_an_unknown_host(run_workflow):
     states = task_states(dag_run)
     assert str(dag_run.state) == "failed"
     assert states["report_unreachable"] == "failed"
-    assert states["plan_backup"] == "skipped"
+    assert states["plan_backup"] == states["agent_status"] == states["add_client"] == "skipped"
+    assert backup_connections.received() == []
 
 
 def test_nightly_disk_report_takes_exactly_one_branch(run_workflow):

@@ -29,14 +29,6 @@ from tests.fixtures.backup_product import (  # noqa: F401 - backup_product is a 
     backup_product,
 )
 
-API = """\
-apiVersion: autopilot/v1
-kind: Api
-id: backup_product
-title: Backup product
-spec: specs/backup_product.openapi.yaml
-connection: backup_api
-"""
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 
@@ -61,9 +53,9 @@ class Backup:
 
 
 @pytest.fixture
-def backup(write_definition, backup_product, monkeypatch) -> Backup:  # noqa: F811
-    write_definition("apis/specs/backup_product.openapi.yaml", SPEC_PATH.read_text(encoding="utf-8"))
-    write_definition("apis/backup_product.yaml", API)
+def backup(definitions_dir, backup_product, monkeypatch) -> Backup:  # noqa: F811
+    # the example Api (definitions/apis/backup_product.yaml) and its spec are in the served folder
+    assert (definitions_dir / "apis/backup_product.yaml").exists()
     backup_product.reset()
     helper = Backup(backup_product, monkeypatch)
     helper.connect("backup_api", login=USER, password=PASSWORD)
