@@ -23,7 +23,8 @@ def load_dag_file(root: str, rel: str, stub_file: str | None = None):
         # stubs mirror the definitions' folders; the index sits at the top of the stubs folder
         for _ in Path(rel).parts[:-1]:
             index = index.parent.parent / INDEX_NAME
-    project = Project(Path(root), index_path=index if index and index.exists() else None)
+    has_index = index is not None and index.exists()
+    project = Project(Path(root), index_path=index if has_index else None, trust_index=has_index)
     current = get_parsing_context().dag_id
     if current is not None:
         entry = project.index().get(rel)

@@ -45,9 +45,19 @@ class IndexEntry:
 class Project:
     """The definitions under ``root``. ``index_path`` is where the file index is cached (optional)."""
 
-    def __init__(self, root: Path | str, *, index_path: Path | None = None, display_root: str | None = None):
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        index_path: Path | None = None,
+        display_root: str | None = None,
+        trust_index: bool = False,
+    ):
         self.root = Path(root).resolve()
         self.index_path = index_path
+        # While Airflow parses stubs, the index that the bundle's last refresh wrote is the truth:
+        # re-walking the folder for every stub would make parsing N definitions cost O(N²).
+        self.trust_index = trust_index
         self.display_root = self.root.name if display_root is None else display_root
         self._index: dict[str, IndexEntry] | None = None
         self._loaded: dict[str, Loaded] = {}
@@ -76,6 +86,9 @@ class Project:
         if self._index is not None:
             return self._index
         cached = self._read_index()
+        if self.trust_index and cached:
+            self._index = cached
+            return cached
         index: dict[str, IndexEntry] = {}
         for rel in self.files():
             stat = (self.root / rel).stat()

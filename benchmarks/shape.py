@@ -1,0 +1,227 @@
+"""The benchmark workflow shape, described once, independent of how it is written.
+
+Every contender (Autopilot definitions, hand-written Python DAG files, dag-factory YAML) renders
+*this* description (see ``benchmarks.workloads``), so the three workloads stay equivalent by
+construction. To add a step kind when it lands in Autopilot (REST ``task`` calls, ``approval``):
+
+1. add a ``Step(kind="rest"|"approval", ...)`` to ``steps()`` below (keep ten top-level steps, or
+   bump ``SHAPE_VERSION`` and say so in the README);
+2. teach each renderer in ``benchmarks.workloads`` the new kind (Autopilot: the YAML step;
+   Python: e.g. ``HttpOperator`` / ``HITLOperator``; dag-factory: the same operators by import path);
+3. update ``SHAPE`` (it is written into every results JSON).
+
+Values flow between steps through ``Ref`` s: a DAG param (the request form), an upstream step's
+output, a group (function) input, or a constant. Each renderer maps a ``Ref`` to its own syntax
+(``{{ form.x }}`` / ``{{ params.x }}``, ``steps.s.outputs.k`` / ``ti.xcom_pull(...)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SHAPE = "scripts+decision+group; REST and approval steps join when implemented"
+SHAPE_VERSION = 1
+#: shape step kind → the Autopilot step kind it becomes
+AUTOPILOT_KINDS = {"bash": "script", "python": "script", "decision": "decision", "group": "use"}
+#: Autopilot step kinds the shape should gain once they compile (the run notes when they do)
+PLANNED_KINDS = ("task", "approval")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Where a value comes from: ("param", name) | ("output", step, key) | ("input", name) | ("const", v)."""
+
+    source: str
+    name: str
+    key: str | None = None
+    value: object = None
+
+
+def param(name: str) -> Ref:
+    return Ref("param", name)
+
+
+def output(step: str, key: str) -> Ref:
+    return Ref("output", step, key)
+
+
+def group_input(name: str) -> Ref:
+    return Ref("input", name)
+
+
+def const(value: object) -> Ref:
+    return Ref("const", "", value=value)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the shape.
+
+    kind: ``bash`` (``script`` text; ``env`` values are Refs, the script reads ``$NAME``),
+    ``python`` (``body`` computes ``result`` from the variables named in ``inputs``; ``result`` becomes
+    the step's outputs), ``decision`` (``condition`` Ref; ``then``/``otherwise`` step ids),
+    ``group`` (a reusable function: ``inputs`` Refs, inner ``steps``, ``outputs`` Refs to inner steps).
+    ``after``: upstream step ids (``None`` = the previous step). ``join``: waits for whichever branch ran.
+    """
+
+    id: str
+    kind: str
+    title: str
+    after: tuple[str, ...] | None = None
+    join: bool = False
+    script: str = ""
+    env: dict[str, Ref] = field(default_factory=dict)
+    body: str = ""
+    inputs: dict[str, Ref] = field(default_factory=dict)
+    condition: Ref | None = None
+    then: str = ""
+    otherwise: str = ""
+    function: str = ""
+    steps: tuple[Step, ...] = ()
+    outputs: dict[str, Ref] = field(default_factory=dict)
+
+
+#: The request form (JSON Schema properties), identical for every contender.
+FORM = {
+    "hostname": {
+        "type": "string",
+        "title": "Host name",
+        "default": "localhost",
+        "pattern": "^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$",
+    },
+    "mode": {"type": "string", "title": "Mode", "enum": ["quick", "full"], "default": "quick"},
+}
+RETRIES = 1
+RETRY_DELAY_SECONDS = 30
+OWNER = "group:platform"
+FUNCTION_ID = "bench_probe"
+
+
+def function_steps() -> tuple[Step, ...]:
+    """The reusable group (an Autopilot Function; a TaskGroup elsewhere): probe, then summarize."""
+    return (
+        Step(
+            id="probe",
+            kind="bash",
+            title="Resolve the host",
+            env={"HOST": group_input("hostname")},
+            script="address=$(getent hosts \"$HOST\" | awk '{print $1; exit}') || true\n"
+            'echo "host=$HOST address=${address:-none}"\n'
+            'printf \'{"address": "%s"}\\n\' "$address"\n',
+        ),
+        Step(
+            id="summarize",
+            kind="python",
+            title="Decide reachability",
+            inputs={"hostname": group_input("hostname"), "address": output("probe", "address")},
+            body='result = {"reachable": bool(address), "host": hostname}\n',
+        ),
+    )
+
+
+def steps(index: int) -> tuple[Step, ...]:
+    """The ten top-level steps of workflow number ``index`` (the index makes every file distinct)."""
+    return (
+        Step(
+            id="record",
+            kind="bash",
+            title="Record the request",
+            env={"HOST": param("hostname"), "MODE": param("mode")},
+            script=f'echo "request {index}: $HOST ($MODE)"\n'
+            'printf \'{"hostname": "%s", "mode": "%s"}\\n\' "$HOST" "$MODE"\n',
+        ),
+        Step(
+            id="prepare",
+            kind="python",
+            title="Prepare the plan",
+            inputs={"hostname": param("hostname"), "mode": param("mode"), "index": const(index)},
+            body='attempts = 3 if mode == "full" else 1\n'
+            'result = {"attempts": attempts, "label": f"{hostname.upper()}-{index}"}\n',
+        ),
+        Step(
+            id="check",
+            kind="group",
+            title="Check the host",
+            function=FUNCTION_ID,
+            inputs={"hostname": param("hostname")},
+            steps=function_steps(),
+            outputs={"reachable": output("summarize", "reachable")},
+        ),
+        Step(
+            id="route",
+            kind="decision",
+            title="Reachable?",
+            condition=output("check", "reachable"),
+            then="fast_path",
+            otherwise="slow_path",
+        ),
+        Step(
+            id="fast_path",
+            kind="bash",
+            title="Reachable: go ahead",
+            after=("route",),
+            env={"LABEL": output("prepare", "label")},
+            script='echo "fast path for $LABEL"\n',
+        ),
+        Step(
+            id="slow_path",
+            kind="bash",
+            title="Unreachable: queue it",
+            after=("route",),
+            env={"LABEL": output("prepare", "label")},
+            script='echo "slow path for $LABEL" >&2\n',
+        ),
+        Step(
+            id="join",
+            kind="bash",
+            title="Join the branches",
+            after=("fast_path", "slow_path"),
+            join=True,
+            script=f'echo "joined {index}"\n',
+        ),
+        Step(
+            id="transform",
+            kind="python",
+            title="Transform the plan",
+            inputs={"label": output("prepare", "label"), "attempts": output("prepare", "attempts")},
+            body='result = {"summary": f"{label} x{attempts}", "size": len(label) * int(attempts)}\n',
+        ),
+        Step(
+            id="report",
+            kind="bash",
+            title="Report",
+            env={"SUMMARY": output("transform", "summary")},
+            script='echo "report: $SUMMARY"\nprintf \'{"reported": true}\\n\'\n',
+        ),
+        Step(
+            id="finish",
+            kind="python",
+            title="Finish",
+            inputs={"hostname": param("hostname"), "size": output("transform", "size")},
+            body='result = {"done": True, "hostname": hostname, "size": int(size)}\n',
+        ),
+    )
+
+
+def upstream(steps_: tuple[Step, ...]) -> dict[str, tuple[str, ...]]:
+    """step id → upstream ids (``after`` or the previous step), the same rule every renderer wires."""
+    deps: dict[str, tuple[str, ...]] = {}
+    for i, step in enumerate(steps_):
+        deps[step.id] = step.after if step.after is not None else ((steps_[i - 1].id,) if i else ())
+    return deps
+
+
+def describe() -> dict[str, object]:
+    """What goes into the results JSON about the shape."""
+    top = steps(0)
+    kinds: dict[str, int] = {}
+    for step in top:
+        kinds[step.kind] = kinds.get(step.kind, 0) + 1
+    return {
+        "shape": SHAPE,
+        "version": SHAPE_VERSION,
+        "top_level_steps": len(top),
+        "step_kinds": kinds,
+        "group_steps": len(function_steps()),
+        "form_fields": sorted(FORM),
+    }
