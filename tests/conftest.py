@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+# servers that speak the outside systems' protocols, as fixtures for every test module
+pytest_plugins = ["tests.fixtures.backup_product"]
+
 REPO = Path(__file__).resolve().parent.parent
 HOME = Path(tempfile.mkdtemp(prefix="autopilot-test-"))
 DEFINITIONS = HOME / "definitions"

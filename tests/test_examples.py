@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from dag_factory.project import Project
 from tests.conftest import REPO, task_states
-from tests.fixtures.backup_product import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER, backup_product  # noqa: F401
 
 EXAMPLES = Project(REPO / "definitions")
 WORKFLOWS = [e.id for e in EXAMPLES.index().values() if e.kind == "Workflow"]
@@ -27,23 +24,6 @@ def test_hello_world_greets_and_counts(run_workflow):
     assert task_states(dag_run) == {"greet": "success", "count": "success"}
     count = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "count")
     assert count.xcom_pull(task_ids="count") == {"letters": len("HelloAda")}
-
-
-@pytest.fixture
-def backup_connections(backup_product, monkeypatch):  # noqa: F811 - backup_product is a fixture
-    """The example's Airflow connections, pointing at the local backup product."""
-    where = {
-        "conn_type": "autopilot_openapi",
-        "host": backup_product.host,
-        "port": backup_product.port,
-        "schema": "http",
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_BACKUP_API", json.dumps({**where, "login": USER, "password": PASSWORD}))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BACKUP_CLIENTS", json.dumps({**where, "login": CLIENT_ID, "password": CLIENT_SECRET})
-    )
-    backup_product.reset()
-    return backup_product
 
 
 def test_add_machine_to_backups_installs_the_agent_and_adds_the_client(run_workflow, backup_connections):

@@ -195,7 +195,8 @@ def test_functions_become_task_groups_and_branches_are_wired(rendered_examples):
     text = rendered_examples["add_machine_to_backups"]
     assert '    with TaskGroup(\n        group_id="check_host",\n' in text
     assert "        check_host_inputs >> check_host_probe >> check_host_outputs\n" in text
-    assert "    record_request >> check_host >> reachable >> [report_unreachable, plan_backup]\n" in text
+    assert "    record_request >> check_host >> reachable >> [report_unreachable, agent_status]\n" in text
+    assert "    agent_status >> agent_installed >> [install_agent, plan_backup]\n" in text
     assert "scope=CHECK_HOST_SCOPE," in text and "scope=SCOPE," in text
     # a script with backslashes (printf '...\n') is a raw string, so it reads as written
     assert 'script=r"""echo "Request {{ run.id }}' in text
@@ -445,13 +446,14 @@ def run_rendered(folder: Path, runs: list[tuple[str, dict]]) -> dict:
     return json.loads(lines[-1].removeprefix("RESULTS="))
 
 
-def test_rendered_dags_run_like_the_factory_dags(run_workflow, definitions_dir, tmp_path):
+def test_rendered_dags_run_like_the_factory_dags(run_workflow, definitions_dir, tmp_path, backup_connections):
     project = Project(definitions_dir)
     folder = tmp_path / "rendered"
     folder.mkdir()
     for dag_id, _ in RUNS:
         (folder / f"{dag_id}.py").write_text(render_workflow(project, dag_id), encoding="utf-8")
     rendered = run_rendered(folder, RUNS)
+    backup_connections.reset()  # the factory runs meet the backup product as the rendered runs did
     for dag_id, conf in RUNS:
         factory_run = run_workflow(dag_id, conf)
         assert rendered[dag_id]["state"] == str(factory_run.state), dag_id
