@@ -90,12 +90,13 @@ def get_provider_info() -> dict:
                     "autopilot_provider.operators.values",
                     "autopilot_provider.operators.task",
                     "autopilot_provider.operators.wait",
+                    "autopilot_provider.operators.notify",
                 ],
             }
         ],
         "hooks": [{"integration-name": "Autopilot", "python-modules": ["autopilot_provider.hooks.openapi"]}],
         "triggers": [{"integration-name": "Autopilot", "python-modules": ["autopilot_provider.triggers.openapi"]}],
-        "notifications": [],
+        "notifications": ["autopilot_provider.notifications.autopilot.AutopilotNotifier"],
         "connection-types": [OPENAPI_CONNECTION],
         "bundles": [{"integration-name": "Autopilot", "python-modules": ["dag_factory.bundle"]}],
     }

@@ -157,6 +157,9 @@ def build_dag(workflow: m.Workflow, project: Any, *, source: str = "") -> DAG:
     default_args: dict[str, Any] = {}
     if workflow.owner:
         default_args["owner"] = workflow.owner
+    from dag_factory.compilers.notify import connect_start, start_notification, workflow_callbacks
+
+    context = CompileContext(project, project.root, workflow.defaults)
     with DAG(
         dag_id=workflow.id,
         description=workflow.title,
@@ -168,7 +171,9 @@ def build_dag(workflow: m.Workflow, project: Any, *, source: str = "") -> DAG:
         params=form_params(workflow.form),
         default_args=default_args,
         render_template_as_native_obj=False,
+        **workflow_callbacks(workflow, context),
     ) as dag:
-        context = CompileContext(project, project.root, workflow.defaults)
-        context.compile_steps(workflow.steps)
+        start = start_notification(workflow, context)
+        nodes = context.compile_steps(workflow.steps)
+        connect_start(start, workflow, context, nodes)
     return dag

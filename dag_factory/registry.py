@@ -13,7 +13,7 @@ from typing import Any
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import Diagnostic
 from autopilot_provider.definitions.validate import Loaded
-from dag_factory.compilers import decision, script, task, use, wait
+from dag_factory.compilers import decision, notify, script, task, use, wait
 
 Compiler = Callable[[m.Step, Any], Any]
 
@@ -23,12 +23,12 @@ COMPILERS: dict[str, Compiler] = {
     "use": use.compile_use,
     "task": task.compile_task,
     "wait": wait.compile_wait,
+    "notify": notify.compile_notify,
 }
 
 NOT_YET: dict[str, str] = {
     "form": "mid-flow form steps arrive with people-in-the-loop",
     "approval": "approval steps arrive with people-in-the-loop",
-    "notify": "notify steps arrive with people-in-the-loop",
     "ticket": "ticket steps arrive with the ServiceNow integration",
     "pipe": "pipe steps arrive with the SQL and ticket-data integration",
     "metric": "metric steps arrive with the metrics integration",
@@ -43,7 +43,8 @@ assert not set(COMPILERS) & set(NOT_YET) and set(COMPILERS) | set(NOT_YET) == se
 
 def factory_diagnostics(loaded: Loaded, project: Any = None) -> list[Diagnostic]:
     """What the factory cannot compile, located in the file: kinds not supported yet and, given the
-    project, REST steps that do not match their Api's OpenAPI document."""
+    project, REST steps that do not match their Api's OpenAPI document, unknown people and groups,
+    and notification templates that are missing or broken."""
     definition, located = loaded.definition, loaded.located
     if located is None or not isinstance(definition, (m.Workflow, m.Function)):
         return []
@@ -51,6 +52,9 @@ def factory_diagnostics(loaded: Loaded, project: Any = None) -> list[Diagnostic]
     if project is not None:
         problems += [
             located.diagnostic(loc, message, key=key) for loc, message, key in _rest_steps(definition, project)
+        ]
+        problems += [
+            located.diagnostic(loc, message) for loc, message in notify.people_diagnostics(definition, project)
         ]
     return problems
 
@@ -178,9 +182,3 @@ def _unsupported(definition: m.Workflow | m.Function) -> Iterator[tuple[tuple, s
     if isinstance(definition, m.Workflow):
         for i, _ in enumerate(definition.timers):
             yield ("timers", i), "timers are not supported yet (they arrive as Deadline Alerts with SLA timers)"
-        for event in ("on_start", "on_success", "on_failure"):
-            if getattr(definition.notifications, event) is not None:
-                yield (
-                    ("notifications", event),
-                    f"notifications.{event} is not supported yet (notifications arrive with people-in-the-loop)",
-                )

@@ -213,7 +213,19 @@ class _Renderer:
             args.append(("default_args", self._value(dict(dag.default_args))))
         if dag.render_template_as_native_obj:
             args.append(("render_template_as_native_obj", True))
+        for name in ("on_success_callback", "on_failure_callback"):
+            callback = getattr(dag, name, None)
+            if callback is not None:
+                args.append((name, self._notifier(name, callback)))
         return args
+
+    def _notifier(self, name: str, notifier: Any) -> _Call:
+        from autopilot_provider.notifications.autopilot import AutopilotNotifier
+
+        if not isinstance(notifier, AutopilotNotifier):
+            raise RenderError(f"{name}: cannot write {notifier!r} as Python")
+        self._import("autopilot_provider.notifications.autopilot", "AutopilotNotifier")
+        return _Call("AutopilotNotifier", [(k, self._task_value(k, v)) for k, v in notifier.arguments().items()])
 
     def _param(self, param: Any) -> _Call:
         from airflow.sdk.definitions._internal.types import is_arg_set

@@ -1,0 +1,302 @@
+"""Who is who: the project's ``Contacts`` definitions, and contact references resolved to recipients.
+
+References (``ContactRef`` in the definition format):
+
+==========================  ===============================================================
+``person:ID``               the person ``ID``
+``group:ID``                the group: its members, plus its mailing address and Slack channel
+``manager_of:requester``    the requester's manager (``manager_of:ID``: that person's manager)
+``requester``               who asked: the Airflow user who started the run (``run.requester``,
+                            matched to a person by ``username``); when the run was started by
+                            an account that is no person in the contacts (a system acting on
+                            someone's behalf), the form's ``requester`` field (a person id,
+                            username or e-mail address)
+``user:NAME``               the person whose Airflow ``username`` is NAME (else just that user)
+``email:ADDRESS``           a bare e-mail address
+==========================  ===============================================================
+
+Resolution happens at run time (``Directory.resolve``); ``check_contact_refs`` finds unknown people
+and groups when a definition is validated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autopilot_provider.definitions import models as m
+
+REF_KINDS = ("person", "group", "manager_of", "user", "email")
+
+
+class ContactError(ValueError):
+    """A contact reference that cannot be resolved."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A resolved reference. ``slack`` is a member id for a person and a channel for a group."""
+
+    ref: str
+    kind: str  # person | group | user | address
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+    slack: str | None = None
+    username: str | None = None
+    members: tuple[Recipient, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in ("ref", "kind", "id", "name", "email", "slack", "username")}
+        if self.kind == "group":
+            data["members"] = [member.as_dict() for member in self.members]
+        return data
+
+    def label(self) -> str:
+        return self.name or self.id or self.username or self.email or self.ref
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``person:alice`` → (``person``, ``alice``); ``requester`` → (``requester``, ``""``)."""
+    if ref == "requester":
+        return "requester", ""
+    kind, sep, value = ref.partition(":")
+    if not sep or kind not in REF_KINDS or not value:
+        raise ContactError(
+            f"invalid contact reference {ref!r}: expected person:ID, group:ID, manager_of:requester, "
+            f"user:NAME, email:ADDRESS or requester"
+        )
+    return kind, value
+
+
+class Directory:
+    """Every person and group of the project's ``Contacts`` definitions (the first definition of an
+    id wins). ``broken`` lists Contacts files that have errors (their entries are not included)."""
+
+    def __init__(self, contacts: Iterable[m.Contacts] = (), broken: Iterable[str] = ()):
+        self.people: dict[str, m.Person] = {}
+        self.groups: dict[str, m.Group] = {}
+        for definition in contacts:
+            for person in definition.people:
+                self.people.setdefault(person.id, person)
+            for group in definition.groups:
+                self.groups.setdefault(group.id, group)
+        self.broken = list(broken)
+
+    @classmethod
+    def from_project(cls, project: Any) -> Directory:
+        good, broken = [], []
+        for loaded in project.of_kind("Contacts"):
+            if loaded.ok and isinstance(loaded.definition, m.Contacts):
+                good.append(loaded.definition)
+            else:
+                broken.append(loaded.path)
+        return cls(good, broken)
+
+    @classmethod
+    def from_folder(cls, definitions: str | Path | None) -> Directory:
+        if not definitions:
+            return cls()
+        from dag_factory.project import Project
+
+        return cls.from_project(Project(Path(definitions)))
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def _why_unknown(self) -> str:
+        return f" (Contacts with errors, not read: {', '.join(self.broken)})" if self.broken else ""
+
+    def person(self, person_id: str, ref: str | None = None) -> Recipient:
+        person = self.people.get(person_id)
+        if person is None:
+            from autopilot_provider.definitions.validate import suggest
+
+            raise ContactError(f"unknown person '{person_id}'{suggest(person_id, self.people)}{self._why_unknown()}")
+        return self._person(person, ref or f"person:{person_id}")
+
+    def _person(self, person: m.Person, ref: str) -> Recipient:
+        return Recipient(
+            ref=ref,
+            kind="person",
+            id=person.id,
+            name=person.name,
+            email=person.email,
+            slack=person.slack,
+            username=person.username,
+        )
+
+    def group(self, group_id: str, ref: str | None = None) -> Recipient:
+        group = self.groups.get(group_id)
+        if group is None:
+            from autopilot_provider.definitions.validate import suggest
+
+            raise ContactError(f"unknown group '{group_id}'{suggest(group_id, self.groups)}{self._why_unknown()}")
+        members = tuple(self.person(member, f"group:{group_id}") for member in group.members if member in self.people)
+        return Recipient(
+            ref=ref or f"group:{group_id}",
+            kind="group",
+            id=group.id,
+            name=group.name or group.id,
+            email=group.email,
+            slack=group.slack_channel,
+            members=members,
+        )
+
+    def by_username(self, username: str) -> m.Person | None:
+        return next((p for p in self.people.values() if p.username == username), None)
+
+    def find_person(self, key: str) -> m.Person | None:
+        """A person by id, Airflow username or e-mail address (case-insensitive for e-mail)."""
+        if key in self.people:
+            return self.people[key]
+        found = self.by_username(key)
+        if found is None and "@" in key:
+            found = next((p for p in self.people.values() if (p.email or "").lower() == key.lower()), None)
+        return found
+
+    # -- resolution --------------------------------------------------------------------------
+
+    def requester(self, run_requester: str | None, form_requester: Any = None, ref: str = "requester") -> Recipient:
+        """Who asked. The Airflow user who started the run when that user is a person in the contacts;
+        otherwise the form's ``requester`` field (id, username or e-mail); otherwise the bare user."""
+        if run_requester:
+            person = self.by_username(run_requester)
+            if person is not None:
+                return self._person(person, ref)
+        if isinstance(form_requester, str) and form_requester.strip():
+            key = form_requester.strip()
+            person = self.find_person(key)
+            if person is not None:
+                return self._person(person, ref)
+            if "@" in key:
+                return Recipient(ref=ref, kind="address", email=key, name=key)
+            raise ContactError(
+                f"the form's requester {key!r} is not a person in the contacts (give a person id, "
+                f"Airflow username or e-mail address){self._why_unknown()}"
+            )
+        if run_requester:
+            return Recipient(ref=ref, kind="user", username=run_requester, name=run_requester)
+        raise ContactError("this run has no requester: no user started it and the form has no 'requester' field")
+
+    def resolve(self, ref: str, scope: Mapping[str, Any] | None = None) -> Recipient:
+        """One reference → a recipient. ``scope`` (the run's template scope) gives the requester:
+        ``scope['run']['requester']`` and ``scope['form']['requester']``."""
+        kind, value = split_ref(ref)
+        if kind == "person":
+            return self.person(value, ref)
+        if kind == "group":
+            return self.group(value, ref)
+        if kind == "email":
+            if "@" not in value:
+                raise ContactError(f"invalid e-mail address {value!r} in {ref!r}")
+            return Recipient(ref=ref, kind="address", email=value, name=value)
+        if kind == "user":
+            person = self.by_username(value)
+            if person is not None:
+                return self._person(person, ref)
+            return Recipient(ref=ref, kind="user", username=value, name=value)
+        if kind == "requester":
+            return self.requester(*_requester_inputs(scope), ref=ref)
+        # manager_of
+        if value == "requester":
+            subject = self.requester(*_requester_inputs(scope))
+            if subject.kind != "person":
+                raise ContactError(
+                    f"{ref}: the requester ({subject.label()}) is not a person in the contacts, so their "
+                    f"manager is unknown{self._why_unknown()}"
+                )
+        else:
+            subject = self.person(value)
+        manager = self.people[subject.id or ""].manager
+        if not manager:
+            raise ContactError(f"{ref}: {subject.label()} ({subject.id}) has no manager in the contacts")
+        return self.person(manager, ref)
+
+    def resolve_all(self, refs: Iterable[str], scope: Mapping[str, Any] | None = None) -> list[Recipient]:
+        return [self.resolve(ref, scope) for ref in refs]
+
+
+def _requester_inputs(scope: Mapping[str, Any] | None) -> tuple[str | None, Any]:
+    scope = scope or {}
+    run = scope.get("run") or {}
+    form = scope.get("form") or {}
+    return run.get("requester"), form.get("requester") if hasattr(form, "get") else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Delivery addresses
+# ---------------------------------------------------------------------------------------------
+
+
+def email_addresses(recipients: Iterable[Recipient]) -> tuple[list[str], list[str]]:
+    """(addresses, who has none). A group with a mailing address gets one mail there; a group
+    without one gets a mail per member. Duplicates are dropped, order is kept."""
+    addresses: dict[str, None] = {}
+    missing: list[str] = []
+    for recipient in recipients:
+        if recipient.email:
+            addresses.setdefault(recipient.email)
+        elif recipient.kind == "group" and recipient.members:
+            sub, none = email_addresses(recipient.members)
+            addresses.update(dict.fromkeys(sub))
+            missing.extend(none)
+        else:
+            missing.append(recipient.label())
+    return list(addresses), list(dict.fromkeys(missing))
+
+
+def slack_targets(recipients: Iterable[Recipient]) -> tuple[list[str], list[str]]:
+    """(channels or member ids, who has none): a group's channel, else its members' Slack ids."""
+    targets: dict[str, None] = {}
+    missing: list[str] = []
+    for recipient in recipients:
+        if recipient.slack:
+            targets.setdefault(recipient.slack)
+        elif recipient.kind == "group" and recipient.members:
+            sub, none = slack_targets(recipient.members)
+            targets.update(dict.fromkeys(sub))
+            missing.extend(none)
+        else:
+            missing.append(recipient.label())
+    return list(targets), list(dict.fromkeys(missing))
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+
+def check_contact_refs(refs: Iterable[str], project: Any, directory: Directory | None = None) -> list[tuple[int, str]]:
+    """Validation-time check of contact references: (index in ``refs``, message) for each reference
+    to an unknown person or group (or a person without a manager in ``manager_of:ID``).
+    ``requester``, ``user:`` and ``email:`` are only known at run time and always pass."""
+    from autopilot_provider.definitions.validate import suggest
+
+    problems: list[tuple[int, str]] = []
+    refs = list(refs)
+    if not any(ref.split(":", 1)[0] in ("person", "group", "manager_of") for ref in refs):
+        return problems
+    directory = directory or Directory.from_project(project)
+    extra = directory._why_unknown()
+    for index, ref in enumerate(refs):
+        try:
+            kind, value = split_ref(ref)
+        except ContactError as exc:
+            problems.append((index, str(exc)))
+            continue
+        if kind == "person" and value not in directory.people:
+            problems.append((index, f"unknown person '{value}'{suggest(value, directory.people)}{extra}"))
+        elif kind == "group" and value not in directory.groups:
+            problems.append((index, f"unknown group '{value}'{suggest(value, directory.groups)}{extra}"))
+        elif kind == "manager_of" and value != "requester":
+            person = directory.people.get(value)
+            if person is None:
+                hint = suggest(value, [*directory.people, "requester"])
+                problems.append((index, f"manager_of: unknown person '{value}'{hint}{extra}"))
+            elif not person.manager:
+                problems.append((index, f"manager_of: person '{value}' has no manager in the contacts"))
+        elif kind == "email" and "@" not in value:
+            problems.append((index, f"invalid e-mail address {value!r}"))
+    return problems

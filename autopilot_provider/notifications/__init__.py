@@ -1,0 +1,1 @@
+"""Notifiers: Autopilot's e-mail and Slack notifications (``AutopilotNotifier``)."""
