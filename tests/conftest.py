@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 # servers that speak the outside systems' protocols, as fixtures for every test module
-pytest_plugins = ["tests.fixtures.backup_product"]
+pytest_plugins = ["tests.fixtures.backup_product", "tests.fixtures.api_server"]
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = Path(tempfile.mkdtemp(prefix="autopilot-test-"))

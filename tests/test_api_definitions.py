@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.api_server import api_server  # noqa: F401  (fixture)
-
 pytestmark = pytest.mark.server
 
 API = "/autopilot/api/v1/definitions"
@@ -52,30 +50,10 @@ def variant(ident: str, echo: str = "hello") -> str:
 
 
 @pytest.fixture(scope="module")
-def folder(api_server) -> Path:  # noqa: F811
+def folder(api_server) -> Path:
     root = Path(os.environ["AUTOPILOT_DEFINITIONS"])
     yield root
     shutil.rmtree(root / "api_test", ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def admin(api_server):  # noqa: F811
-    return api_server.client("admin")
-
-
-@pytest.fixture(scope="module")
-def editor(api_server):  # noqa: F811
-    return api_server.client("editor")
-
-
-@pytest.fixture(scope="module")
-def viewer(api_server):  # noqa: F811
-    return api_server.client("viewer")
-
-
-@pytest.fixture(scope="module")
-def anonymous(api_server):  # noqa: F811
-    return api_server.client()
 
 
 def stub(rel: str) -> Path:
@@ -443,13 +421,13 @@ def test_body_shape_errors_name_the_field(admin):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_migrate_is_idempotent(api_server):  # noqa: F811
+def test_migrate_is_idempotent(api_server):
     from autopilot_provider.store import migrate
 
     assert migrate() == []
 
 
-def test_failed_revision_insert_leaves_no_file(api_server, folder):  # noqa: F811
+def test_failed_revision_insert_leaves_no_file(api_server, folder):
     """The revision row is inserted before the file is written: if it fails, nothing changes on disk."""
     from sqlalchemy import delete, insert
 

@@ -29,7 +29,6 @@ from autopilot_provider.openapi import cache, validation
 from autopilot_provider.openapi.importer import import_openapi
 from autopilot_provider.openapi.spec import SpecError, load_spec, normalise, parse_document
 from dag_factory.project import Project
-from tests.fixtures.api_server import api_server  # noqa: F401  (fixture)
 
 DATA = Path(__file__).resolve().parent / "data"
 SWAGGER2 = DATA / "inventory-swagger2.yaml"
@@ -464,33 +463,13 @@ NAMES = ("t_inventory", "t_backup", "t_storage", "t_broken")
 
 
 @pytest.fixture(scope="module")
-def folder(api_server) -> Path:  # noqa: F811
+def folder(api_server) -> Path:
     root = Path(os.environ["AUTOPILOT_DEFINITIONS"])
     yield root
     for name in NAMES:
         (root / "apis" / f"{name}.yaml").unlink(missing_ok=True)
         for suffix in (".json", ".yaml"):
             (root / "apis" / "specs" / f"{name}{suffix}").unlink(missing_ok=True)
-
-
-@pytest.fixture(scope="module")
-def admin(api_server):  # noqa: F811
-    return api_server.client("admin")
-
-
-@pytest.fixture(scope="module")
-def editor(api_server):  # noqa: F811
-    return api_server.client("editor")
-
-
-@pytest.fixture(scope="module")
-def viewer(api_server):  # noqa: F811
-    return api_server.client("viewer")
-
-
-@pytest.fixture(scope="module")
-def anonymous(api_server):  # noqa: F811
-    return api_server.client()
 
 
 @pytest.fixture(scope="module")
