@@ -233,29 +233,25 @@ def _requester_inputs(scope: Mapping[str, Any] | None) -> tuple[str | None, Any]
 def email_addresses(recipients: Iterable[Recipient]) -> tuple[list[str], list[str]]:
     """(addresses, who has none). A group with a mailing address gets one mail there; a group
     without one gets a mail per member. Duplicates are dropped, order is kept."""
-    addresses: dict[str, None] = {}
-    missing: list[str] = []
-    for recipient in recipients:
-        if recipient.email:
-            addresses.setdefault(recipient.email)
-        elif recipient.kind == "group" and recipient.members:
-            sub, none = email_addresses(recipient.members)
-            addresses.update(dict.fromkeys(sub))
-            missing.extend(none)
-        else:
-            missing.append(recipient.label())
-    return list(addresses), list(dict.fromkeys(missing))
+    return _reach(recipients, "email")
 
 
 def slack_targets(recipients: Iterable[Recipient]) -> tuple[list[str], list[str]]:
     """(channels or member ids, who has none): a group's channel, else its members' Slack ids."""
+    return _reach(recipients, "slack")
+
+
+def _reach(recipients: Iterable[Recipient], channel: str) -> tuple[list[str], list[str]]:
+    """(distinct targets, labels of who has none) for one channel; a group without its own target
+    is reached through its members."""
     targets: dict[str, None] = {}
     missing: list[str] = []
     for recipient in recipients:
-        if recipient.slack:
-            targets.setdefault(recipient.slack)
+        target = getattr(recipient, channel)
+        if target:
+            targets.setdefault(target)
         elif recipient.kind == "group" and recipient.members:
-            sub, none = slack_targets(recipient.members)
+            sub, none = _reach(recipient.members, channel)
             targets.update(dict.fromkeys(sub))
             missing.extend(none)
         else:
