@@ -6,7 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres bench lint schema validate clean
+.PHONY: run test test-sqlite test-postgres bench lint schema validate clean ui test-ui
+
+# The UI (ui/, React + Vite) is built into plugins/ui_dist/, which ships in the package. It is rebuilt
+# only when its sources change (the stamp is newer than every source file otherwise).
+UI_SOURCES := ui/package.json ui/package-lock.json ui/index.html ui/vite.config.ts $(shell find ui/src ui/public -type f 2>/dev/null)
+UI_STAMP := plugins/ui_dist/.built
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) is required (Airflow 3.3 targets Python 3.11)"; exit 1; }
@@ -20,11 +25,27 @@ $(STAMP): $(VENV)/bin/python setup.cfg pyproject.toml
 	@rm -rf airflow_provider_autopilot.egg-info
 	@touch $(STAMP)
 
-run: $(STAMP)
+ui/node_modules/.installed: ui/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm (Node 20+) is required to build the UI"; exit 1; }
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(UI_STAMP): ui/node_modules/.installed $(UI_SOURCES)
+	cd ui && npm run build
+	@touch $@
+
+ui: $(UI_STAMP)
+
+test-ui: $(UI_STAMP)
+	cd ui && npm test
+
+run: $(STAMP) $(UI_STAMP)
 	@scripts/standalone.sh
 
-test: $(STAMP)
+test: $(STAMP) $(UI_STAMP)
 	@scripts/ensure-services.sh
+	@scripts/ensure-chromium.sh
+	cd ui && npm test
 	$(PY) -m pytest -q
 	AUTOPILOT_TEST_DB=postgres $(PY) -m pytest -q -m "not sqlite_only"
 
@@ -35,13 +56,16 @@ test-postgres: $(STAMP)
 	@scripts/ensure-services.sh
 	AUTOPILOT_TEST_DB=postgres $(PY) -m pytest -q
 
+# make bench [BENCH_ARGS="--quick --only parse,validation"]; sections 2 and 3 need PostgreSQL
 bench: $(STAMP)
+	-@scripts/ensure-services.sh
 	$(VENV)/bin/pip install --quiet -e '.[bench]'
-	$(PY) -m benchmarks.run
+	@rm -rf airflow_provider_autopilot.egg-info
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check autopilot_provider dag_factory plugins tests benchmarks
-	$(VENV)/bin/ruff format --check autopilot_provider dag_factory plugins tests benchmarks
+	$(VENV)/bin/ruff check autopilot_provider dag_factory plugins tests benchmarks scripts
+	$(VENV)/bin/ruff format --check autopilot_provider dag_factory plugins tests benchmarks scripts
 
 schema: $(STAMP)
 	$(VENV)/bin/autopilot schema
@@ -50,4 +74,4 @@ validate: $(STAMP)
 	$(VENV)/bin/autopilot validate
 
 clean:
-	rm -rf $(VENV) .airflow .pytest_cache *.egg-info
+	rm -rf $(VENV) .airflow .pytest_cache *.egg-info ui/node_modules plugins/ui_dist

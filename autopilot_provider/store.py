@@ -90,30 +90,48 @@ class InvalidInput(StoreError):
     status = 400
 
 
+class Forbidden(StoreError):
+    """Authenticated, but not allowed by Autopilot's own rules (403)."""
+
+    status = 403
+
+
 class NotFound(StoreError):
     status = 404
 
 
-class AlreadyExists(StoreError):
-    status = 409
-
-
-class StaleVersion(StoreError):
-    """The client's ``version`` is not the current content hash; the body carries ``current_version``."""
+class Conflict(StoreError):
+    """The request contradicts the current state (409)."""
 
     status = 409
 
 
-class DuplicateId(StoreError):
-    """The definition's kind and id are already used by another file (409, with diagnostics)."""
+class Gone(StoreError):
+    """Something that existed and no longer works: a used or expired link (410)."""
 
-    status = 409
+    status = 410
 
 
-class InvalidDefinition(StoreError):
-    """The content does not validate (422, with diagnostics); nothing was written."""
+class Unprocessable(StoreError):
+    """Well-formed but invalid content (422)."""
 
     status = 422
+
+
+class AlreadyExists(Conflict):
+    pass
+
+
+class StaleVersion(Conflict):
+    """The client's ``version`` is not the current content hash; the body carries ``current_version``."""
+
+
+class DuplicateId(Conflict):
+    """The definition's kind and id are already used by another file (409, with diagnostics)."""
+
+
+class InvalidDefinition(Unprocessable):
+    """The content does not validate (422, with diagnostics); nothing was written."""
 
 
 class NotMigrated(StoreError):
@@ -176,9 +194,94 @@ def _create_definition_tables(connection: Connection) -> None:
     metadata.create_all(connection, tables=[revision_table, head_table], checkfirst=True)
 
 
+# People in the loop (autopilot_provider/approvals.py): one row per human request (an approval or a
+# mid-flow form, i.e. one try of one HITL task), every vote or answer, every signed link handed out,
+# and the request's own events (asked, reminded, escalated, timed out, decided).
+approval_table = Table(
+    "autopilot_approval",
+    metadata,
+    Column("id", String(80), nullable=False),  # "<task instance id>.<try number>"
+    Column("ti_id", String(40), nullable=False),
+    Column("try_number", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # approval | form
+    Column("dag_id", String(250), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("task_id", String(250), nullable=False),
+    Column("map_index", Integer, nullable=False),
+    Column("requester", String(250), nullable=True),
+    Column("state", String(16), nullable=False),  # pending | approved | rejected | timed_out | answered | closed
+    Column("spec", Text, nullable=False),  # the request description the task pushed (JSON)
+    Column("created_at", _utc_datetime(), nullable=False),
+    Column("deadline", _utc_datetime(), nullable=True),
+    Column("asked_at", _utc_datetime(), nullable=True),  # when the approvers were first asked
+    Column("escalated_at", _utc_datetime(), nullable=True),
+    Column("next_reminder_at", _utc_datetime(), nullable=True),
+    Column("decided_at", _utc_datetime(), nullable=True),
+    Column("outcome", Text, nullable=True),  # JSON: what the task received
+    Column("revision", Integer, nullable=False),  # bumped by every change: the row lock that orders votes
+    PrimaryKeyConstraint("id", name="autopilot_approval_pkey"),
+)
+
+vote_table = Table(
+    "autopilot_approval_vote",
+    metadata,
+    Column("approval_id", String(80), nullable=False),
+    Column("username", String(250), nullable=False),
+    Column("slot", Integer, nullable=False),  # index into the request's slots; -1: an escalation contact
+    Column("slot_label", String(250), nullable=False),
+    Column("decision", String(16), nullable=False),  # approve | reject | answer
+    Column("comment", Text, nullable=True),
+    Column("answer", Text, nullable=True),  # a form step's values (JSON)
+    Column("via", String(16), nullable=False),  # api | link
+    Column("created_at", _utc_datetime(), nullable=False),
+    PrimaryKeyConstraint("approval_id", "username", name="autopilot_approval_vote_pkey"),
+)
+
+link_table = Table(
+    "autopilot_approval_link",
+    metadata,
+    Column("jti", String(64), nullable=False),
+    Column("approval_id", String(80), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("created_at", _utc_datetime(), nullable=False),
+    Column("expires_at", _utc_datetime(), nullable=False),
+    Column("used_at", _utc_datetime(), nullable=True),
+    Column("used_by", String(250), nullable=True),
+    PrimaryKeyConstraint("jti", name="autopilot_approval_link_pkey"),
+)
+
+approval_event_table = Table(
+    "autopilot_approval_event",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("approval_id", String(80), nullable=False, index=True),
+    Column("event", String(32), nullable=False),  # requested | reminded | escalated | timed_out | decided | ...
+    Column("detail", Text, nullable=True),
+    Column("created_at", _utc_datetime(), nullable=False),
+)
+
+setting_table = Table(
+    "autopilot_setting",
+    metadata,
+    Column("name", String(100), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("name", name="autopilot_setting_pkey"),
+)
+
+
+def _create_approval_tables(connection: Connection) -> None:
+    import secrets
+
+    tables = [approval_table, vote_table, link_table, approval_event_table, setting_table]
+    metadata.create_all(connection, tables=tables, checkfirst=True)
+    # The key that signs approval links; it never leaves the database.
+    connection.execute(insert(setting_table).values(name="link_signing_key", value=secrets.token_hex(32)))
+
+
 #: Ordered (name, step) pairs. Append new steps; never edit or reorder applied ones.
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_definition_revisions", _create_definition_tables),
+    ("0002_approvals", _create_approval_tables),
 ]
 
 

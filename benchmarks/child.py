@@ -56,7 +56,8 @@ def cmd_taskstart(path: str, dag_id: str, init: str | None) -> dict:
         from dag_factory.bundle import AutopilotDagBundle
 
         # the parent points [dag_processor] dag_bundle_storage_path at the workload, so this bundle
-        # serves the stubs already generated there (a worker's bundle.initialize() re-syncs them)
+        # serves the stubs already generated there (a worker's bundle.initialize() re-syncs them if the
+        # definitions changed since)
         bundle = AutopilotDagBundle(name="autopilot", definitions=init)
         if Path(bundle.path).resolve() != bundle_path.resolve():
             raise SystemExit(f"bundle path {bundle.path} is not {bundle_path}")

@@ -6,12 +6,15 @@ load hits them alike:
 * ``import_baseline``: a DagBag over an empty folder — the interpreter and Airflow imports every
   contender pays (reported, and excluded from the DagBag times);
 * ``dagbag``: ``BundleDagBag(folder)`` as the dag-processor builds it (safe mode). Autopilot: the stub
-  folder ``sync_stubs`` produced (generation not counted here);
+  folder ``sync_stubs`` produced (generation not counted here), measured twice: as the dag-processor
+  re-parses unchanged files (the checks each file passed are cached next to the stubs: ``autopilot``)
+  and as the first parse after a change (that cache emptied before the run: ``autopilot_cold``);
 * ``stub_generation``: ``sync_stubs`` cold (empty stub folder) and warm (nothing changed);
 * ``task_start``: what a worker parses to start one task: the one file holding the DAG, with
   ``_AIRFLOW_PARSING_CONTEXT_DAG_ID``/``_TASK_ID`` set (``BundleDagBag(file, safe_mode=False,
   load_op_links=False)`` as ``task_runner.parse`` does). Autopilot is also measured with the
-  ``AutopilotDagBundle.initialize()`` a worker runs first (it re-syncs the stubs).
+  ``AutopilotDagBundle.initialize()`` a worker runs first (it re-syncs the stubs when the definitions
+  changed since the last sync, and otherwise only checks that they did not).
 
 Bytecode for the generated ``.py`` files is compiled up front (``compileall``), as after the first
 parse in a real deployment. Nothing here asserts anything: targets are printed next to the ratios.
@@ -26,6 +29,22 @@ from pathlib import Path
 from benchmarks import shape, workloads
 from benchmarks.harness import PYTHON, Context, run_child, summarize
 from benchmarks.workloads import CONTENDERS, LABELS, Workload
+
+#: DagBag rows: the contenders, plus Autopilot's first parse after a change (checks not cached)
+VARIANTS = (*CONTENDERS, "autopilot_cold")
+VARIANT_LABELS = {**LABELS, "autopilot_cold": "Autopilot, 1st parse"}
+
+
+def validated_dir(load: Workload) -> Path:
+    """Where Autopilot's stub parsing caches passed checks (``dag_factory.stubs.validated_dir``)."""
+    from dag_factory.stubs import validated_dir as where
+
+    return where(load.dag_folder)
+
+
+def forget_checks(load: Workload) -> None:
+    shutil.rmtree(validated_dir(load), ignore_errors=True)
+
 
 #: "flat" task start: the N-large median within this factor of the N-small median
 FLAT_FACTOR = 1.25
@@ -155,10 +174,16 @@ def run(ctx: Context) -> dict:
 
     dagbag: dict[str, dict] = {}
     for n in ctx.sizes:
-        samples: dict[str, list[dict]] = {c: [] for c in CONTENDERS}
+        ap = loads[n]["autopilot"]
+        if not validated_dir(ap).exists():
+            ctx.note(f"parse cost: N={n} Autopilot, first parse (unmeasured: fills the cache of passed checks)")
+            run_child(["dagbag", str(ap.dag_folder)], ctx.child_env(storage=ap.root / "bundles"))
+        samples: dict[str, list[dict]] = {c: [] for c in VARIANTS}
         for r in range(ctx.repeat):
-            for c in _rotate(CONTENDERS, r):
-                load = loads[n][c]
+            for c in _rotate(VARIANTS, r):
+                load = loads[n]["autopilot" if c == "autopilot_cold" else c]
+                if c == "autopilot_cold":
+                    forget_checks(load)  # this run fills it again for the next warm one
                 ctx.note(f"parse cost: DagBag N={n} {c} (run {r + 1}/{ctx.repeat})")
                 sample = run_child(
                     ["dagbag", str(load.dag_folder)],
@@ -168,7 +193,7 @@ def run(ctx: Context) -> dict:
                     result["problems"].append(problem)
                 samples[c].append(sample)
         dagbag[str(n)] = {}
-        for c in CONTENDERS:
+        for c in VARIANTS:
             summary = summarize(samples[c])
             summary["ms_per_workflow"] = summary["work_s"] / n * 1000
             summary["cpu_ms_per_workflow"] = summary["work_cpu_s"] / n * 1000
@@ -184,13 +209,18 @@ def run(ctx: Context) -> dict:
 
 
 def measure_task_start(ctx: Context, loads: dict[int, dict[str, Workload]], problems: list[str]) -> dict:
-    variants = [(c, c, False) for c in CONTENDERS] + [("autopilot_with_bundle_init", "autopilot", True)]
+    variants = [(c, c, False) for c in CONTENDERS] + [
+        ("autopilot_with_bundle_init", "autopilot", True),
+        ("autopilot_cold", "autopilot", False),
+    ]
     out: dict[str, dict] = {v: {} for v, _, _ in variants}
     for n in ctx.sizes:
         samples: dict[str, list[dict]] = {v: [] for v, _, _ in variants}
         for r in range(ctx.repeat):
             for v, c, init in variants[r % len(variants) :] + variants[: r % len(variants)]:
                 load = loads[n][c]
+                if v == "autopilot_cold":
+                    forget_checks(load)
                 ctx.note(f"parse cost: task start N={n} {v} (run {r + 1}/{ctx.repeat})")
                 args = ["taskstart", str(load.probe_file), load.probe_dag_id]
                 if init:
@@ -227,13 +257,15 @@ def measure_task_start(ctx: Context, loads: dict[int, dict[str, Workload]], prob
 def ratios(result: dict) -> dict:
     out: dict[str, dict] = {}
     for n, by in result["dagbag"].items():
-        ap, py, df = by["autopilot"], by["python"], by["dagfactory"]
+        ap, py, df, cold = by["autopilot"], by["python"], by["dagfactory"], by["autopilot_cold"]
         out[n] = {
             "autopilot_vs_python": ap["work_s"] / py["work_s"],
             "autopilot_vs_python_cpu": ap["work_cpu_s"] / py["work_cpu_s"],
             "dagfactory_vs_autopilot": df["work_s"] / ap["work_s"],
             "dagfactory_vs_autopilot_cpu": df["work_cpu_s"] / ap["work_cpu_s"],
             "dagfactory_vs_python": df["work_s"] / py["work_s"],
+            "autopilot_cold_vs_python": cold["work_s"] / py["work_s"],
+            "dagfactory_vs_autopilot_cold": df["work_s"] / cold["work_s"],
         }
     return out
 
@@ -257,6 +289,16 @@ def evaluate_targets(ctx: Context, result: dict) -> list[dict]:
 def notes(ctx: Context, result: dict) -> list[str]:
     out = []
     n = str(max(ctx.sizes))
+    ra = result["ratios"][n]
+    out.append(
+        "Autopilot is measured as the dag-processor re-parses unchanged files (every "
+        "min_file_process_interval, 30 s by default) and workers parse at each task start: each file's "
+        "checks passed before and are cached next to the stubs, so only the model and the DAG are built. "
+        "The first parse after any change to the definitions folder checks everything (row 'Autopilot, "
+        f"1st parse'): at N={n} that is {ra['autopilot_cold_vs_python']:.2f}× hand-written Python and "
+        f"dag-factory/Autopilot {ra['dagfactory_vs_autopilot_cold']:.2f}×; targets are evaluated on the "
+        "re-parse, the state a deployment is in almost all the time (as for bytecode, cached for everyone)."
+    )
     df_bag = result["dagbag"][n]["dagfactory"]["work_s"]
     df_start = result["task_start"]["dagfactory"][n]["work_s"]
     out.append(

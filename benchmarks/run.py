@@ -18,6 +18,7 @@ from pathlib import Path
 
 from benchmarks import approvals, parse_cost, run_start, validation
 from benchmarks.harness import Context, loadavg, machine
+from benchmarks.parse_cost import VARIANT_LABELS, VARIANTS
 from benchmarks.shape import SHAPE
 from benchmarks.workloads import CONTENDERS, LABELS
 
@@ -126,22 +127,99 @@ def render(r: dict) -> str:
     pc = r.get("parse_cost")
     if pc:
         lines += _render_parse(pc)
-    for key, title in (("run_start", "2. Run start throughput"), ("approvals", "3. Approvals latency / load")):
-        if key in r:
-            lines += ["", title, f"  {r[key]['message']}"]
+    if "run_start" in r:
+        lines += _render_run_start(r["run_start"])
+    if "approvals" in r:
+        lines += _render_approvals(r["approvals"])
     v = r.get("validation")
     if v:
         lines += [
             "",
             "4. Validation — autopilot validate, fresh process",
-            f"  {v['definitions']} definitions ({v['workflows']} workflows + function): {_s(v['wall_s'])} s wall, "
+            f"  {v['definitions']} definitions ({v['workflows']} workflows + {v['definitions'] - v['workflows']} shared: function, contacts, api): {_s(v['wall_s'])} s wall, "
             f"{v['ms_per_definition']:.2f} ms/definition; fixed cost {_s(v['fixed_cost_s'])} s, "
             f"marginal {v['marginal_ms_per_definition']:.2f} ms/definition; errors reported: {v['errors_reported']}",
         ]
     problems = (pc or {}).get("problems", []) + (v or {}).get("problems", [])
+    for c, by in (r.get("run_start") or {}).get("by_concurrency", {}).items():
+        for path in run_start.PATHS:
+            d = by[path]
+            if d["lost"] or d["duplicated"] or d["errors"]:
+                problems.append(
+                    f"run start c={c} {path}: {d['errors']} error(s) {d['statuses']}, {d['lost']} lost, "
+                    f"{d['duplicated']} duplicated"
+                )
+    pending = (r.get("approvals") or {}).get("pending")
+    if pending and pending["pending_reached"] < pending["pending_requested"]:
+        problems.append(
+            f"approvals: only {pending['pending_reached']} of {pending['pending_requested']} approvals were pending "
+            "when the window was measured"
+        )
     if problems:
         lines += ["", "PROBLEMS (these cells are not valid measurements):"] + [f"  ! {p}" for p in problems]
     return "\n".join(lines)
+
+
+def _render_run_start(rs: dict) -> list[str]:
+    lines = ["", "2. Run start — one api-server (1 worker) on PostgreSQL, no scheduler (runs stay queued)"]
+    if rs.get("status") != "measured":
+        return lines + [f"  {rs['message']}"]
+    lines.append(
+        f"  {'clients':>7}  {'path':<28}{'requests':>9}{'runs/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'errors':>8}{'created':>9}{'lost':>6}{'dup':>5}"
+    )
+    for c, by in rs["by_concurrency"].items():
+        for path in run_start.PATHS:
+            d = by[path]
+            lines.append(
+                f"  {c:>7}  {run_start.LABELS[path]:<28}{d['requests']:>9}{d['runs_per_s']:>9.1f}"
+                f"{d['latency']['p50_ms']:>9.0f}{d['latency']['p99_ms']:>9.0f}{d['errors']:>8}"
+                f"{d['runs_created']:>9}{d['lost']:>6}{d['duplicated']:>5}"
+            )
+        ra = by["ratios"]
+        lines.append(
+            f"  {'':>7}  Autopilot/Airflow: throughput {_x(ra['throughput'])}, p50 latency {_x(ra['p50'])}, "
+            f"p99 latency {_x(ra['p99'])}"
+        )
+    webhooks = rs.get("webhooks")
+    lines.append(f"  webhooks: {webhooks if isinstance(webhooks, str) else ', '.join(webhooks)}")
+    return lines
+
+
+def _render_approvals(ap: dict) -> list[str]:
+    lines = ["", "3. Approvals — api-server + dag-processor + scheduler (LocalExecutor) on PostgreSQL"]
+    if ap.get("status") != "measured":
+        return lines + [f"  {ap['message']}"]
+    lat = ap["latency"]
+    lines.append(f"  vote → next task started (s; {lat['autopilot']['vote_to_next_s']['n']} votes each)")
+    lines.append(f"  {'':<38}{'median':>8}{'min':>8}{'max':>8}{'vote request ms':>17}")
+    for kind, label in (
+        ("autopilot", "Autopilot approval step (inbox vote)"),
+        ("airflow", "Airflow ApprovalOperator (PATCH)"),
+    ):
+        v, q = lat[kind]["vote_to_next_s"], lat[kind]["vote_request_s"]
+        lines.append(f"  {label:<38}{v['median']:>8.2f}{v['min']:>8.2f}{v['max']:>8.2f}{q['median'] * 1000:>17.0f}")
+    lines.append(f"  {'':<38}ratio Autopilot/Airflow (medians): {_x(lat['ratio_median'])}")
+    pend = ap["pending"]
+    lines.append("")
+    lines.append(
+        f"  pending approvals: {pend['pending_reached']} of {pend['pending_requested']} reached awaiting_input in "
+        f"{pend['ramp_s']:.0f} s; {ap['triggerer']}"
+    )
+    lines.append(f"  {'':<34}{'nothing pending':>18}{str(pend['pending_reached']) + ' pending':>18}")
+    idle, busy = pend["idle"], pend["with_pending"]
+    lines.append(f"  {'running task instances (max)':<34}{idle['running_max']:>18}{busy['running_max']:>18}")
+    for name in busy["processes"]:
+        a, b = idle["processes"][name], busy["processes"][name]
+        lines.append(f"  {name + ' CPU %':<34}{a['cpu_percent']:>18.1f}{b['cpu_percent']:>18.1f}")
+        lines.append(f"  {name + ' RSS MiB (max)':<34}{a['rss_mib_max']:>18.0f}{b['rss_mib_max']:>18.0f}")
+    for key, label in (("autopilot_inbox", "Autopilot inbox"), ("airflow_hitl_list", "Airflow hitlDetails list")):
+        a, b = idle["inbox"][key], busy["inbox"][key]
+        lines.append(
+            f"  {label + ' p50/p99 ms':<34}{a['p50_ms']:>10.0f} /{a['p99_ms']:>5.0f}{b['p50_ms']:>12.0f} /{b['p99_ms']:>5.0f}"
+        )
+    lines.append(f"  (windows of {busy['window_s']:.0f} s; CPU % of one core, including child processes)")
+    return lines
 
 
 def _render_parse(pc: dict) -> list[str]:
@@ -154,10 +232,12 @@ def _render_parse(pc: dict) -> list[str]:
     header = f"  {'N':>6}  {'contender':<22}{'DagBag s':>10}{'ms/workflow':>13}{'CPU s':>9}{'process s':>11}{'tasks/DAG':>11}"
     lines.append(header)
     for n, by in pc["dagbag"].items():
-        for c in CONTENDERS:
+        for c in VARIANTS:
+            if c not in by:
+                continue
             d = by[c]
             lines.append(
-                f"  {n:>6}  {LABELS[c]:<22}{_s(d['work_s']):>10}{d['ms_per_workflow']:>13.2f}"
+                f"  {n:>6}  {VARIANT_LABELS[c]:<22}{_s(d['work_s']):>10}{d['ms_per_workflow']:>13.2f}"
                 f"{_s(d['work_cpu_s']):>9}{_s(d['process_s']):>11}{d['tasks_per_dag']:>11.0f}"
             )
         ra = pc["ratios"][n]
@@ -166,6 +246,11 @@ def _render_parse(pc: dict) -> list[str]:
             f"dag-factory/Autopilot {_x(ra['dagfactory_vs_autopilot'])} (CPU {_x(ra['dagfactory_vs_autopilot_cpu'])}), "
             f"dag-factory/Python {_x(ra['dagfactory_vs_python'])}"
         )
+        if "autopilot_cold_vs_python" in ra:
+            lines.append(
+                f"  {'':>6}  1st parse after a change: Autopilot/Python {_x(ra['autopilot_cold_vs_python'])}, "
+                f"dag-factory/Autopilot {_x(ra['dagfactory_vs_autopilot_cold'])}"
+            )
     lines.append("")
     lines.append("  stub generation, sync_stubs (ms, fresh process, imports excluded):")
     for n, st in pc["stub_generation"].items():
@@ -178,9 +263,12 @@ def _render_parse(pc: dict) -> list[str]:
     lines.append("  task start — parse the one file holding the DAG, parsing context set (ms)")
     lines.append(f"  {'contender':<34}" + "".join(f"{'N=' + n:>10}" for n in sizes) + f"{'growth':>10}")
     ts = pc["task_start"]
-    for v in (*CONTENDERS, "autopilot_with_bundle_init"):
+    extra = {"autopilot_with_bundle_init": "Autopilot + bundle.initialize()", "autopilot_cold": "Autopilot, 1st parse"}
+    for v in (*CONTENDERS, *extra):
+        if v not in ts:
+            continue
         key = ts[v]["growth_of"]
-        label = LABELS.get(v, "Autopilot + bundle.initialize()")
+        label = LABELS.get(v) or extra[v]
         lines.append(
             f"  {label:<34}" + "".join(f"{_ms(ts[v][n][key]):>10}" for n in sizes) + f"{_x(ts[v]['growth']):>10}"
         )

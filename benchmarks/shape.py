@@ -19,12 +19,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SHAPE = "scripts+decision+group; REST and approval steps join when implemented"
-SHAPE_VERSION = 1
+SHAPE = "REST call+scripts+decision+group+approval"
+SHAPE_VERSION = 3
 #: shape step kind → the Autopilot step kind it becomes
-AUTOPILOT_KINDS = {"bash": "script", "python": "script", "decision": "decision", "group": "use"}
+AUTOPILOT_KINDS = {
+    "bash": "script",
+    "python": "script",
+    "decision": "decision",
+    "group": "use",
+    "approval": "approval",
+    "rest": "task",
+}
 #: Autopilot step kinds the shape should gain once they compile (the run notes when they do)
 PLANNED_KINDS = ("task", "approval")
+#: ``benchmarks.equivalence`` runs the shape with ``dag.test()``, which cannot answer an approval nor
+#: reach the REST service: it sets these to False and those steps are rendered as the bash steps
+#: (``report``, ``record``) they replaced.
+INCLUDE_APPROVAL = True
+INCLUDE_REST = True
+#: The REST service the first step calls: one operation of a small OpenAPI document (Autopilot: an
+#: ``Api`` definition; elsewhere ``HttpOperator`` on an HTTP connection of the same name).
+REST_API = "bench_requests"
+REST_OPERATION = "createRequest"
+REST_PATH = "/requests"
+#: Who approves: a group of one (Autopilot: ``group:storage`` from a Contacts file; Airflow's
+#: ApprovalOperator: the same person as an assigned user).
+APPROVERS_GROUP = "storage"
+APPROVER = {"id": "dave", "name": "Dave Okafor", "email": "dave@example.com"}
 
 
 @dataclass(frozen=True)
@@ -60,7 +81,10 @@ class Step:
     kind: ``bash`` (``script`` text; ``env`` values are Refs, the script reads ``$NAME``),
     ``python`` (``body`` computes ``result`` from the variables named in ``inputs``; ``result`` becomes
     the step's outputs), ``decision`` (``condition`` Ref; ``then``/``otherwise`` step ids),
-    ``group`` (a reusable function: ``inputs`` Refs, inner ``steps``, ``outputs`` Refs to inner steps).
+    ``group`` (a reusable function: ``inputs`` Refs, inner ``steps``, ``outputs`` Refs to inner steps),
+    ``approval`` (the ``APPROVERS_GROUP`` must approve; a rejection skips the rest),
+    ``rest`` (POST ``REST_PATH`` with the ``inputs`` Refs as a JSON body; the response's JSON object
+    becomes the step's outputs).
     ``after``: upstream step ids (``None`` = the previous step). ``join``: waits for whichever branch ran.
     """
 
@@ -124,6 +148,13 @@ def steps(index: int) -> tuple[Step, ...]:
     return (
         Step(
             id="record",
+            kind="rest",
+            title="Record the request",
+            inputs={"hostname": param("hostname"), "mode": param("mode"), "index": const(index)},
+        )
+        if INCLUDE_REST
+        else Step(
+            id="record",
             kind="bash",
             title="Record the request",
             env={"HOST": param("hostname"), "MODE": param("mode")},
@@ -186,7 +217,9 @@ def steps(index: int) -> tuple[Step, ...]:
             inputs={"label": output("prepare", "label"), "attempts": output("prepare", "attempts")},
             body='result = {"summary": f"{label} x{attempts}", "size": len(label) * int(attempts)}\n',
         ),
-        Step(
+        Step(id="approve", kind="approval", title="Storage approves the plan")
+        if INCLUDE_APPROVAL
+        else Step(
             id="report",
             kind="bash",
             title="Report",

@@ -125,6 +125,15 @@ def _ap_steps(steps: tuple[Step, ...]) -> list[dict]:
                 "function": step.function,
                 "with": {k: _ap_template(v) for k, v in step.inputs.items()},
             }
+        elif step.kind == "approval":
+            item["approval"] = {"from": [f"group:{s.APPROVERS_GROUP}"], "quorum": "all"}
+        elif step.kind == "rest":
+            item["task"] = {
+                "api": s.REST_API,
+                "operation": s.REST_OPERATION,
+                "body": {k: v.value if v.source == "const" else _ap_template(v) for k, v in step.inputs.items()},
+                "outputs": {"id": "response.body.id"},
+            }
         else:  # pragma: no cover - a new kind must be taught here
             raise NotImplementedError(f"autopilot renderer: step kind {step.kind!r}")
         out.append(item)
@@ -161,10 +170,80 @@ def autopilot_workflow(index: int) -> str:
     return "# Benchmark workflow (benchmarks/shape.py)\n" + dump_yaml(doc)
 
 
+def autopilot_contacts() -> str:
+    """The approvers: one person in the approving group (approval steps name groups, not users)."""
+    person = {**s.APPROVER, "username": s.APPROVER["id"]}
+    doc = {
+        "apiVersion": "autopilot/v1",
+        "kind": "Contacts",
+        "id": "bench_contacts",
+        "people": [person],
+        "groups": [{"id": s.APPROVERS_GROUP, "name": "Storage", "members": [s.APPROVER["id"]]}],
+    }
+    return "# Benchmark approvers (benchmarks/shape.py)\n" + dump_yaml(doc)
+
+
+#: The REST service's OpenAPI document (one operation), for Autopilot's Api definition.
+OPENAPI = {
+    "openapi": "3.0.3",
+    "info": {"title": "Benchmark requests", "version": "1"},
+    "servers": [{"url": "http://localhost:8089/api"}],
+    "paths": {
+        s.REST_PATH: {
+            "post": {
+                "operationId": s.REST_OPERATION,
+                "summary": "Record a request",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "hostname": {"type": "string"},
+                                    "mode": {"type": "string", "enum": ["quick", "full"]},
+                                    "index": {"type": "integer"},
+                                },
+                                "required": ["hostname", "mode"],
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "Recorded",
+                        "content": {
+                            "application/json": {"schema": {"type": "object", "properties": {"id": {"type": "string"}}}}
+                        },
+                    }
+                },
+            }
+        }
+    },
+}
+
+
+def autopilot_api() -> str:
+    doc = {
+        "apiVersion": "autopilot/v1",
+        "kind": "Api",
+        "id": s.REST_API,
+        "title": "Benchmark requests",
+        "spec": f"specs/{s.REST_API}.openapi.yaml",
+        "connection": s.REST_API,
+    }
+    return "# Benchmark REST service (benchmarks/shape.py)\n" + dump_yaml(doc)
+
+
 def write_autopilot(root: Path, n: int) -> Workload:
     definitions = root / "definitions"
     (definitions / "functions").mkdir(parents=True, exist_ok=True)
+    if s.INCLUDE_REST:
+        (definitions / "apis" / "specs").mkdir(parents=True, exist_ok=True)
+        (definitions / "apis" / f"{s.REST_API}.yaml").write_text(autopilot_api(), encoding="utf-8")
+        (definitions / "apis" / "specs" / f"{s.REST_API}.openapi.yaml").write_text(dump_yaml(OPENAPI), encoding="utf-8")
     (definitions / "functions" / f"{s.FUNCTION_ID}.yaml").write_text(autopilot_function(), encoding="utf-8")
+    (definitions / "contacts.yaml").write_text(autopilot_contacts(), encoding="utf-8")
     for i in range(n):
         (definitions / f"wf_{i:04d}.yaml").write_text(autopilot_workflow(i), encoding="utf-8")
     # where AutopilotDagBundle(name="autopilot") keeps its stubs when
@@ -214,10 +293,19 @@ def _af_template(
     if ref.source == "output":
         task_id, kind = producers[f"{group}.{ref.name}" if group else ref.name]
         pulled = f"ti.xcom_pull(task_ids='{task_id}')"
-        if kind == "bash":  # BashOperator pushes its last stdout line: the JSON object
+        if kind in ("bash", "rest"):  # BashOperator's last stdout line / HttpOperator's body: JSON text
             pulled = f"macros.json.loads({pulled})"
         return f"{{{{ {pulled}['{ref.key}'] }}}}"
     return str(ref.value)
+
+
+def _af_json_body(step: Step, producers: dict[str, tuple[str, str]]) -> str:
+    """A REST step's body as a templated JSON text (HttpOperator's ``data``)."""
+    fields = []
+    for k, v in step.inputs.items():
+        value = str(v.value) if v.source == "const" else f'"{_af_template(v, producers)}"'
+        fields.append(f'"{k}": {value}')
+    return "{" + ", ".join(fields) + "}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,6 +368,28 @@ def _py_steps(
             lines += [f"with TaskGroup(group_id={step.id!r}, tooltip={step.title!r}) as {var}:"]
             inner = _py_steps(step.steps, producers, indent="    ", group=step.id, group_inputs=step.inputs)
             lines += inner
+        elif step.kind == "rest":
+            lines += [
+                f"{var} = HttpOperator(",
+                f"    task_id={step.id!r},",
+                f"    {doc},",
+                f"    http_conn_id={s.REST_API!r},",
+                f"    endpoint={s.REST_PATH!r},",
+                '    method="POST",',
+                f"    data={_af_json_body(step, producers)!r},",
+                '    headers={"Content-Type": "application/json"},',
+            ]
+            lines += [f"    {e}," for e in extra] + [")"]
+        elif step.kind == "approval":
+            user = {"id": s.APPROVER["id"], "name": s.APPROVER["name"]}
+            lines += [
+                f"{var} = ApprovalOperator(",
+                f"    task_id={step.id!r},",
+                f"    {doc},",
+                f"    subject={step.title!r},",
+                f"    assigned_users=[{user!r}],",
+                ")",
+            ]
         else:  # pragma: no cover
             raise NotImplementedError(f"python renderer: step kind {step.kind!r}")
         lines.append("")
@@ -307,7 +417,9 @@ def python_dag(index: int) -> str:
 
         from datetime import datetime, timedelta, timezone
 
+        from airflow.providers.http.operators.http import HttpOperator
         from airflow.providers.standard.operators.bash import BashOperator
+        from airflow.providers.standard.operators.hitl import ApprovalOperator
         from airflow.sdk import DAG, Param, TaskGroup, task
 
         with DAG(
@@ -354,6 +466,8 @@ DF_MODULE = "bench_df_callables"
 BASH = "airflow.providers.standard.operators.bash.BashOperator"
 PYTHON = "airflow.providers.standard.operators.python.PythonOperator"
 BRANCH = "airflow.providers.standard.operators.python.BranchPythonOperator"
+APPROVAL = "airflow.providers.standard.operators.hitl.ApprovalOperator"
+HTTP = "airflow.providers.http.operators.http.HttpOperator"
 
 
 def dagfactory_callables() -> str:
@@ -413,6 +527,17 @@ def _df_tasks(
                 "then": step.then,
                 "otherwise": step.otherwise,
             }
+        elif step.kind == "rest":
+            task["operator"] = HTTP
+            task["http_conn_id"] = s.REST_API
+            task["endpoint"] = s.REST_PATH
+            task["method"] = "POST"
+            task["data"] = _af_json_body(step, producers)
+            task["headers"] = {"Content-Type": "application/json"}
+        elif step.kind == "approval":
+            task["operator"] = APPROVAL
+            task["subject"] = step.title
+            task["assigned_users"] = [{"id": s.APPROVER["id"], "name": s.APPROVER["name"]}]
         else:  # pragma: no cover
             raise NotImplementedError(f"dag-factory renderer: step kind {step.kind!r}")
         task["doc_md"] = step.title

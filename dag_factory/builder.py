@@ -115,10 +115,20 @@ class CompileContext:
         return nodes
 
 
-def form_params(form: m.Form) -> dict[str, Param]:
+def form_params(form: m.Form, project: Any = None) -> dict[str, Param]:
+    """The form's fields as DAG Params. Choices from the inventory (``options: {resources: TYPE}``)
+    are resolved now into ``enum`` + ``values_display``, so Airflow's trigger form offers them and
+    Airflow rejects any other value on every trigger path. Choices from an API are not known at parse
+    time: the ``_check_form`` task checks those (:func:`check_form_task`)."""
+    from autopilot_provider.forms import param_schema, resource_choices
+
     params = {}
     for name, field in form.properties.items():
-        schema = field.json_schema()
+        source = field.options
+        choices = None
+        if source is not None and source.resources is not None and project is not None:
+            choices = resource_choices(project, source)
+        schema = param_schema(field, choices)
         if name not in form.required:
             # An optional field may be left empty: the trigger form sends null for it.
             kinds = schema.get("type", "string")
@@ -168,12 +178,40 @@ def build_dag(workflow: m.Workflow, project: Any, *, source: str = "") -> DAG:
         start_date=start_date,
         catchup=catchup,
         tags=sorted({"autopilot", *workflow.tags}),
-        params=form_params(workflow.form),
+        params=form_params(workflow.form, project),
         default_args=default_args,
         render_template_as_native_obj=False,
         **workflow_callbacks(workflow, context),
     ) as dag:
+        check = check_form_task(workflow, context)
         start = start_notification(workflow, context)
         nodes = context.compile_steps(workflow.steps)
         connect_start(start, workflow, context, nodes)
+        if check is not None:
+            check >> (
+                start
+                if start is not None
+                else [nodes[s.id] for s in workflow.steps if not context.dependencies.get(s.id)]
+            )
     return dag
+
+
+def check_form_task(workflow: m.Workflow, ctx: CompileContext) -> Any:
+    """A first task ``_check_form`` when the form has fields whose choices come from an API: it
+    checks the run's values against the live choices before anything else runs (and before the
+    start notification). Create it inside the DAG before the steps, so it comes first."""
+    from autopilot_provider.forms import CHECK_TASK_ID, api_fields
+    from autopilot_provider.operators.check_form import CheckFormOperator
+
+    if not api_fields(workflow.form):
+        return None
+    kwargs: dict[str, Any] = {"task_id": CHECK_TASK_ID, "doc_md": "Check the request form against the live choices."}
+    if workflow.defaults.retries is not None:
+        kwargs["retries"] = workflow.defaults.retries
+    if workflow.defaults.retry_delay:
+        kwargs["retry_delay"] = parse_duration(workflow.defaults.retry_delay)
+    return CheckFormOperator(
+        form=workflow.form.model_dump(mode="json", exclude_unset=True, by_alias=True),
+        scope=ScopeSpec(definitions=str(ctx.definitions)).as_dict(),
+        **kwargs,
+    )

@@ -5,8 +5,9 @@ Configure it in ``[dag_processor] dag_bundle_config_list``::
     [{"name": "autopilot", "classpath": "dag_factory.bundle.AutopilotDagBundle",
       "kwargs": {"definitions": "/path/to/definitions", "refresh_interval": 10}}]
 
-The dag-processor calls ``refresh()`` on its interval; a worker calls ``initialize()`` before it runs a
-task. Both regenerate the stubs (cheap: a stat per file, a read only for changed files).
+The dag-processor calls ``refresh()`` on its interval: it regenerates the stubs. A worker calls
+``initialize()`` before it runs a task: it regenerates them only when the definitions (or the stubs)
+changed since the last sync — a stat per file instead of reading every definition and stub.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from airflow.dag_processing.bundles.base import BaseDagBundle
 
-from dag_factory.stubs import sync_stubs
+from dag_factory.stubs import stubs_up_to_date, sync_stubs
 
 
 class AutopilotDagBundle(BaseDagBundle):
@@ -39,7 +40,8 @@ class AutopilotDagBundle(BaseDagBundle):
 
     def initialize(self) -> None:
         with self.lock():
-            sync_stubs(self.definitions, self._path)
+            if not stubs_up_to_date(self.definitions, self._path):
+                sync_stubs(self.definitions, self._path)
         super().initialize()
 
     def refresh(self) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import DefinitionError
 from dag_factory.project import Project
-from dag_factory.stubs import INDEX_NAME
+from dag_factory.stubs import INDEX_NAME, validated_dir
 
 
 def load_dag_file(root: str, rel: str, stub_file: str | None = None):
@@ -24,7 +24,12 @@ def load_dag_file(root: str, rel: str, stub_file: str | None = None):
         for _ in Path(rel).parts[:-1]:
             index = index.parent.parent / INDEX_NAME
     has_index = index is not None and index.exists()
-    project = Project(Path(root), index_path=index if has_index else None, trust_index=has_index)
+    project = Project(
+        Path(root),
+        index_path=index if has_index else None,
+        trust_index=has_index,
+        validated_dir=validated_dir(index.parent) if has_index and index is not None else None,
+    )
     current = get_parsing_context().dag_id
     if current is not None:
         entry = project.index().get(rel)

@@ -3,25 +3,36 @@ with every check (model, semantics, and what the factory can compile).
 
 Looking up a function does not read every file: an index (kind and id per file, keyed on the
 file's mtime and size) is kept next to the generated DAG stubs and refreshed cheaply.
+
+While Airflow parses the stubs, a file whose checks passed before is not checked again: the result
+is cached on disk (``validated_dir``, next to the stubs), keyed on the file's text, the state of the
+whole definitions folder when the bundle last refreshed (``tree_fingerprint``, in the index) and the
+installed Autopilot code. Any change anywhere in the folder — or a new Autopilot — checks everything
+again; a file with errors is always checked again, so errors are reported exactly as without the cache.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autopilot_provider.definitions.errors import Diagnostic
 from autopilot_provider.definitions.source import quick_header
-from autopilot_provider.definitions.validate import Loaded, load_text, suggest, validate
+from autopilot_provider.definitions.validate import Loaded, load_data, load_text, suggest, validate
 
 SUFFIXES = (".yaml", ".yml")
 #: Sub-folders of definitions/ that hold other things than definitions.
 RESERVED_DIRS = {"schema", "templates", "specs"}
 INDEX_VERSION = 1
+#: Bump to invalidate every validation result cached on disk.
+VALIDATION_CACHE_VERSION = 1
 
 
 def is_definition_path(rel: str) -> bool:
@@ -52,9 +63,15 @@ class Project:
         index_path: Path | None = None,
         display_root: str | None = None,
         trust_index: bool = False,
+        validated_dir: Path | None = None,
     ):
         self.root = Path(root).resolve()
         self.index_path = index_path
+        # Where passed checks are remembered; used only with a trusted index (its fingerprint says
+        # what state of the folder the checks saw).
+        self.validated_dir = validated_dir
+        self._fingerprint: str | None = None
+        self._remote = False
         # While Airflow parses stubs, the index that the bundle's last refresh wrote is the truth:
         # re-walking the folder for every stub would make parsing N definitions cost O(N²).
         self.trust_index = trust_index
@@ -89,6 +106,7 @@ class Project:
         if self.trust_index and cached:
             self._index = cached
             return cached
+        self._fingerprint = None
         index: dict[str, IndexEntry] = {}
         for rel in self.files():
             stat = (self.root / rel).stat()
@@ -102,15 +120,30 @@ class Project:
         return index
 
     def _read_index(self) -> dict[str, IndexEntry]:
-        if not self.index_path or not self.index_path.exists():
+        if not self.index_path:
             return {}
+        try:
+            stat = self.index_path.stat()
+        except OSError:
+            return {}
+        # Parsing stubs, one process reads the same index once per stub: read it once per process.
+        # (A trusted index is never changed by a Project; a rewritten one has a new mtime.)
+        seen = (str(self.index_path), str(self.root), stat.st_mtime_ns, stat.st_size)
+        if self.trust_index and _INDEXES.get(seen) is not None:
+            files, self._fingerprint = _INDEXES[seen]
+            return files
         try:
             raw = json.loads(self.index_path.read_text())
             if raw.get("version") != INDEX_VERSION or raw.get("root") != str(self.root):
                 return {}
-            return {rel: IndexEntry(**entry) for rel, entry in raw["files"].items()}
-        except (ValueError, TypeError, KeyError):
+            files = {rel: IndexEntry(**entry) for rel, entry in raw["files"].items()}
+            self._fingerprint = raw.get("fingerprint") if isinstance(raw.get("fingerprint"), str) else None
+        except (OSError, ValueError, TypeError, KeyError):
             return {}
+        if self.trust_index:
+            _INDEXES.clear()
+            _INDEXES[seen] = (files, self._fingerprint)
+        return files
 
     def write_index(self) -> None:
         if not self.index_path:
@@ -119,6 +152,7 @@ class Project:
             "version": INDEX_VERSION,
             "root": str(self.root),
             "files": {rel: vars(entry) for rel, entry in self.index().items()},
+            "fingerprint": tree_fingerprint(self.root),
         }
         atomic_write(self.index_path, json.dumps(data, sort_keys=True))
 
@@ -132,8 +166,77 @@ class Project:
         """Load and fully validate one file (cached for the life of this Project)."""
         if rel in self._loaded:
             return self._loaded[rel]
-        text = (self.root / rel).read_text(encoding="utf-8")
-        return self._check(rel, text, cache=True)
+        text = read_text(self.root / rel)
+        key = self._validation_key(rel, text)
+        if key is not None:
+            passed = _PASSED.get(key)
+            if passed is None:
+                # checked before with this text and this folder: only the model is built again
+                passed = self._passed_before(rel, text, key)
+            if passed is not None:
+                _remember(key, passed)
+                self._loaded[rel] = passed
+                return passed
+        outer, self._remote = self._remote, False
+        loaded = self._check(rel, text, cache=True)
+        remote, self._remote = self._remote, outer or self._remote
+        if key is not None and loaded.ok and not remote:
+            _remember(key, loaded)
+            assert loaded.located is not None
+            data = loaded.located.data
+            try:
+                # the data too (when JSON keeps it exactly), so that a re-parse skips the YAML
+                saved = json.dumps(data)
+                if json.loads(saved) != data:
+                    saved = "null"
+            except (TypeError, ValueError):
+                saved = "null"
+            try:
+                # not synced to disk: a marker lost or torn by a crash fails to parse or to match its
+                # key, and the file is simply checked again
+                atomic_write(self._marker_path(rel), f'{{"key": {json.dumps(key)}, "data": {saved}}}', durable=False)
+            except OSError:  # a read-only bundle folder: no cache, same result
+                pass
+        return loaded
+
+    # -- the validation cache ------------------------------------------------------------------
+
+    def _validation_key(self, rel: str, text: str) -> str | None:
+        if self.validated_dir is None or not self.trust_index:
+            return None
+        self.index()
+        if self._fingerprint is None:
+            return None
+        digest = hashlib.sha256()
+        for part in (
+            str(VALIDATION_CACHE_VERSION),
+            _code_version(),
+            self._fingerprint,
+            str(self.root),
+            self.display(rel),
+        ):
+            digest.update(part.encode() + b"\0")
+        digest.update(text.encode("utf-8"))
+        return digest.hexdigest()
+
+    def _marker_path(self, rel: str) -> Path:
+        assert self.validated_dir is not None
+        return self.validated_dir / (rel + ".ok")
+
+    def _passed_before(self, rel: str, text: str, key: str) -> Loaded | None:
+        """The file as loaded when it passed its checks with this very key (text, folder, code), or
+        None. Its model is built again from the data saved then (or the text): the same model."""
+        try:
+            marker = json.loads(read_text(self._marker_path(rel)))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(marker, dict) or marker.get("key") != key:
+            return None
+        data = marker.get("data")
+        if data is None:
+            loaded = load_text(text, self.display(rel))
+            return loaded if loaded.ok else None
+        return load_data(data, self.display(rel))
 
     def check_text(self, rel: str, text: str) -> Loaded:
         """Validate text as if it were saved at ``rel`` (nothing is written)."""
@@ -166,19 +269,39 @@ class Project:
         return self.load(rel)
 
     def find(self, kind: str, ident: str) -> str | None:
-        for rel, entry in self.index().items():
-            if entry.kind == kind and entry.id == ident:
-                return rel
-        return None
+        return next((rel for rel, entry_id in self._files_of(kind) if entry_id == ident), None)
 
     def ids(self, kind: str) -> list[str]:
-        return sorted(e.id for e in self.index().values() if e.kind == kind and e.id)
+        return sorted(ident for _, ident in self._files_of(kind) if ident)
 
     def of_kind(self, kind: str) -> list[Loaded]:
-        return [self.load(rel) for rel, entry in self.index().items() if entry.kind == kind]
+        return [self.load(rel) for rel, _ in self._files_of(kind)]
+
+    def _files_of(self, kind: str) -> list[tuple[str, str | None]]:
+        """(rel, id) of the files of one kind, in index order. Loading one definition asks for
+        functions, Apis and Contacts several times, and parsing stubs does that for every definition:
+        a walk of the whole index each time would make a DagBag of N definitions cost O(N²)."""
+        index = self.index()
+        found = _KINDS.get(id(index))
+        if found is None or found[0] is not index:
+            if len(_KINDS) >= 8:
+                _KINDS.clear()
+            found = _KINDS[id(index)] = (index, {})
+        by_kind = found[1]
+        files = by_kind.get(kind)
+        if files is None:
+            files = by_kind[kind] = [(rel, entry.id) for rel, entry in index.items() if entry.kind == kind]
+        return files
 
     def load_all(self) -> dict[str, Loaded]:
         return {rel: self.load(rel) for rel in self.index()}
+
+    def resource_items(self) -> list[Any]:
+        """Every item of the valid `Resources` definitions (the inventory), in file order."""
+        return [item for loaded in self.of_kind("Resources") if loaded.ok for item in loaded.definition.items]
+
+    def resource_types(self) -> list[str]:
+        return sorted({item.type for item in self.resource_items()})
 
     def duplicate_ids(self) -> list[Diagnostic]:
         """Two files defining the same kind and id (a workflow id is a DAG id: it must be unique)."""
@@ -214,8 +337,12 @@ class Project:
         if not loaded.ok:
             return loaded, None
         source = loaded.definition.spec
-        if not re.match(r"^https?://", source):
+        if re.match(r"^https?://", source):
+            self._remote = True  # a document elsewhere can change unseen: checks using it are not cached
+        else:
             source = str((self.root / rel).parent / source)
+            if not os.path.realpath(source).startswith(str(self.root) + os.sep):
+                self._remote = True  # outside the folder, so outside its fingerprint
         return loaded, cached_spec(source)
 
     def unknown_function_hint(self, name: str) -> str:
@@ -243,16 +370,108 @@ def cached_spec(source: str):
 
 _SPECS: dict[tuple[str, int, int], Any] = {}
 
+#: The last trusted index read in this process: (path, root, mtime, size) → (files, fingerprint).
+_INDEXES: dict[tuple[str, str, int, int], tuple[dict[str, IndexEntry], str | None]] = {}
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+#: An index (held, so that its id stays its own) and the (rel, id) of its files by kind (filled as kinds
+#: are asked for), by the index's id. An index is never changed once built: a Project makes a new one.
+_KINDS: dict[int, tuple[dict[str, IndexEntry], dict[str, list[tuple[str, str | None]]]]] = {}
+
+#: Files that passed their checks in this process, by validation key (one model per file and folder
+#: state, shared by the Projects of one DagBag: each stub makes its own Project).
+_PASSED: dict[str, Loaded] = {}
+
+
+def _remember(key: str, loaded: Loaded) -> None:
+    if loaded.kind == "Workflow":
+        # nothing loads a workflow but its own stub; keeping the models of a whole DagBag would
+        # only make the garbage collector's full passes slower
+        return
+    if len(_PASSED) > 4096:
+        _PASSED.clear()
+    _PASSED[key] = loaded
+
+
+def tree_fingerprint(
+    root: Path,
+    *,
+    folder: Callable[[str], bool] = lambda name: not name.startswith("."),
+    file: Callable[[str, str], bool] = lambda dirpath, name: not name.startswith("."),
+) -> str:
+    """Name, mtime and size of every file under ``root`` (templates and API documents included), or
+    of those in the folders and files the filters take (``file`` gets the folder's path and the name)."""
+    digest = hashlib.sha256()
+    top = os.fspath(root)
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if folder(d))
+        # a file's path relative to ``top`` is its folder's (once per folder) and its name: the same
+        # string as os.path.relpath per file, which costs more than the stat
+        inside = os.path.relpath(dirpath, top) if dirpath != top else ""
+        for name in sorted(filenames):
+            if not file(dirpath, name):
+                continue
+            try:
+                stat = os.stat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            rel = os.path.join(inside, name) if inside else name
+            digest.update(f"{rel}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
+    return digest.hexdigest()
+
+
+@functools.cache
+def _code_version() -> str:
+    """The installed checks: name, mtime and size of Autopilot's modules (a new version → new keys)."""
+    import autopilot_provider
+
+    digest = hashlib.sha256()
+    for package in (Path(autopilot_provider.__file__).parent, Path(__file__).parent):
+        for path in sorted(package.rglob("*.py")):
+            stat = path.stat()
+            digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
+    return digest.hexdigest()
+
+
+def atomic_write(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write via a temporary file in the same folder and rename, so readers never see half a file.
+    ``durable``: sync the data to disk first, so that it survives a crash (a cache need not).
+
+    Plain system calls (no buffered file object) and the folder made only when missing: parsing
+    writes a file per definition, and on a busy machine each extra call shows."""
+    data = text.encode("utf-8")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
+
+
+def read_text(path: Path) -> str:
+    """``path.read_text(encoding="utf-8")`` in fewer system calls (parsing reads a few small files
+    per definition): the same text, newlines translated alike, the same kinds of errors."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    try:
+        text = b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        return path.read_text(encoding="utf-8")  # raises the very error a text read raises
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def relative(root: Path, path: Path | str) -> str:

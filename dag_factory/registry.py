@@ -7,28 +7,52 @@ compiling to a silent no-op.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import Diagnostic
 from autopilot_provider.definitions.validate import Loaded
-from dag_factory.compilers import decision, notify, script, task, use, wait
 
 Compiler = Callable[[m.Step, Any], Any]
 
-COMPILERS: dict[str, Compiler] = {
-    "script": script.compile_script,
-    "decision": decision.compile_decision,
-    "use": use.compile_use,
-    "task": task.compile_task,
-    "wait": wait.compile_wait,
-    "notify": notify.compile_notify,
-}
+
+class _Lazy(Mapping[str, Compiler]):
+    """kind → compiler, importing a compiler's module (and its operators and hooks) on first use:
+    a worker starting one task, or a DagBag of script-only workflows, never pays for the others."""
+
+    def __init__(self, paths: dict[str, str]):
+        self.paths = paths
+        self._loaded: dict[str, Compiler] = {}
+
+    def __getitem__(self, kind: str) -> Compiler:
+        if kind not in self._loaded:
+            module, _, name = self.paths[kind].partition(":")
+            self._loaded[kind] = getattr(importlib.import_module(module), name)
+        return self._loaded[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+COMPILERS: Mapping[str, Compiler] = _Lazy(
+    {
+        "script": "dag_factory.compilers.script:compile_script",
+        "decision": "dag_factory.compilers.decision:compile_decision",
+        "use": "dag_factory.compilers.use:compile_use",
+        "task": "dag_factory.compilers.task:compile_task",
+        "wait": "dag_factory.compilers.wait:compile_wait",
+        "notify": "dag_factory.compilers.notify:compile_notify",
+        "approval": "dag_factory.compilers.human:compile_approval",
+        "form": "dag_factory.compilers.human:compile_form",
+    }
+)
 
 NOT_YET: dict[str, str] = {
-    "form": "mid-flow form steps arrive with people-in-the-loop",
-    "approval": "approval steps arrive with people-in-the-loop",
     "ticket": "ticket steps arrive with the ServiceNow integration",
     "pipe": "pipe steps arrive with the SQL and ticket-data integration",
     "metric": "metric steps arrive with the metrics integration",
@@ -42,13 +66,20 @@ assert not set(COMPILERS) & set(NOT_YET) and set(COMPILERS) | set(NOT_YET) == se
 
 
 def factory_diagnostics(loaded: Loaded, project: Any = None) -> list[Diagnostic]:
-    """What the factory cannot compile, located in the file: kinds not supported yet and, given the
-    project, REST steps that do not match their Api's OpenAPI document, unknown people and groups,
-    and notification templates that are missing or broken."""
+    """What the factory cannot compile, located in the file: kinds not supported yet, form fields'
+    dynamic `options` that name no inventory type or API operation and, given the project, REST steps
+    that do not match their Api's OpenAPI document, unknown people and groups, and notification
+    templates that are missing or broken."""
+    from autopilot_provider.forms import options_diagnostics
+    from dag_factory.compilers import human, notify
+
     definition, located = loaded.definition, loaded.located
     if located is None or not isinstance(definition, (m.Workflow, m.Function)):
         return []
     problems = [located.diagnostic(loc, message, key=True) for loc, message in _unsupported(definition)]
+    problems += [
+        located.diagnostic(loc, message, key=key) for loc, message, key in options_diagnostics(definition, project)
+    ]
     if project is not None:
         problems += [
             located.diagnostic(loc, message, key=key) for loc, message, key in _rest_steps(definition, project)
@@ -56,6 +87,7 @@ def factory_diagnostics(loaded: Loaded, project: Any = None) -> list[Diagnostic]
         problems += [
             located.diagnostic(loc, message) for loc, message in notify.people_diagnostics(definition, project)
         ]
+        problems += [located.diagnostic(loc, message) for loc, message in human.human_diagnostics(definition, project)]
     return problems
 
 
@@ -170,14 +202,6 @@ def _unsupported(definition: m.Workflow | m.Function) -> Iterator[tuple[tuple, s
             yield (
                 ("steps", i, "script", lang),
                 f"step '{step.id}': script language '{lang}' is not supported yet ({SCRIPT_LANGUAGES_NOT_YET[lang]})",
-            )
-    fields = definition.form.properties if isinstance(definition, m.Workflow) else definition.inputs
-    where = ("form", "properties") if isinstance(definition, m.Workflow) else ("inputs",)
-    for name, field in fields.items():
-        if field.options is not None:
-            yield (
-                where + (name, "options"),
-                f"field '{name}': dynamic options are not supported yet (they arrive with request forms)",
             )
     if isinstance(definition, m.Workflow):
         for i, _ in enumerate(definition.timers):

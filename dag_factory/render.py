@@ -302,11 +302,13 @@ class _Renderer:
         if "task_id" not in passed:
             raise RenderError(f"task {task.task_id!r}: its constructor arguments were not recorded")
         defaults = self.dag.default_args or {}
+        # arguments an operator computes from the others and hands to its base class
+        derived = set(getattr(type(task), "derived_args", ()))
         signature = inspect.signature(type(task).__init__).parameters
         own = [p for p in signature if p not in ("self", "args", "kwargs")]
         kept: dict[str, Any] = {}
         for key, value in passed.items():
-            if key in _IMPLICIT_ARGS or (key in defaults and defaults[key] == value):
+            if key in _IMPLICIT_ARGS or key in derived or (key in defaults and defaults[key] == value):
                 continue
             parameter = signature.get(key)
             if parameter is not None and parameter.default is not inspect.Parameter.empty:

@@ -9,12 +9,15 @@ Airflow's dag-processor only discovers ``.py`` files, and a module that raises l
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
-from dag_factory.project import Project, atomic_write
+from dag_factory.project import INDEX_VERSION, Project, atomic_write, tree_fingerprint
 
 INDEX_NAME = "_autopilot_index.json"
+#: What the last sync saw and left (see ``stubs_up_to_date``).
+SYNCED_NAME = "_autopilot_synced.json"
 STUB_SUFFIX = ".py"
 
 _TEMPLATE = """\
@@ -31,9 +34,17 @@ def stub_name(rel: str) -> str:
     return rel + STUB_SUFFIX
 
 
+def validated_dir(stubs: Path) -> Path:
+    """Where stub parsing remembers which definitions passed their checks (next to the stubs, not
+    in them: Airflow lists every file of a DAG folder)."""
+    return stubs.with_name(stubs.name + ".validated")
+
+
 def sync_stubs(definitions: Path, stubs: Path) -> Project:
     """Make ``stubs`` hold exactly one module per definition file; rewrite only what changed."""
     stubs.mkdir(parents=True, exist_ok=True)
+    # before anything is read: a file changed while this runs makes the next check see a change
+    source = _source_state(definitions, stubs)
     project = Project(definitions, index_path=stubs / INDEX_NAME)
     wanted: set[Path] = set()
     for rel in project.index():
@@ -52,5 +63,48 @@ def sync_stubs(definitions: Path, stubs: Path) -> Project:
             path = Path(dirpath) / name
             if name.endswith(STUB_SUFFIX) and path not in wanted:
                 path.unlink()
+    checked = validated_dir(stubs)
+    for dirpath, _, filenames in os.walk(checked):
+        for name in filenames:
+            path = Path(dirpath) / name
+            if os.path.relpath(path, checked).removesuffix(".ok") not in project.index():
+                path.unlink(missing_ok=True)
     project.write_index()
+    # only a hint (a lost or torn one means a full sync next time): not synced to disk
+    atomic_write(stubs / SYNCED_NAME, json.dumps({"source": source, "stubs": _stubs_state(stubs)}), durable=False)
     return project
+
+
+def stubs_up_to_date(definitions: Path, stubs: Path) -> bool:
+    """Whether ``stubs`` are exactly what ``sync_stubs`` left and nothing in ``definitions`` changed
+    since it started: every file's name, mtime and size — the same test the index and the cache of
+    passed checks rely on — and the stubs' too. A worker starting a task syncs only when not, instead
+    of reading every definition and stub each time."""
+    try:
+        synced = json.loads((stubs / SYNCED_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(synced, dict)
+        and synced.get("source") == _source_state(definitions, stubs)
+        and synced.get("stubs") == _stubs_state(stubs)
+    )
+
+
+def _source_state(definitions: Path, stubs: Path) -> str:
+    """The definitions folder's state, where stubs of it go, and how they are written."""
+    digest = hashlib.sha256()
+    for part in (str(definitions.resolve()), str(stubs.resolve()), _TEMPLATE, str(INDEX_VERSION)):
+        digest.update(part.encode() + b"\0")
+    digest.update(tree_fingerprint(definitions.resolve()).encode())
+    return digest.hexdigest()
+
+
+def _stubs_state(stubs: Path) -> str:
+    """Name, mtime and size of the stubs and the index (what Airflow imports, not its bytecode)."""
+    top = str(stubs)
+    return tree_fingerprint(
+        stubs,
+        folder=lambda name: name != "__pycache__",
+        file=lambda dirpath, name: name.endswith(STUB_SUFFIX) or (name == INDEX_NAME and dirpath == top),
+    )

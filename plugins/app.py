@@ -7,10 +7,13 @@ docs at ``/autopilot/docs`` (both describe the API only and need no token; every
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
-from autopilot_plugin.api import apis, definitions
+from autopilot_plugin import ui
+from autopilot_plugin.api import apis, approvals, definitions, session, workflows
+from autopilot_plugin.csrf import CsrfMiddleware
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -41,7 +44,38 @@ async def lifespan(app: FastAPI):
         app.state.auth_manager = get_auth_manager()
     except Exception:  # pragma: no cover - no auth manager outside the API server
         log.debug("no Airflow auth manager available", exc_info=True)
-    yield
+    sweeper = asyncio.create_task(sweep_approvals())
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+
+
+async def sweep_approvals() -> None:
+    """Ask, remind, escalate and time out approvals every ``[autopilot] approval_sweep_seconds``
+    (default 5; 0 turns the sweep off in this API server). Safe with several API server workers:
+    each change is claimed in the database first."""
+    from autopilot_provider.approvals import Approvals, sweep_interval
+
+    interval = sweep_interval()
+    if interval <= 0:
+        return
+    approvals = Approvals()
+    last_error = None
+    while True:
+        try:
+            counts = await asyncio.to_thread(approvals.sweep)
+            if any(counts.values()):
+                log.info("Approvals sweep: %s", counts)
+            last_error = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            # the same failure every few seconds (tables not migrated, database down) is logged once
+            if str(exc) != last_error:
+                log.exception("Approvals sweep failed (run `autopilot db migrate` if the tables are missing)")
+            last_error = str(exc)
+        await asyncio.sleep(interval)
 
 
 async def store_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -62,6 +96,12 @@ def create_app() -> FastAPI:
     app.add_exception_handler(StoreError, store_error_handler)
     app.include_router(definitions.router, prefix=API_PREFIX)
     app.include_router(apis.router, prefix=API_PREFIX)
+    app.include_router(workflows.router, prefix=API_PREFIX)
+    app.include_router(session.router, prefix=API_PREFIX)
+    app.include_router(approvals.router, prefix=API_PREFIX)
+    app.include_router(approvals.pages)
+    app.include_router(ui.router)
+    app.add_middleware(CsrfMiddleware)
     return app
 
 

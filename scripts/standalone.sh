@@ -17,13 +17,27 @@ if autopilot --help 2>/dev/null | grep -q " db "; then autopilot db migrate >/de
 
 passwords="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$passwords"
-if [ ! -s "$passwords" ]; then
-  python - "$passwords" <<'PY'
-import json, secrets, sys, os
+# one generated password per configured user (kept across restarts; users added later get theirs)
+python - "$passwords" <<'PY'
+import json, os, secrets, sys
+path = sys.argv[1]
+known = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
 users = [u.split(":")[0] for u in os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(",") if u]
-with open(sys.argv[1], "w") as f:
-    json.dump({u: secrets.token_urlsafe(12) for u in users}, f)
+passwords = {u: known.get(u) or secrets.token_urlsafe(12) for u in users}
+with open(path, "w") as f:
+    json.dump(passwords, f)
 PY
+
+# The outside systems of the reference scenario (mail, Slack, the example backup product) on
+# loopback, unless AUTOPILOT_SANDBOX=0; connections already exported as AIRFLOW_CONN_* are kept.
+sandbox="$AIRFLOW_HOME/sandbox"
+if [ "${AUTOPILOT_SANDBOX:-1}" != "0" ]; then
+  rm -f "$sandbox/connections.env"
+  python scripts/sandbox.py "$sandbox" &
+  for _ in $(seq 100); do [ -f "$sandbox/connections.env" ] && break; sleep 0.1; done
+  [ -f "$sandbox/connections.env" ] || { echo "the sandbox did not start"; exit 1; }
+  # shellcheck disable=SC1091
+  source "$sandbox/connections.env"
 fi
 
 echo
@@ -34,5 +48,9 @@ for user, password in json.load(open(sys.argv[1])).items():
     print(f"   login: {user} / {password}")
 PY
 echo "   definitions: $AUTOPILOT_DEFINITIONS   (Ctrl-C stops Airflow)"
+if [ "${AUTOPILOT_SANDBOX:-1}" != "0" ]; then
+  echo "   sandbox: mail in $sandbox/mail.log, Slack posts in $sandbox/slack.log,"
+  echo "            the example backup product behind the connections backup_api and backup_clients"
+fi
 echo
 exec airflow standalone

@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 # servers that speak the outside systems' protocols, as fixtures for every test module
-pytest_plugins = ["tests.fixtures.backup_product", "tests.fixtures.api_server"]
+pytest_plugins = [
+    "tests.fixtures.backup_product",
+    "tests.fixtures.api_server",
+    "tests.fixtures.smtp",
+    "tests.fixtures.slack",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = Path(tempfile.mkdtemp(prefix="autopilot-test-"))
@@ -63,6 +68,8 @@ if os.environ.get("AUTOPILOT_TEST_DB") == "postgres":
     atexit.register(_drop_database)
 else:
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{HOME / 'airflow.db'}"
+    # as `make run` does (scripts/airflow-env.sh): the deployments' components share the file
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "autopilot_provider.sqlite.CONNECT_ARGS"
 
 atexit.register(shutil.rmtree, HOME, True)
 

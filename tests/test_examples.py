@@ -6,6 +6,7 @@ import pytest
 
 from dag_factory.project import Project
 from tests.conftest import REPO, task_states
+from tests.fixtures.voters import voting
 
 EXAMPLES = Project(REPO / "definitions")
 WORKFLOWS = [e.id for e in EXAMPLES.index().values() if e.kind == "Workflow"]
@@ -26,14 +27,19 @@ def test_hello_world_greets_and_counts(run_workflow):
     assert count.xcom_pull(task_ids="count") == {"letters": len("HelloAda")}
 
 
-def test_add_machine_to_backups_installs_the_agent_and_adds_the_client(run_workflow, backup_connections):
-    dag_run = run_workflow(
-        "add_machine_to_backups",
-        {"hostname": "localhost", "policy": "gold", "justification": "database server for team X"},
-    )
+REQUEST = {"policy": "gold", "justification": "database server for team X", "requester": "alice"}
+APPROVERS = {"alice": "approve", "carol": "approve", "bob": "approve", "dave": "approve"}
+
+
+def test_add_machine_to_backups_end_to_end(run_workflow, backup_connections, smtp_server, slack_webhook):
+    """The reference scenario: acknowledgement, checks, agent installation, three approvals (alice
+    asks; her manager carol, operations' bob and storage's dave approve — alice's own vote is
+    refused), the change, and the confirmation by mail and Slack."""
+    with voting("add_machine_to_backups", APPROVERS) as votes:
+        dag_run = run_workflow("add_machine_to_backups", {"hostname": "localhost", **REQUEST})
     states = task_states(dag_run)
     assert str(dag_run.state) == "success", states
-    assert states["report_unreachable"] == "skipped"
+    assert states["report_unreachable"] == "skipped" and states["tell_rejected"] == "skipped"
     assert states["plan_backup"] == "success"
     plan = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "plan_backup")
     outputs = plan.xcom_pull(task_ids="plan_backup")
@@ -48,12 +54,45 @@ def test_add_machine_to_backups_installs_the_agent_and_adds_the_client(run_workf
     assert added.headers["x-request-id"] == dag_run.run_id
     assert added.headers["authorization"].startswith("Bearer ")  # OAuth2 client credentials
     assert product.clients[-1]["hostname"] == "localhost"
+    # the approvals: alice may not approve her own request; the three others decide
+    assert sorted(v.user for v in votes) == ["bob", "carol", "dave"]
+    approve = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "approve")
+    decided = approve.xcom_pull(task_ids="approve")
+    assert decided["outcome"] == "approved" and len(decided["votes"]) == 3
+    # the mails: the acknowledgement to alice, then the confirmation to alice, carol and storage
+    subjects = {tuple(m.rcpt_tos): m.subject for m in smtp_server.wait_for(2)}
+    assert "received" in subjects[("alice@example.com",)].lower()
+    assert subjects[("alice@example.com", "carol@example.com", "storage@example.com")] == (
+        "Done: localhost is backed up (gold)"
+    )
+    assert [p.channel for p in slack_webhook.wait_for(1)] == ["#storage"]
 
 
-def test_add_machine_to_backups_fails_visibly_for_an_unknown_host(run_workflow, backup_connections):
+def test_add_machine_to_backups_rejected_tells_the_requester_why(
+    run_workflow, backup_connections, smtp_server, slack_webhook
+):
+    decisions = {"carol": "approve", "bob": "reject", "dave": "approve"}
+    with voting("add_machine_to_backups", decisions, comment="no capacity left this quarter"):
+        dag_run = run_workflow("add_machine_to_backups", {"hostname": "localhost", **REQUEST})
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "success", states
+    assert states["tell_rejected"] == "success"
+    assert states["add_client"] == states["confirm"] == states["tell_done"] == "skipped"
+    assert backup_connections.received("/clients", method="POST") == []
+    rejected = [m for m in smtp_server.wait_for(2) if m.subject.startswith("Rejected")]
+    assert rejected and rejected[0].rcpt_tos == ["alice@example.com"]
+    assert "Rejected by bob: no capacity left this quarter" in rejected[0].text
+
+
+def test_add_machine_to_backups_fails_visibly_for_an_unknown_host(run_workflow, backup_connections, smtp_server):
     dag_run = run_workflow(
         "add_machine_to_backups",
-        {"hostname": "no-such-host.invalid", "policy": "bronze", "justification": "should stop here"},
+        {
+            "hostname": "no-such-host.invalid",
+            "policy": "bronze",
+            "justification": "should stop here",
+            "requester": "alice",
+        },
     )
     states = task_states(dag_run)
     assert str(dag_run.state) == "failed"

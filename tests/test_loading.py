@@ -3,6 +3,7 @@ error (naming file:line:col) and never hides the others — through DagBag and t
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -55,6 +56,43 @@ def test_stubs_follow_the_definitions_folder(definitions_dir, write_definition, 
     assert not (stubs / "extra.yaml.py").exists()
     # schema/ and templates/ hold no definitions
     assert not any(p.parts[0] in ("schema", "templates") for p in (q.relative_to(stubs) for q in stubs.rglob("*.py")))
+
+
+def test_a_worker_re_syncs_the_stubs_only_after_something_changed(
+    definitions_dir, write_definition, tmp_path, monkeypatch
+):
+    """A worker initializes the bundle before every task: with nothing changed it leaves the stubs
+    alone; a new, edited or deleted definition, or a lost stub, brings a full sync."""
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(tmp_path / "bundles"))
+    from dag_factory.bundle import AutopilotDagBundle
+    from dag_factory.stubs import INDEX_NAME
+
+    def task_start() -> Path:
+        bundle = AutopilotDagBundle(name="autopilot", definitions=str(definitions_dir))
+        bundle.initialize()
+        return Path(bundle.path)
+
+    stubs = task_start()
+    assert (stubs / "hello_world.yaml.py").exists()
+    synced = (stubs / INDEX_NAME).stat().st_mtime_ns
+    task_start()
+    assert (stubs / INDEX_NAME).stat().st_mtime_ns == synced, "nothing changed, yet the stubs were synced"
+
+    path = write_definition("extra.yaml", BROKEN.replace("broken_example", "extra"))
+    task_start()
+    assert "sha256 " + hashlib.sha256(path.read_bytes()).hexdigest()[:16] in (stubs / "extra.yaml.py").read_text()
+
+    path.write_text(BROKEN.replace("broken_example", "extra_renamed"), encoding="utf-8")
+    task_start()
+    assert "sha256 " + hashlib.sha256(path.read_bytes()).hexdigest()[:16] in (stubs / "extra.yaml.py").read_text()
+
+    (stubs / "hello_world.yaml.py").unlink()
+    task_start()
+    assert (stubs / "hello_world.yaml.py").exists()
+
+    path.unlink()
+    task_start()
+    assert not (stubs / "extra.yaml.py").exists()
 
 
 def test_worker_parse_compiles_only_the_task_s_workflow(airflow_db, definitions_dir, tmp_path):

@@ -1,5 +1,5 @@
-"""Contacts and notifications against real parts: an SMTP server (aiosmtpd) and a Slack
-incoming-webhook endpoint on loopback, reached through Airflow connections, with workflows run by
+"""Contacts and notifications against real parts: an SMTP server (aiosmtpd) and a local Slack
+(incoming webhooks and the Web API's chat.postMessage) on loopback, reached through Airflow connections, with workflows run by
 Airflow (dag.test)."""
 
 from __future__ import annotations
@@ -11,12 +11,7 @@ import pytest
 from autopilot_provider.contacts import ContactError, Directory, email_addresses, slack_targets
 from autopilot_provider.templating import FileTemplate, TemplateFileError
 from tests.conftest import REPO, task_states
-from tests.fixtures import slack, smtp
 from tests.fixtures.smtp import FROM_EMAIL, SMTP_PASSWORD
-
-# the real SMTP server and Slack webhook endpoint (fixtures)
-smtp_server = smtp.smtp_server
-slack_webhook = slack.slack_webhook
 
 
 def _outputs(dag_run, task_id: str):
@@ -217,6 +212,31 @@ def test_requester_is_the_user_who_started_the_run_and_groups_fan_out(
     assert ("alice@example.com", "bob@example.com", "dave@example.com", "audit@example.net") in mails
     [post] = slack_webhook.wait_for(1)
     assert (post.channel, post.text) == ("U0DAVE", "Platform and Dave: alice")  # dave's Slack id
+
+
+def test_a_slack_api_connection_posts_with_the_bot_token_to_channels_and_members(
+    run_workflow, write_definition, smtp_server, slack_api
+):
+    write_definition("notify_who.yaml", WHO)
+    dag_run = run_workflow("notify_who", {"requester": "alice"})
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    [post] = slack_api.wait_for(1)
+    # chat.postMessage with the connection's bot token: dave's member id gets a direct message
+    assert post.path == "/api/chat.postMessage"
+    assert post.headers["Authorization"] == f"Bearer {slack_api.bot_token}"
+    assert (post.channel, post.text) == ("U0DAVE", "Platform and Dave: alice")
+    assert _outputs(dag_run, "tell_platform")["slack"] == ["U0DAVE"]
+    assert slack_api.rejected == []
+
+
+def test_a_slack_api_refusal_fails_the_step_with_slacks_error(run_workflow, write_definition, smtp_server, slack_api):
+    write_definition("notify_who.yaml", WHO)
+    slack_api.bot_token = "xoxb-rotated"  # the connection's token is no longer valid
+    dag_run = run_workflow("notify_who", {"requester": "alice"})
+    states = task_states(dag_run)
+    assert states["tell_requester"] == "success" and states["tell_platform"] == "failed", states
+    assert slack_api.posts == []
+    assert [error for _, _, error in slack_api.rejected] == ["invalid_auth"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from dag_factory.loader import load_dag_file
 from dag_factory.project import Project
 from dag_factory.render import RenderError, render_dag, render_workflow
 from tests.conftest import REPO, task_states
+from tests.fixtures.voters import voting
 
 EXAMPLES = Project(REPO / "definitions")
 WORKFLOWS = sorted(e.id for e in EXAMPLES.index().values() if e.kind == "Workflow")
@@ -195,7 +196,8 @@ def test_functions_become_task_groups_and_branches_are_wired(rendered_examples):
     text = rendered_examples["add_machine_to_backups"]
     assert '    with TaskGroup(\n        group_id="check_host",\n' in text
     assert "        check_host_inputs >> check_host_probe >> check_host_outputs\n" in text
-    assert "    record_request >> check_host >> reachable >> [report_unreachable, agent_status]\n" in text
+    assert "    check_host >> reachable\n    reachable >> [report_unreachable, agent_status]\n" in text
+    assert "    approve >> [add_client, tell_rejected]\n" in text  # an approval's else branch
     assert "    agent_status >> agent_installed >> [install_agent, plan_backup]\n" in text
     assert "scope=CHECK_HOST_SCOPE," in text and "scope=SCOPE," in text
     # a script with backslashes (printf '...\n') is a raw string, so it reads as written
@@ -391,7 +393,10 @@ def test_a_hand_made_dag_round_trips_edges_the_factory_never_makes(tmp_path):
 
 RUNS = [
     ("hello_world", {"name": "Ada"}),
-    ("add_machine_to_backups", {"hostname": "localhost", "policy": "gold", "justification": "database server for X"}),
+    (
+        "add_machine_to_backups",
+        {"hostname": "localhost", "policy": "gold", "justification": "database server for X", "requester": "alice"},
+    ),
     ("nightly_disk_report", {"path": "/", "warn_at": 100, "critical_at": 100}),
 ]
 
@@ -446,20 +451,26 @@ def run_rendered(folder: Path, runs: list[tuple[str, dict]]) -> dict:
     return json.loads(lines[-1].removeprefix("RESULTS="))
 
 
-def test_rendered_dags_run_like_the_factory_dags(run_workflow, definitions_dir, tmp_path, backup_connections):
+def test_rendered_dags_run_like_the_factory_dags(
+    run_workflow, definitions_dir, tmp_path, backup_connections, smtp_server, slack_webhook
+):
     project = Project(definitions_dir)
     folder = tmp_path / "rendered"
     folder.mkdir()
     for dag_id, _ in RUNS:
         (folder / f"{dag_id}.py").write_text(render_workflow(project, dag_id), encoding="utf-8")
-    rendered = run_rendered(folder, RUNS)
+    # the scenario's three approvals: alice's manager carol, operations (bob) and storage (dave)
+    with voting("add_machine_to_backups", {"carol": "approve", "bob": "approve", "dave": "approve"}):
+        rendered = run_rendered(folder, RUNS)
     backup_connections.reset()  # the factory runs meet the backup product as the rendered runs did
     for dag_id, conf in RUNS:
-        factory_run = run_workflow(dag_id, conf)
+        with voting(dag_id, {"carol": "approve", "bob": "approve", "dave": "approve"}):
+            factory_run = run_workflow(dag_id, conf)
         assert rendered[dag_id]["state"] == str(factory_run.state), dag_id
         assert rendered[dag_id]["tasks"] == task_states(factory_run), dag_id
     assert rendered["hello_world"]["outputs"]["count"] == {"letters": len("HelloAda")}
     assert rendered["add_machine_to_backups"]["tasks"]["report_unreachable"] == "skipped"
+    assert rendered["add_machine_to_backups"]["outputs"]["approve"]["outcome"] == "approved"
     plan = rendered["add_machine_to_backups"]["outputs"]["plan_backup"]
     assert {k: plan[k] for k in ("hostname", "frequency", "retention_days")} == {
         "hostname": "localhost",

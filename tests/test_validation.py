@@ -212,10 +212,10 @@ def test_decision_to_unknown_step_and_bad_expression(tmp_path):
 
 
 def test_not_yet_supported_step_kinds_fail_clearly(tmp_path):
-    text = HEADER + "steps:\n  - id: ok\n    approval: {from: ['group:storage']}\n"
+    text = HEADER + "steps:\n  - id: ok\n    ticket: {action: create, table: incident}\n"
     assert errors(tmp_path, text) == [
-        "defs/wf.yaml:6:5: step 'ok': step kind 'approval' is not supported yet (approval steps arrive with"
-        " people-in-the-loop)"
+        "defs/wf.yaml:6:5: step 'ok': step kind 'ticket' is not supported yet (ticket steps arrive with"
+        " the ServiceNow integration)"
     ]
 
 
@@ -235,6 +235,17 @@ def test_form_default_must_match_its_schema(tmp_path):
     assert errors(tmp_path, text) == [
         "defs/wf.yaml:6:45: field 'n': default 2 is invalid: 2 is less than the minimum of 5"
     ]
+
+
+def test_the_same_bad_form_field_is_reported_in_every_definition_that_has_it(tmp_path):
+    fields = "    n: {type: integer, minimum: 5, default: 2}\n    m: {type: [strng]}\n"
+    text = HEADER + "form:\n  properties:\n" + fields + "steps:\n  - id: a\n    script: {bash: echo}\n"
+    expected = [
+        "defs/{}:6:45: field 'n': default 2 is invalid: 2 is less than the minimum of 5",
+        "defs/{}:7:8: field 'm': invalid schema: ['strng'] is not valid under any of the given schemas",
+    ]
+    for name in ("first.yaml", "second.yaml"):
+        assert errors(tmp_path, text, name=name) == [e.format(name) for e in expected]
 
 
 # -- the CLI -----------------------------------------------------------------------------------

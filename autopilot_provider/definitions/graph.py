@@ -1,9 +1,10 @@
 """How steps depend on each other — one rule set shared by validation, the factory and the designer.
 
 * A step with ``after:`` waits for exactly those steps.
-* A step that a decision branches to waits for that decision (plus any ``after:``).
+* A step that a decision branches to waits for that decision (plus any ``after:``); so does a step
+  named in an approval's ``else:`` (it runs when the request is not approved).
 * Otherwise a step waits for the previous step in the list (the first step waits for nothing).
-* Steps downstream of a decision join with ``none_failed_min_one_success`` unless they set a trigger
+* Steps downstream of a branching step (a decision, an approval with ``else``) join with ``none_failed_min_one_success`` unless they set a trigger
   rule: a skipped branch then skips what follows it alone, and a join runs after whichever branch ran.
 """
 
@@ -12,13 +13,22 @@ from __future__ import annotations
 from autopilot_provider.definitions.models import Step
 
 
+def branch_targets(step: Step) -> list[str] | None:
+    """The steps a branching step chooses among (a decision's branches, an approval's ``else``),
+    or None for a step that does not branch."""
+    if step.decision is not None:
+        return step.decision.targets()
+    if step.approval is not None and step.approval.else_:
+        return list(step.approval.else_)
+    return None
+
+
 def branch_sources(steps: list[Step]) -> dict[str, list[str]]:
-    """step id → the decisions that branch to it."""
+    """step id → the branching steps that branch to it."""
     sources: dict[str, list[str]] = {}
     for step in steps:
-        if step.decision is not None:
-            for target in step.decision.targets():
-                sources.setdefault(target, []).append(step.id)
+        for target in branch_targets(step) or []:
+            sources.setdefault(target, []).append(step.id)
     return sources
 
 
@@ -41,9 +51,9 @@ def dependencies(steps: list[Step]) -> dict[str, list[str]]:
 
 
 def downstream_of_decision(steps: list[Step]) -> set[str]:
-    """Ids of steps that run after some decision (directly or transitively)."""
+    """Ids of steps that run after some branching step (directly or transitively)."""
     deps = dependencies(steps)
-    decisions = {s.id for s in steps if s.decision is not None}
+    decisions = {s.id for s in steps if branch_targets(s) is not None}
     memo: dict[str, bool] = {}
 
     def after_decision(step_id: str, trail: frozenset[str] = frozenset()) -> bool:

@@ -76,14 +76,36 @@ class Strict(BaseModel):
 
 
 class OptionsSource(Strict):
-    """Where a field's choices come from when they are not a static `enum`."""
+    """Where a field's choices come from when they are not a static `enum`: the items of one type in
+    the `Resources` inventory (resolved when the workflow is compiled), or the items an API operation
+    returns (fetched when the form is shown and checked again when the run starts)."""
 
-    resources: str | None = Field(None, description="Resource type whose items become the choices.")
+    resources: str | None = Field(None, description="Resource type whose inventory items become the choices.")
     api: str | None = Field(None, description="Api definition id whose operation returns the choices.")
-    operation: str | None = None
-    params: dict[str, Template] = Field(default_factory=dict)
-    value: str | None = Field(None, description="Path of the value in each item, e.g. `id`.")
-    label: str | None = Field(None, description="Path of the label in each item, e.g. `name`.")
+    operation: str | None = Field(
+        None,
+        description="With `api`: the `operationId` of a GET operation answering a JSON array of items, or an "
+        "object with exactly one array property (e.g. `{items: [...]}`).",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="With `api`: the operation's parameters by name, sent as written (choices are fetched "
+        "before any run exists, so they are not templates).",
+    )
+    value: str | None = Field(
+        None, description="Dotted path of the value in each item (default `id`), e.g. `hostname` or `spec.name`."
+    )
+    label: str | None = Field(
+        None, description="Dotted path of the label in each item (default `name`; the value when missing)."
+    )
+
+    @property
+    def value_path(self) -> str:
+        return self.value or "id"
+
+    @property
+    def label_path(self) -> str:
+        return self.label or "name"
 
 
 class FormField(Strict):
@@ -108,7 +130,9 @@ class FormField(Strict):
     items: dict[str, Any] | None = None
     const: Any = None
     section: str | None = Field(None, description="Groups fields under a heading in the form.")
-    options: OptionsSource | None = Field(None, description="Dynamic choices (inventory or API).")
+    options: OptionsSource | None = Field(
+        None, description="Dynamic choices from the inventory or an API, instead of a static `enum`."
+    )
 
     @field_validator("pattern")
     @classmethod
@@ -225,27 +249,63 @@ SCRIPT_LANGUAGES = ("bash", "python", "ansible", "terraform", "ssh")
 
 
 class FormStep(Strict):
-    """Ask named people or groups for more data mid-flow; the answers become outputs."""
+    """Ask named people or groups for more data mid-flow; the answers become the step's outputs.
 
-    from_: list[ContactRef] = Field(alias="from", min_length=1)
+    Any one of the people named in `from` may answer (the first answer counts); the fields are
+    validated server-side like the request form."""
+
+    from_: list[ContactRef] = Field(alias="from", min_length=1, description="Who may answer.")
     subject: Template | None = None
-    body: Template | None = None
+    body: Template | None = Field(None, description="Markdown shown above the fields.")
     properties: dict[Identifier, FormField] = Field(default_factory=dict)
     required: list[str] = Field(default_factory=list)
-    timeout: Duration | None = None
+    timeout: Duration | None = Field(None, description="Fail the step when nobody answered in time.")
+    remind_every: Duration | None = None
+    via: list[Literal["email", "slack"]] = Field(default_factory=lambda: ["email"])
 
 
 class ApprovalStep(Strict):
-    from_: list[ContactRef] = Field(alias="from", min_length=1)
+    """Ask people and groups to approve. Each entry of `from` is one approver: a person, or a group
+    where one member's vote decides for the group. `quorum` counts approvers: `all`, `any` or N."""
+
+    from_: list[ContactRef] = Field(alias="from", min_length=1, description="The approvers.")
     quorum: Literal["all", "any"] | Annotated[int, Field(ge=1)] = "all"
-    exclude_requester: bool = True
+    exclude_requester: bool = Field(True, description="The requester can never approve their own request.")
     subject: Template | None = None
-    body: Template | None = None
-    timeout: Duration | None = None
-    on_timeout: Literal["reject", "approve", "escalate"] = "reject"
+    body: Template | None = Field(None, description="Markdown shown to approvers.")
+    timeout: Duration | None = Field(None, description="How long approvers have, e.g. `2d`.")
+    on_timeout: Literal["reject", "approve", "escalate"] = Field(
+        "reject",
+        description="`reject`/`approve`: the outcome when time is up (`timed_out`); `escalate`: "
+        "`escalate_to` may decide alone for another `timeout`, then the request is rejected.",
+    )
     escalate_to: list[ContactRef] = Field(default_factory=list)
-    remind_every: Duration | None = None
+    remind_every: Duration | None = Field(None, description="Remind approvers who have not voted.")
     comment_required_on_reject: bool = True
+    via: list[Literal["email", "slack"]] = Field(
+        default_factory=lambda: ["email"], description="How approval requests, reminders and escalations go out."
+    )
+    else_: list[Identifier] | Identifier | None = Field(
+        None,
+        alias="else",
+        description="Steps to run when the request is not approved (rejected or timed out); without "
+        "`else` a rejection fails the step and the run.",
+    )
+
+    @field_validator("else_", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ApprovalStep:
+        if isinstance(self.quorum, int) and self.quorum > len(self.from_):
+            raise ValueError(f"quorum {self.quorum} is more than the {len(self.from_)} approvers in `from`")
+        if self.on_timeout == "escalate" and not self.escalate_to:
+            raise ValueError("on_timeout: escalate needs `escalate_to`")
+        if self.on_timeout == "escalate" and not self.timeout:
+            raise ValueError("on_timeout: escalate needs a `timeout`")
+        return self
 
 
 class DecisionCase(Strict):

@@ -3,6 +3,9 @@
 PyYAML's composer gives node marks; we build the data ourselves so that every path
 (``("steps", 2, "script", "bash")``) keeps its position, duplicate keys are errors rather than silent
 overwrites, and dates stay strings (the data must stay JSON-compatible).
+
+Positions are looked up only for a definition that has problems, so they are found on first use
+(by composing the text again) rather than recorded for every file while parsing.
 """
 
 from __future__ import annotations
@@ -11,15 +14,55 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from autopilot_provider.definitions.errors import Diagnostic
 
 try:  # libyaml is much faster and keeps marks too
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _SafeLoader
 except ImportError:  # pragma: no cover - libyaml ships with PyYAML wheels
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, resolving the implicit type (bool, int, null, ...) of each plain scalar once
+    per distinct text: the composer asks for every scalar, and definitions repeat the same keys and
+    words over and over. The answers are the resolver's own: the memo holds only while no path
+    resolvers are set and the implicit resolvers are those it was filled with."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._plain_tags = None if self.yaml_path_resolvers else _plain_tags(type(self))
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        tags = self._plain_tags
+        if tags is None or kind is not ScalarNode or not implicit[0]:
+            return super().resolve(kind, value, implicit)
+        tag = tags.get(value)
+        if tag is None:
+            if len(tags) >= 65536:
+                tags.clear()
+            tag = tags[value] = super().resolve(kind, value, implicit)
+        return tag
+
+
+#: loader class → (its implicit resolvers, plain scalar text → tag)
+_PLAIN_TAGS: dict[type, tuple[tuple[Any, ...], dict[str, str]]] = {}
+
+
+def _plain_tags(loader: type) -> dict[str, str]:
+    """The memo of plain scalars' tags for ``loader`` (a new one when its resolvers changed)."""
+    resolvers = tuple((first, tuple(entries)) for first, entries in loader.yaml_implicit_resolvers.items())  # type: ignore[attr-defined]
+    found = _PLAIN_TAGS.get(loader)
+    if found is None or found[0] != resolvers:
+        found = _PLAIN_TAGS[loader] = (resolvers, {})
+    return found[1]
+
 
 Path_ = tuple[Any, ...]
+#: (value positions, key positions, paths of block scalars)
+_Tables = tuple[dict[Path_, tuple[int, int]], dict[Path_, tuple[int, int]], set[Path_]]
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 class _Constructor(yaml.constructor.SafeConstructor):
@@ -31,19 +74,43 @@ _Constructor.add_constructor("tag:yaml.org,2002:timestamp", yaml.constructor.Saf
 
 @dataclass
 class Located:
-    """Parsed YAML with positions (1-based line and column)."""
+    """Parsed YAML with positions (1-based line and column).
+
+    ``text`` is the YAML the data came from; without it (data from elsewhere) every position is
+    (1, 1). The position tables are built from it on first use."""
 
     path: str
     data: Any
-    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    block_scalars: set[Path_] = field(default_factory=set)
+    text: str | None = field(default=None, repr=False, compare=False)
+    _tables: _Tables | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def values(self) -> dict[Path_, tuple[int, int]]:
+        return self._positions()[0]
+
+    @property
+    def keys(self) -> dict[Path_, tuple[int, int]]:
+        return self._positions()[1]
+
+    @property
+    def block_scalars(self) -> set[Path_]:
+        return self._positions()[2]
+
+    def _positions(self) -> _Tables:
+        if self._tables is None:
+            tables: _Tables = ({}, {}, set())
+            if self.text is not None:
+                # the same text composes to the same nodes: the positions the data was built from
+                _record(_compose(self.text, self.path), (), tables, _Constructor())
+            self._tables = tables
+        return self._tables
 
     def position(self, loc: Path_, *, key: bool = False) -> tuple[int, int]:
         """Best position for ``loc``: the key itself, its value, or the nearest ancestor."""
         loc = tuple(loc)
+        values, keys, _ = self._positions()
         while True:
-            table = (self.keys, self.values) if key else (self.values, self.keys)
+            table = (keys, values) if key else (values, keys)
             for positions in table:
                 if loc in positions:
                     return positions[loc]
@@ -74,8 +141,8 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def parse(text: str, path: str) -> Located:
-    """Parse one YAML document; raise :class:`YamlError` with its position on any problem."""
+def _compose(text: str, path: str) -> yaml.Node:
+    """The one document's root node; raise :class:`YamlError` with its position on any problem."""
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
@@ -93,36 +160,66 @@ def parse(text: str, path: str) -> Located:
     if len(nodes) > 1:
         line, col = _mark(nodes[1])
         raise YamlError(Diagnostic(path, line, col, "one definition per file: a second YAML document starts here"))
-    located = Located(path=path, data=None)
-    constructor = _Constructor()
-    located.data = _build(nodes[0], (), located, constructor)
-    return located
+    return nodes[0]
 
 
-def _build(node: yaml.Node, loc: Path_, located: Located, constructor: _Constructor) -> Any:
-    located.values[loc] = _mark(node)
-    if isinstance(node, yaml.MappingNode):
+def parse(text: str, path: str) -> Located:
+    """Parse one YAML document; raise :class:`YamlError` with its position on any problem."""
+    root = _compose(text, path)
+    return Located(path=path, data=_build(root, path, _Constructor()), text=text)
+
+
+def _scalar(node: yaml.Node, constructor: _Constructor) -> Any:
+    # a plain string is the node's value (what SafeConstructor.construct_yaml_str returns) — most
+    # scalars are, and the constructor's generic dispatch costs more than the rest of the parse
+    if type(node) is ScalarNode and node.tag == _STR_TAG:
+        return node.value
+    return constructor.construct_object(node, deep=True)
+
+
+def _key(key_node: yaml.Node, path: str, constructor: _Constructor) -> Any:
+    key = _scalar(key_node, constructor)
+    if not isinstance(key, (str, int, float, bool)) and key is not None:
+        line, col = _mark(key_node)
+        raise YamlError(Diagnostic(path, line, col, "mapping keys must be scalars"))
+    return key
+
+
+def _build(node: yaml.Node, path: str, constructor: _Constructor) -> Any:
+    """The data of ``node``: duplicate and non-scalar keys are errors, merge keys (<<) apply."""
+    if isinstance(node, MappingNode):
         constructor.flatten_mapping(node)  # merge keys (<<)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = constructor.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                line, col = _mark(key_node)
-                raise YamlError(Diagnostic(located.path, line, col, "mapping keys must be scalars"))
+            key = _key(key_node, path, constructor)
             if key in result:
                 line, col = _mark(key_node)
-                first = located.keys[loc + (key,)]
+                first = next(_mark(k) for k, _ in node.value if _key(k, path, constructor) == key)
                 raise YamlError(
-                    Diagnostic(located.path, line, col, f"duplicate key '{key}' (first defined at line {first[0]})")
+                    Diagnostic(path, line, col, f"duplicate key '{key}' (first defined at line {first[0]})")
                 )
-            located.keys[loc + (key,)] = _mark(key_node)
-            result[key] = _build(value_node, loc + (key,), located, constructor)
+            result[key] = _build(value_node, path, constructor)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, loc + (i,), located, constructor) for i, item in enumerate(node.value)]
-    if getattr(node, "style", None) in ("|", ">"):
-        located.block_scalars.add(loc)
-    return constructor.construct_object(node, deep=True)
+    if isinstance(node, SequenceNode):
+        return [_build(item, path, constructor) for item in node.value]
+    return _scalar(node, constructor)
+
+
+def _record(node: yaml.Node, loc: Path_, tables: _Tables, constructor: _Constructor) -> None:
+    """The positions of every value and key under ``node`` (of data that ``_build`` built from it)."""
+    values, keys, block_scalars = tables
+    values[loc] = _mark(node)
+    if isinstance(node, MappingNode):
+        constructor.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = _scalar(key_node, constructor)
+            keys[loc + (key,)] = _mark(key_node)
+            _record(value_node, loc + (key,), tables, constructor)
+    elif isinstance(node, SequenceNode):
+        for i, item in enumerate(node.value):
+            _record(item, loc + (i,), tables, constructor)
+    elif getattr(node, "style", None) in ("|", ">"):
+        block_scalars.add(loc)
 
 
 def quick_header(text: str) -> tuple[str | None, str | None]:

@@ -7,6 +7,7 @@ knows nothing about folders; ``dag_factory.project`` supplies it.
 from __future__ import annotations
 
 import difflib
+import functools
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -101,6 +102,20 @@ def load_text(text: str, path: str) -> Loaded:
     except ValidationError as exc:
         loaded.diagnostics.extend(_pydantic_diagnostics(exc, model, located))
     return loaded
+
+
+def load_data(data: Any, path: str) -> Loaded | None:
+    """The model of data that ``load_text`` produced from a file that then passed every check (the
+    parse-time validation cache): the same model, without YAML or positions. None if it does not
+    validate any more (a changed model: check the file again)."""
+    model = m.KINDS.get(data.get("kind")) if isinstance(data, dict) else None
+    if model is None or data.get("apiVersion") != m.API_VERSION:
+        return None
+    try:
+        definition = model.model_validate(data)
+    except ValidationError:
+        return None
+    return Loaded(path=path, located=Located(path=path, data=data), definition=definition)
 
 
 def validate(loaded: Loaded, functions: FunctionLookup) -> Loaded:
@@ -311,22 +326,16 @@ class _Checker:
         for name, fld in properties.items():
             schema = fld.json_schema()
             schema.pop("required", None)
-            try:
-                jsonschema.Draft7Validator.check_schema(schema)
-            except jsonschema.SchemaError as exc:
-                self.error(loc + ("properties", name), f"field '{name}': invalid schema: {exc.message}")
+            with_default = "default" in fld.model_fields_set and fld.default is not None
+            invalid_schema, invalid_default = _field_problems(schema, fld.default if with_default else None)
+            if invalid_schema is not None:
+                self.error(loc + ("properties", name), f"field '{name}': invalid schema: {invalid_schema}")
                 continue
-            if "default" in fld.model_fields_set and fld.default is not None:
-                errors = list(
-                    jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker()).iter_errors(
-                        fld.default
-                    )
+            if invalid_default is not None:
+                self.error(
+                    loc + ("properties", name, "default"),
+                    f"field '{name}': default {fld.default!r} is invalid: {invalid_default}",
                 )
-                if errors:
-                    self.error(
-                        loc + ("properties", name, "default"),
-                        f"field '{name}': default {fld.default!r} is invalid: {errors[0].message}",
-                    )
 
     def schedule(self, wf: m.Workflow) -> None:
         if wf.schedule is None:
@@ -386,6 +395,13 @@ class _Checker:
                     )
             if step.decision is not None:
                 self.decision(step, loc + (i, "decision"), known)
+            if step.approval is not None:
+                for j, target in enumerate(step.approval.else_ or []):
+                    where = loc + (i, "approval", "else", j)
+                    if target == step.id:
+                        self.error(where, f"step '{step.id}': an approval's else cannot be the approval itself")
+                    elif target not in known:
+                        self.error(where, f"step '{step.id}': else: unknown step '{target}'{suggest(target, known)}")
             if step.use is not None:
                 self.use(step, loc + (i, "use"))
             for fld in ("retry_delay", "timeout"):
@@ -506,17 +522,18 @@ class _Checker:
                             self._check_text(
                                 expression, loc + (key, name), {**scope, "response": None}, expression=True
                             )
-                else:
+                elif _may_hold_templates(child):
                     self.templates(child, loc + (key,), scope)
         elif isinstance(value, list):
             for i, child in enumerate(value):
-                self.templates(child, loc + (i,), scope)
-        elif isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value):
+                if _may_hold_templates(child):
+                    self.templates(child, loc + (i,), scope)
+        elif _is_template(value):
             self._check_text(value, loc, scope, expression=False)
 
     def _check_text(self, text: str, loc: tuple, scope: dict[str, set[str] | None], *, expression: bool) -> None:
         what = "expression" if expression else "template"
-        error, line, refs, undeclared = check_template(text, expression=expression)
+        error, line, refs, undeclared = _checked_template(text, expression)
         if error:
             self._text_error(loc, line, f"invalid {what}: {error}")
             return
@@ -535,6 +552,62 @@ class _Checker:
     def _text_error(self, loc: tuple, line_in_text: int, message: str) -> None:
         line, col = self.located.text_position(loc, line_in_text)
         self.diagnostics.append(Diagnostic(self.located.path, line, col, _context(loc, self.located.data) + message))
+
+
+@functools.lru_cache(maxsize=8192)
+def _checked_template(text: str, expression: bool) -> tuple[str | None, int, tuple, frozenset[str]]:
+    """``check_template`` once per distinct text in a process: the same templates recur across
+    definitions (``{{ form.hostname }}``), and parsing one with Jinja costs about a millisecond."""
+    error, line, refs, undeclared = check_template(text, expression=expression)
+    return error, line, tuple(refs), frozenset(undeclared)
+
+
+def _field_problems(schema: dict[str, Any], default: Any) -> tuple[str | None, str | None]:
+    """(why the schema is invalid, why ``default`` does not fit it) for one form field, each None when
+    fine; a None default is not checked. Once per distinct schema and default in a process: the same
+    fields recur across definitions, and checking a schema against the metaschema costs far more than
+    the rest of a form's checks."""
+    key = (repr(schema), repr(default)) if _plain(schema) and _plain(default) else None
+    if key is not None and key in _FIELD_PROBLEMS:
+        return _FIELD_PROBLEMS[key]
+    try:
+        jsonschema.Draft7Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        result: tuple[str | None, str | None] = (exc.message, None)
+    else:
+        errors = []
+        if default is not None:
+            validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+            errors = list(validator.iter_errors(default))
+        result = (None, errors[0].message if errors else None)
+    if key is not None:
+        if len(_FIELD_PROBLEMS) >= 4096:
+            _FIELD_PROBLEMS.clear()
+        _FIELD_PROBLEMS[key] = result
+    return result
+
+
+_FIELD_PROBLEMS: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+
+
+def _plain(value: Any) -> bool:
+    """JSON-like data of the built-in types only, so that its repr tells it apart from any other."""
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return kind in (str, int, float, bool, type(None))
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value)
+
+
+def _may_hold_templates(value: Any) -> bool:
+    """Whether ``templates`` has anything to check in ``value``: most values are plain words and
+    numbers, and not walking into them halves the walk."""
+    return isinstance(value, (dict, list)) or _is_template(value)
 
 
 def _in_expression_owner(loc: tuple) -> bool:

@@ -386,18 +386,20 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def send(
-    client: httpx.Client,
+def _exchange(
     request: PreparedRequest,
     base: str,
     auth: Mapping[str, Any],
-    *,
     policy: RetryPolicy,
-    extra_headers: Mapping[str, str] | None = None,
-    log: Any = None,
-    sleep=time.sleep,
-) -> dict[str, Any]:
-    """Send ``request`` with retries; return ``{status, headers, body}`` (non-2xx included)."""
+    extra_headers: Mapping[str, str],
+    log: Any,
+):
+    """The request protocol without I/O, shared by :func:`send` and :func:`asend`: OAuth2 tokens
+    (fetched when missing, fetched again once after a 401), retries on transport errors and on
+    retriable statuses (``Retry-After`` wins), logging. A generator: it yields ``(action, argument)``
+    — ``post``/``request`` (httpx keyword arguments; the response is sent back, a transport error is
+    thrown in), ``sleep`` (seconds), ``mask`` (a secret) — and returns ``{status, headers, body,
+    attempts}``."""
     url = request.url(base, auth.get("query") or [])
     oauth = auth.get("oauth2")
     attempt, refreshed = 0, False
@@ -409,18 +411,21 @@ def send(
                 spec = _token_request(oauth)
                 _log(log, "Fetching an OAuth2 token from %s", spec["url"])
                 try:
-                    answer = client.post(spec["url"], data=spec["data"], headers=spec["headers"])
+                    answer = yield "post", {"url": spec["url"], "data": spec["data"], "headers": spec["headers"]}
                 except httpx.TransportError as exc:
                     raise OpenApiError(f"OAuth2 token request to {spec['url']}: {_describe(exc)}") from None
                 token = _store_token(oauth, answer)
-                _mask(token)
+                yield "mask", token
         started = time.monotonic()
         try:
-            response = client.request(
-                request.method,
-                url,
-                headers=_headers(request, auth, extra_headers or {}, token),
-                content=request.content,
+            response = yield (
+                "request",
+                {
+                    "method": request.method,
+                    "url": url,
+                    "headers": _headers(request, auth, extra_headers, token),
+                    "content": request.content,
+                },
             )
         except httpx.TransportError as exc:
             if attempt >= policy.retries:
@@ -438,7 +443,7 @@ def send(
                 attempt + 1,
                 policy.retries,
             )
-            sleep(delay)
+            yield "sleep", delay
             attempt += 1
             continue
         _log(
@@ -464,12 +469,46 @@ def send(
                 attempt + 1,
                 policy.retries,
             )
-            sleep(delay)
+            yield "sleep", delay
             attempt += 1
             continue
         result = as_response(response)
         result["attempts"] = attempt + 1
         return result
+
+
+def send(
+    client: httpx.Client,
+    request: PreparedRequest,
+    base: str,
+    auth: Mapping[str, Any],
+    *,
+    policy: RetryPolicy,
+    extra_headers: Mapping[str, str] | None = None,
+    log: Any = None,
+    sleep=time.sleep,
+) -> dict[str, Any]:
+    """Send ``request`` with retries; return ``{status, headers, body}`` (non-2xx included)."""
+    steps = _exchange(request, base, auth, policy, extra_headers or {}, log)
+    reply: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            action, argument = steps.throw(error) if error is not None else steps.send(reply)
+        except StopIteration as done:
+            return done.value
+        reply, error = None, None
+        try:
+            if action == "post":
+                reply = client.post(**argument)
+            elif action == "request":
+                reply = client.request(**argument)
+            elif action == "sleep":
+                sleep(argument)
+            else:
+                _mask(argument)
+        except httpx.TransportError as exc:
+            error = exc
 
 
 async def asend(
@@ -482,53 +521,27 @@ async def asend(
     extra_headers: Mapping[str, str] | None = None,
     log: Any = None,
 ) -> dict[str, Any]:
-    """The async twin of :func:`send` (for triggers)."""
-    url = request.url(base, auth.get("query") or [])
-    oauth = auth.get("oauth2")
-    attempt, refreshed = 0, False
+    """:func:`send` for triggers: the same protocol, with asyncio I/O."""
+    steps = _exchange(request, base, auth, policy, extra_headers or {}, log)
+    reply: Any = None
+    error: Exception | None = None
     while True:
-        token = None
-        if oauth:
-            token = cached_token(oauth)
-            if token is None:
-                spec = _token_request(oauth)
-                _log(log, "Fetching an OAuth2 token from %s", spec["url"])
-                try:
-                    answer = await client.post(spec["url"], data=spec["data"], headers=spec["headers"])
-                except httpx.TransportError as exc:
-                    raise OpenApiError(f"OAuth2 token request to {spec['url']}: {_describe(exc)}") from None
-                token = _store_token(oauth, answer)
-                await _amask(token)
         try:
-            response = await client.request(
-                request.method,
-                url,
-                headers=_headers(request, auth, extra_headers or {}, token),
-                content=request.content,
-            )
+            action, argument = steps.throw(error) if error is not None else steps.send(reply)
+        except StopIteration as done:
+            return done.value
+        reply, error = None, None
+        try:
+            if action == "post":
+                reply = await client.post(**argument)
+            elif action == "request":
+                reply = await client.request(**argument)
+            elif action == "sleep":
+                await asyncio.sleep(argument)
+            else:
+                await _amask(argument)
         except httpx.TransportError as exc:
-            if attempt >= policy.retries:
-                raise OpenApiError(
-                    f"{request.method} {url}: {_describe(exc)} (after {attempt + 1} attempt(s))"
-                ) from None
-            delay = policy.delay(attempt)
-            _log(log, "%s %s: %s; retrying in %.1fs", request.method, url, _describe(exc), delay)
-            await asyncio.sleep(delay)
-            attempt += 1
-            continue
-        if response.status_code == 401 and oauth and not refreshed:
-            forget_token(oauth)
-            refreshed = True
-            continue
-        if policy.retriable(response.status_code) and attempt < policy.retries:
-            delay = policy.delay(attempt, {k.lower(): v for k, v in response.headers.items()})
-            _log(log, "HTTP %s: retrying in %.1fs", response.status_code, delay)
-            await asyncio.sleep(delay)
-            attempt += 1
-            continue
-        result = as_response(response)
-        result["attempts"] = attempt + 1
-        return result
+            error = exc
 
 
 def _log(log: Any, message: str, *args: Any) -> None:

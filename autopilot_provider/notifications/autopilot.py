@@ -1,6 +1,6 @@
 """``AutopilotNotifier``: one notification — contact references resolved to people, a message
 rendered from sandboxed templates with the run's scope, sent by e-mail (Airflow's SMTP provider) and
-Slack (the Slack provider's incoming-webhook hook).
+Slack (the Slack provider: the Web API or an incoming webhook, by the connection type).
 
 It is an Airflow ``BaseNotifier``, so it works wherever Airflow takes a notifier: a DAG's
 ``on_success_callback`` / ``on_failure_callback`` (workflow ``notifications``), a task callback, and
@@ -149,9 +149,26 @@ def send_email(
 
 
 def post_slack(conn_id: str, targets: Sequence[str], text: str, *, log: Any = None) -> None:
-    """One incoming-webhook post per target (a channel such as ``#storage`` or a member id). The
-    webhook URL (token) is the password of the Airflow connection ``conn_id``; ``channel`` selects
-    the target on webhooks that allow it (one-channel app webhooks post to their own channel)."""
+    """One Slack message per target (a channel such as ``#storage`` or a member id), through the Slack
+    provider, by the type of the Airflow connection ``conn_id``:
+
+    * ``slack`` (Slack API, a bot token as the password): ``chat.postMessage`` to each target — a
+      member id gets a direct message from the app;
+    * ``slackwebhook`` (incoming webhook, the URL's token as the password): one post per target,
+      ``channel`` selecting it on webhooks that allow it (one-channel app webhooks post to their own
+      channel).
+
+    A Slack API answer that is not ``ok`` raises (the caller logs and records it)."""
+    from airflow.providers.slack.hooks.slack import SlackHook
+
+    if SlackHook.get_connection(conn_id).conn_type == SlackHook.conn_type:
+        client = SlackHook(slack_conn_id=conn_id).client
+        for target in targets:
+            client.chat_postMessage(channel=target, text=text, unfurl_links=False)
+            if log is not None:
+                log.info("Slack message posted to %s", target)
+        return
+
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
     hook = SlackWebhookHook(slack_webhook_conn_id=conn_id)

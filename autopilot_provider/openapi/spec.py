@@ -709,13 +709,27 @@ def _security_schemes(document: dict[str, Any], resolver: _Resolver) -> dict[str
 
 
 def schema_validator(spec: Spec, schema: dict[str, Any]):
-    """A validator for a (resolved) schema in the document's dialect (OAS 3.0 knows `nullable`)."""
+    """A validator for a (resolved) schema in the document's dialect (OAS 3.0 knows `nullable`).
+
+    Built once per schema of a spec: checking many definitions that call the same operation would
+    otherwise copy the schema and build a validator for each. A schema changed since is built again."""
+    validators: dict[int, tuple[dict[str, Any], dict[str, Any], Any]] = spec.__dict__.setdefault("_validators", {})
+    found = validators.get(id(schema))
+    if found is not None and found[0] is schema and found[1] == schema:
+        return found[2]
     from openapi_schema_validator import OAS30Validator, OAS31Validator
 
     cls = OAS31Validator if spec.dialect == "3.1" else OAS30Validator
     import jsonschema
 
-    return cls(copy.deepcopy(schema), format_checker=jsonschema.FormatChecker())
+    copied = copy.deepcopy(schema)
+    validator = cls(copied, format_checker=jsonschema.FormatChecker())
+    if len(validators) >= 256:
+        validators.clear()
+    # the schema itself is held so that its id stays its own; the copy the validator uses is the
+    # schema as it was, to tell whether it changed since
+    validators[id(schema)] = (schema, copied, validator)
+    return validator
 
 
 __all__ = [

@@ -1,0 +1,112 @@
+// The designer inside Airflow's UI: create a workflow, drag two script steps from the palette, connect
+// them, edit a step in the side panel, watch server-side validation on the nodes, save; then lose a
+// save conflict without overwriting anything, and restore a revision from the history.
+// tests/test_ui_e2e.py checks the YAML file, the revisions and that the DAG appears in Airflow.
+import { apiCall, BASE_URL, env, login, scenario } from "./lib.mjs";
+
+const workflowId = env("WORKFLOW_ID");
+const path = `${workflowId}.yaml`;
+
+/** The locator's box once the canvas stopped moving (auto layout runs again after each change). */
+async function settledBox(locator) {
+  let last = null;
+  for (let i = 0; i < 50; i++) {
+    const box = await locator.boundingBox();
+    if (box && last && box.x === last.x && box.y === last.y) return box;
+    last = box;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+  throw new Error("the canvas kept moving");
+}
+
+async function dragHandle(page, from, to) {
+  // both steps in view (a new step can land beyond the canvas' edge, under the side panel)
+  await page.frameLocator('iframe[title="Workflow designer"]').locator(".react-flow__controls-fitview").click();
+  const a = await settledBox(from);
+  const b = await settledBox(to);
+  await page.mouse.move(a.x + a.width / 2, a.y + a.height / 2);
+  await page.mouse.down();
+  await page.mouse.move((a.x + b.x) / 2, (a.y + b.y) / 2 + 10, { steps: 5 });
+  await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2, { steps: 5 });
+  await page.mouse.up();
+}
+
+await scenario("designer-drag-connect-save", async ({ browser, track }) => {
+  const { page } = await login(browser, env("E2E_USER"), env("E2E_PASSWORD"));
+  track(page);
+  // the designer as Airflow shows it: an iframe page of its navigation
+  await page.goto(`${BASE_URL}/plugin/autopilot-designer`);
+  const ui = page.frameLocator('iframe[title="Workflow designer"]');
+  await ui.getByLabel("New workflow id").fill(workflowId);
+  await ui.getByRole("button", { name: "New workflow" }).click();
+  const canvas = ui.getByTestId("canvas");
+  await canvas.waitFor();
+  // an empty workflow is invalid; wait for the verdict so the page stops moving before dragging
+  await ui.getByTestId("validity").filter({ hasText: "problem" }).waitFor();
+
+  // drop on an empty corner of the canvas: the auto layout centres the first step where a drop at
+  // the canvas' centre would land on it
+  const corner = { targetPosition: { x: 40, y: 40 } };
+  await ui.getByTestId("palette-script").dragTo(canvas, corner);
+  await ui.getByTestId("step-script_1").waitFor();
+  await ui.getByTestId("palette-script").dragTo(canvas, corner);
+  await ui.getByTestId("step-script_2").waitFor();
+  if ((await ui.locator(".react-flow__edge").count()) !== 0) throw new Error("new steps should start unconnected");
+
+  await dragHandle(
+    page,
+    ui.getByTestId("step-script_1").locator(".react-flow__handle.source"),
+    ui.getByTestId("step-script_2").locator(".react-flow__handle.target"),
+  );
+  await ui.locator(".react-flow__edge").first().waitFor({ state: "attached" });
+
+  // disconnect (select the connection, press Delete) and connect again
+  const from = await settledBox(ui.getByTestId("step-script_1").locator(".react-flow__handle.source"));
+  const to = await settledBox(ui.getByTestId("step-script_2").locator(".react-flow__handle.target"));
+  await page.mouse.click((from.x + to.x) / 2 + from.width / 2, (from.y + to.y) / 2 + from.height / 2);
+  await page.keyboard.press("Delete");
+  await ui.locator(".react-flow__edge").first().waitFor({ state: "detached" });
+  await dragHandle(
+    page,
+    ui.getByTestId("step-script_1").locator(".react-flow__handle.source"),
+    ui.getByTestId("step-script_2").locator(".react-flow__handle.target"),
+  );
+  await ui.locator(".react-flow__edge").first().waitFor({ state: "attached" });
+
+  await ui.getByTestId("step-script_2").click();
+  await ui.getByLabel("Title").fill("Second step");
+  await ui.getByTestId("validity").filter({ hasText: "valid" }).waitFor();
+
+  // server-side validation shows on the node: a `use` step without a function is invalid
+  await ui.getByRole("button", { name: "Add use step" }).click();
+  await ui.getByTestId("step-use_1").getByTestId("step-errors").waitFor();
+  await ui.getByTestId("validity").filter({ hasText: "problem" }).waitFor();
+  await ui.getByRole("button", { name: "Delete step" }).click();
+  await ui.getByTestId("step-use_1").waitFor({ state: "detached" });
+  await ui.getByTestId("validity").filter({ hasText: /^valid$/ }).waitFor();
+
+  await ui.getByTestId("save").click();
+  await ui.getByTestId("notice").filter({ hasText: "Saved" }).waitFor();
+
+  // someone else saves meanwhile; our next save must not overwrite it
+  const current = JSON.parse((await apiCall(page, "GET", `/autopilot/api/v1/definitions/${path}`)).body);
+  const theirs = current.content.replace("bash: echo hello", "bash: echo theirs");
+  const put = await apiCall(page, "PUT", `/autopilot/api/v1/definitions/${path}`, { content: theirs, version: current.version });
+  if (put.status !== 200) throw new Error(`the concurrent save failed: ${put.status} ${put.body}`);
+  await ui.getByTestId("step-script_1").click();
+  await ui.getByLabel("Title").fill("Mine");
+  await ui.getByTestId("save").click();
+  await ui.getByTestId("notice").filter({ hasText: "Nothing was overwritten" }).waitFor();
+  await ui.getByRole("button", { name: "Reload current version" }).click();
+  await ui.getByTestId("notice").filter({ hasText: "Reloaded" }).waitFor();
+
+  // history: diff revision 1 against the editor, restore it, save it as revision 3
+  await ui.getByRole("button", { name: "History" }).click();
+  await ui.getByTestId("history").locator("tr", { hasText: "update" }).waitFor();
+  await ui.getByTestId("history").locator("tr", { hasText: "create" }).getByRole("button", { name: "Diff" }).click();
+  await ui.locator(".diff .add", { hasText: "echo theirs" }).waitFor();
+  await ui.getByRole("button", { name: "Restore this revision" }).click();
+  await ui.getByText("unsaved").waitFor();
+  await ui.getByTestId("save").click();
+  await ui.getByTestId("notice").filter({ hasText: "revision 3" }).waitFor();
+});

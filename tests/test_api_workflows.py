@@ -1,0 +1,319 @@
+"""The request portal's API (``/autopilot/api/v1/workflows`` and ``/requests``) against a real
+``airflow api-server``, with the DAGs serialized into Airflow's database as the dag-processor does,
+and Airflow's own trigger endpoint (``POST /api/v2/dags/{dag_id}/dagRuns``) for comparison.
+
+Users (SimpleAuthManager): admin (admin), editor (user), viewer (viewer). Choices from an API come
+from the example backup product (tests/fixtures/backup_product.py), reached through the connection
+``backup_api`` stored in Airflow's database. No scheduler runs: started runs stay queued.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.backup_product import PASSWORD, USER, backup_product  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.server
+
+API = "/autopilot/api/v1"
+
+PORTAL_WF = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: portal_hosts
+title: Back up a Paris host
+description: Choose a host the backup product knows.
+tags: [backup, portal-test]
+owner: group:storage
+form:
+  properties:
+    hostname:
+      type: string
+      title: Host
+      options: {api: backup_product, operation: listHosts, params: {site: paris}, value: hostname}
+      section: Machine
+    policy:
+      type: string
+      title: Policy
+      options: {api: backup_product, operation: listPolicies}
+      default: silver
+      section: Backup
+    size_gb: {type: integer, title: Size (GB), minimum: 1, maximum: 100, default: 10, section: Backup}
+  required: [hostname, policy]
+steps:
+  - id: record
+    title: Record the request
+    script:
+      bash: echo {{ form.hostname }} {{ form.policy }} {{ form.size_gb }}
+"""
+
+#: Asks the product for a site nobody else asks for, so no cached answer hides its failure.
+BROKEN_WF = PORTAL_WF.replace("id: portal_hosts", "id: portal_broken").replace("site: paris", "site: nowhere")
+UNPARSED_WF = PORTAL_WF.replace("id: portal_hosts", "id: portal_unparsed").replace("portal-test", "portal-late")
+
+
+def serialize_dags(definitions: Path) -> None:
+    """Parse the Autopilot bundle and store its DAGs in Airflow's database (the dag-processor's job)."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.utils.session import create_session
+
+    from dag_factory.bundle import AutopilotDagBundle
+
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    bundle = AutopilotDagBundle(name="autopilot", definitions=str(definitions))
+    bundle.initialize()
+    bag = DagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name="autopilot")
+    assert not bag.import_errors, bag.import_errors
+    sync_bag_to_db(bag, "autopilot", None)
+
+
+@pytest.fixture(scope="module")
+def portal(api_server, admin, backup_product):  # noqa: F811 - backup_product is a fixture
+    root = Path(os.environ["AUTOPILOT_DEFINITIONS"])
+    folder = root / "portal_test"
+    folder.mkdir(exist_ok=True)
+    (folder / "portal_hosts.yaml").write_text(PORTAL_WF, encoding="utf-8")
+    (folder / "portal_broken.yaml").write_text(BROKEN_WF, encoding="utf-8")
+    serialize_dags(root)
+    # written after the DAGs were stored: a valid workflow Airflow has not parsed yet
+    (folder / "portal_unparsed.yaml").write_text(UNPARSED_WF, encoding="utf-8")
+    connection = {
+        "connection_id": "backup_api",
+        "conn_type": "autopilot_openapi",
+        "host": backup_product.host,
+        "port": backup_product.port,
+        "schema": "http",
+        "login": USER,
+        "password": PASSWORD,
+    }
+    created = admin.post("/api/v2/connections", json=connection)
+    assert created.status_code == 201, created.text
+    backup_product.reset()
+    yield backup_product
+    admin.delete("/api/v2/connections/backup_api")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def runs(client, dag_id: str) -> list[dict]:
+    response = client.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})
+    assert response.status_code == 200, response.text
+    return response.json()["dag_runs"]
+
+
+GOOD_FORM = {"hostname": "db01.example.com", "policy": "gold", "justification": "nightly backups for the db"}
+GOOD_BACKUP = {**GOOD_FORM}
+GOOD_BACKUP.pop("justification")
+
+
+# ---------------------------------------------------------------------------------------------
+# Authentication and permissions
+# ---------------------------------------------------------------------------------------------
+
+ENDPOINTS = [
+    ("GET", f"{API}/workflows", None),
+    ("GET", f"{API}/workflows/portal_hosts/form", None),
+    ("POST", f"{API}/workflows/portal_hosts/runs", {"form": GOOD_BACKUP}),
+    ("GET", f"{API}/requests", None),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "body"), ENDPOINTS, ids=[f"{m} {u}" for m, u, _ in ENDPOINTS])
+def test_every_endpoint_needs_a_token(portal, anonymous, admin, method, url, body):
+    before = len(runs(admin, "portal_hosts"))
+    assert anonymous.request(method, url, json=body).status_code == 401
+    assert len(runs(admin, "portal_hosts")) == before
+
+
+def test_a_viewer_reads_forms_but_cannot_start_runs(portal, viewer, admin):
+    assert viewer.get(f"{API}/workflows/portal_hosts/form").status_code == 200
+    before = len(runs(admin, "portal_hosts"))
+    response = viewer.post(f"{API}/workflows/portal_hosts/runs", json={"form": GOOD_BACKUP})
+    assert response.status_code == 403
+    assert response.json()["detail"]["message"] == "you may not start runs of workflow 'portal_hosts'"
+    assert len(runs(admin, "portal_hosts")) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Workflows and forms
+# ---------------------------------------------------------------------------------------------
+
+
+def test_list_workflows_with_search_and_tag(portal, viewer):
+    body = viewer.get(f"{API}/workflows").json()
+    assert body["total_entries"] == len(body["workflows"])
+    by_id = {w["id"]: w for w in body["workflows"]}
+    assert {"hello_world", "add_machine_to_backups", "portal_hosts", "portal_unparsed"} <= set(by_id)
+    assert by_id["portal_hosts"] == {
+        "id": "portal_hosts",
+        "title": "Back up a Paris host",
+        "description": "Choose a host the backup product knows.",
+        "tags": ["backup", "portal-test"],
+        "owner": "group:storage",
+        "has_form": True,
+        "dag_id": "portal_hosts",
+    }
+    tagged = viewer.get(f"{API}/workflows", params={"tag": "PORTAL-TEST"}).json()
+    assert [w["id"] for w in tagged["workflows"]] == ["portal_broken", "portal_hosts"]
+    found = viewer.get(f"{API}/workflows", params={"q": "paris knows", "tag": "backup"}).json()
+    assert [w["id"] for w in found["workflows"]] == ["portal_broken", "portal_hosts", "portal_unparsed"]
+
+
+def test_form_of_the_reference_scenario_offers_the_inventory(portal, viewer):
+    response = viewer.get(f"{API}/workflows/add_machine_to_backups/form")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["workflow"]["id"] == "add_machine_to_backups" and body["workflow"]["has_form"]
+    hostname = body["schema"]["properties"]["hostname"]
+    assert hostname["enum"] == ["localhost", "db01.example.com", "no-such-host.invalid"]
+    assert body["ui_schema"]["hostname"]["ui:enumNames"] == [
+        "localhost (lab)",
+        "db01 (Paris database)",
+        "old01 (retired)",
+    ]
+    assert body["ui_schema"]["justification"]["ui:widget"] == "textarea"
+    assert body["sections"][0] == {"title": "Machine", "fields": ["hostname"]}
+
+
+def test_form_with_api_choices_asks_the_product(portal, viewer):
+    response = viewer.get(f"{API}/workflows/portal_hosts/form")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["schema"]["properties"]["hostname"]["enum"] == ["db01.example.com", "web01.example.com"]
+    assert body["schema"]["properties"]["policy"]["enum"] == ["gold", "silver", "bronze"]
+    assert body["schema"]["properties"]["policy"]["default"] == "silver"
+    assert body["ui_schema"]["policy"]["ui:enumNames"] == [
+        "Gold (daily, 90 days)",
+        "Silver (daily, 30 days)",
+        "Bronze (weekly, 14 days)",
+    ]
+    assert body["schema"]["required"] == ["hostname", "policy"]
+    hosts = portal.received("/hosts")
+    assert hosts and hosts[-1].query == {"site": ["paris"]} and hosts[-1].authorization.startswith("Basic ")
+
+
+def test_an_api_that_fails_gives_502_naming_the_field(portal, viewer):
+    portal.listings_fail = True
+    try:
+        response = viewer.get(f"{API}/workflows/portal_broken/form")
+    finally:
+        portal.listings_fail = False
+    assert response.status_code == 502, response.text
+    detail = response.json()["detail"]
+    assert detail["field"] == "hostname"
+    assert detail["message"].startswith("field 'hostname': cannot fetch its choices: api 'backup_product'")
+    assert "answered HTTP 503" in detail["message"] and PASSWORD not in detail["message"]
+
+
+def test_unknown_workflow_is_404_with_a_suggestion(portal, viewer):
+    response = viewer.get(f"{API}/workflows/portal_host/form")
+    assert response.status_code == 404
+    assert response.json()["detail"]["message"] == "no valid workflow 'portal_host' (did you mean 'portal_hosts'?)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting runs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_valid_form_starts_a_run_requested_by_the_caller(portal, editor, admin):
+    response = editor.post(
+        f"{API}/workflows/portal_hosts/runs", json={"form": {"hostname": "web01.example.com"}, "note": "for ticket 42"}
+    )
+    assert response.status_code == 201, response.text
+    run = response.json()
+    assert run["dag_id"] == "portal_hosts" and run["state"] == "queued"
+    assert run["url"].endswith(f"/dags/portal_hosts/runs/{run['run_id'].replace(':', '%3A').replace('+', '%2B')}")
+    stored = admin.get(f"/api/v2/dags/portal_hosts/dagRuns/{run['run_id']}").json()
+    assert stored["triggering_user_name"] == "editor"
+    assert stored["conf"] == {"hostname": "web01.example.com", "policy": "silver", "size_gb": 10}  # defaults applied
+    assert stored["note"] == "for ticket 42"
+    assert stored["run_type"] == "manual"
+
+    mine = editor.get(f"{API}/requests").json()
+    request = next(r for r in mine["requests"] if r["run_id"] == run["run_id"])
+    assert request["title"] == "Back up a Paris host" and request["requester"] == "editor"
+    assert request["form"] == stored["conf"] and request["state"] == "queued" and request["url"] == run["url"]
+    assert [(s["id"], s["title"]) for s in request["steps"]] == [
+        ("_check_form", "Check the request form"),
+        ("record", "Record the request"),
+    ]
+    assert all(s["state"] is None for s in request["steps"])  # no scheduler in this test
+    assert request["approvals"] == []  # this workflow asks nobody (tests/test_ui_e2e_requests.py: one that does)
+    assert all(r["requester"] == "editor" for r in mine["requests"])
+    # the admin started nothing: not theirs; with mine=false they see everybody's runs
+    assert run["run_id"] not in {r["run_id"] for r in admin.get(f"{API}/requests").json()["requests"]}
+    everybody = admin.get(f"{API}/requests", params={"mine": "false", "limit": 500}).json()
+    assert run["run_id"] in {r["run_id"] for r in everybody["requests"]}
+
+
+def test_an_invalid_form_is_422_per_field_and_starts_nothing(portal, editor, admin):
+    before = len(runs(admin, "portal_hosts"))
+    response = editor.post(
+        f"{API}/workflows/portal_hosts/runs",
+        json={"form": {"hostname": "localhost", "policy": "platinum", "size_gb": 0, "colour": "red"}},
+    )
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail["errors"] == [
+        {"field": "colour", "message": "unknown field; the form's fields: hostname, policy, size_gb"},
+        {
+            "field": "hostname",
+            "message": "\"localhost\" is not one of the choices from api 'backup_product' operation 'listHosts'",
+        },
+        {
+            "field": "policy",
+            "message": "\"platinum\" is not one of the choices from api 'backup_product' operation 'listPolicies'",
+        },
+        {"field": "size_gb", "message": "0 is less than the minimum of 1"},
+    ]
+    assert detail["message"].startswith("the form has 4 invalid fields: colour: unknown field")
+    missing = editor.post(f"{API}/workflows/portal_hosts/runs", json={"form": {}})
+    assert missing.status_code == 422
+    assert missing.json()["detail"]["errors"] == [{"field": "hostname", "message": "is required"}]
+    assert len(runs(admin, "portal_hosts")) == before
+
+
+def test_the_reference_scenario_starts_with_an_inventory_host(portal, editor, admin):
+    bad = editor.post(f"{API}/workflows/add_machine_to_backups/runs", json={"form": {**GOOD_FORM, "hostname": "x"}})
+    assert bad.status_code == 422
+    assert bad.json()["detail"]["errors"] == [
+        {"field": "hostname", "message": "\"x\" is not one of the choices from the inventory's 'machine' items"}
+    ]
+    good = editor.post(f"{API}/workflows/add_machine_to_backups/runs", json={"form": GOOD_FORM})
+    assert good.status_code == 201, good.text
+    stored = admin.get(f"/api/v2/dags/add_machine_to_backups/dagRuns/{good.json()['run_id']}").json()
+    assert stored["conf"] == {**GOOD_FORM, "retention_days": None, "requester": None}
+    assert stored["triggering_user_name"] == "editor"
+
+
+def test_a_workflow_airflow_has_not_parsed_yet_is_409(portal, editor):
+    response = editor.post(f"{API}/workflows/portal_unparsed/runs", json={"form": GOOD_BACKUP})
+    assert response.status_code == 409, response.text
+    assert "has no DAG in Airflow yet" in response.json()["detail"]["message"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Airflow's own trigger endpoint validates the same Params
+# ---------------------------------------------------------------------------------------------
+
+
+def test_airflow_trigger_endpoint_rejects_a_host_outside_the_inventory(portal, editor, admin):
+    before = len(runs(admin, "add_machine_to_backups"))
+    response = editor.post(
+        "/api/v2/dags/add_machine_to_backups/dagRuns",
+        json={"logical_date": None, "conf": {**GOOD_FORM, "hostname": "intruder.example.com"}},
+    )
+    assert response.status_code == 400, response.text
+    assert "Invalid input for param hostname" in response.json()["detail"]
+    assert len(runs(admin, "add_machine_to_backups")) == before
+    accepted = editor.post(
+        "/api/v2/dags/add_machine_to_backups/dagRuns", json={"logical_date": None, "conf": GOOD_FORM}
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["triggering_user_name"] == "editor"

@@ -1,0 +1,586 @@
+"""Approvals and mid-flow forms end to end, on a real Airflow deployment (API server with the
+Autopilot plugin, dag-processor, scheduler with the LocalExecutor), a real SMTP server (aiosmtpd) for
+the approval mails and their signed links, and real users voting through the API.
+
+Runs are started through Airflow's REST API by ``alice``, so she is the requester. The contacts are
+the example ones (definitions/contacts.yaml): carol manages alice and bob; group operations = bob,
+storage = dave, platform = alice + bob.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from autopilot_provider.approvals import Vote, needed, sign, tally, unsign, validate_answer
+from tests.fixtures.airflow_stack import AirflowStack
+from tests.fixtures.backup_product import PASSWORD, USER
+from tests.fixtures.slack import SlackWebhook
+from tests.fixtures.smtp import SmtpServer
+
+USERS = {"admin": "admin", "alice": "user", "bob": "user", "carol": "user", "dave": "user", "erin": "viewer"}
+LINK = re.compile(r"(https?://\S+/autopilot/approvals/confirm\?token=([A-Za-z0-9_\-.]+))(&decision=(approve|reject))?")
+
+
+# ---------------------------------------------------------------------------------------------
+# The quorum, links and answers (pure)
+# ---------------------------------------------------------------------------------------------
+
+
+def _votes(*pairs):
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        Vote(f"u{i}", slot, str(slot), d, None, start + timedelta(seconds=i), "api")
+        for i, (slot, d) in enumerate(pairs)
+    ]
+
+
+def test_quorum_counts_approvers_not_people():
+    spec = {"slots": [{}, {}, {}], "quorum": "all"}
+    assert tally(spec, _votes((0, "approve"), (1, "approve"))) is None
+    assert tally(spec, _votes((0, "approve"), (1, "approve"), (2, "approve"))) == "approved"
+    assert tally(spec, _votes((0, "approve"), (1, "reject"))) == "rejected"  # all can no longer be reached
+    # a second vote for a decided slot does not count (the first member decided for the group)
+    assert tally(spec, _votes((0, "approve"), (0, "approve"), (1, "approve"))) is None
+    assert tally({**spec, "quorum": "any"}, _votes((1, "approve"))) == "approved"
+    assert tally({**spec, "quorum": "any"}, _votes((0, "reject"), (1, "reject"))) is None
+    assert tally({**spec, "quorum": "any"}, _votes((0, "reject"), (1, "reject"), (2, "reject"))) == "rejected"
+    assert tally({**spec, "quorum": 2}, _votes((0, "reject"), (1, "approve"))) is None
+    assert tally({**spec, "quorum": 2}, _votes((0, "reject"), (1, "reject"))) == "rejected"
+    # after an escalation, the escalation contact decides alone
+    assert tally(spec, _votes((0, "approve"), (-1, "reject"))) == "rejected"
+    assert needed("all", 3) == 3 and needed("any", 3) == 1 and needed(2, 3) == 2
+
+
+def test_links_are_signed():
+    token = sign(b"k" * 32, {"a": "x.1", "j": "abc", "e": 1})
+    assert unsign(b"k" * 32, token) == {"a": "x.1", "j": "abc", "e": 1}
+    body, mac = token.split(".")
+    from autopilot_provider.approvals import Gone
+
+    for forged in (f"{body}.{mac[:-2]}xx", token.replace(body, body[:-2] + "AA"), "garbage"):
+        with pytest.raises(Gone):
+            unsign(b"k" * 32, forged)
+    with pytest.raises(Gone):
+        unsign(b"other-key" * 4, token)
+
+
+def test_form_answers_are_validated_field_by_field():
+    schema = {
+        "type": "object",
+        "properties": {
+            "window": {"type": "string", "enum": ["night", "weekend"]},
+            "size": {"type": "integer", "minimum": 1},
+        },
+        "required": ["window"],
+        "additionalProperties": False,
+    }
+    from autopilot_provider.approvals import Unprocessable
+
+    assert validate_answer(schema, {"window": "night"}) == {"window": "night"}
+    with pytest.raises(Unprocessable) as missing:
+        validate_answer(schema, {"size": 3})
+    assert missing.value.field == "window"
+    with pytest.raises(Unprocessable) as bad:
+        validate_answer(schema, {"window": "noon", "size": 0})
+    assert {e["field"] for e in bad.value.extra["errors"]} == {"window", "size"}
+    with pytest.raises(Unprocessable) as extra:
+        validate_answer(schema, {"window": "night", "colour": "red"})
+    assert extra.value.field == "colour"
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def slack():
+    webhook = SlackWebhook()
+    webhook.start()
+    yield webhook
+    webhook.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(airflow_db, smtp, slack, definitions_root, backup_product):
+    for name, text in WORKFLOWS.items():
+        (definitions_root / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+    product = {"conn_type": "autopilot_openapi", "host": backup_product.host, "port": backup_product.port}
+    env = {
+        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp.connection()),
+        "AIRFLOW_CONN_SLACK_DEFAULT": json.dumps(slack.connection()),
+        "AIRFLOW_CONN_BACKUP_API": json.dumps({**product, "schema": "http", "login": USER, "password": PASSWORD}),
+        "AIRFLOW__AUTOPILOT__APPROVAL_SWEEP_SECONDS": "1",
+        "AIRFLOW__AUTOPILOT__CHOICES_CACHE_SECONDS": "0",  # the product's answers change in a test
+    }
+    deployment = AirflowStack(Path(os.environ["AIRFLOW_HOME"]), users=USERS, extra_env=env)
+    deployment.start()
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+        for name in WORKFLOWS:
+            (definitions_root / f"{name}.yaml").unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def definitions_root() -> Path:
+    return Path(os.environ["AUTOPILOT_DEFINITIONS"])
+
+
+WORKFLOWS = {
+    "approval_all": """\
+        apiVersion: autopilot/v1
+        kind: Workflow
+        id: approval_all
+        title: Back up a machine (three approvals)
+        form:
+          properties:
+            hostname: {type: string, default: db01.example.com}
+        steps:
+          - id: details
+            title: Operations add the backup window
+            form:
+              from: [group:operations]
+              subject: "Backup window for {{ form.hostname }}"
+              properties:
+                window: {type: string, enum: [night, weekend], title: Backup window}
+                policy: {type: string, title: Policy, options: {api: backup_product, operation: listPolicies}}
+                note: {type: string}
+              required: [window, policy]
+          - id: approve
+            title: Manager, platform and storage approve
+            approval:
+              from: [manager_of:requester, group:platform, group:storage]
+              quorum: all
+              subject: "Back up {{ form.hostname }} ({{ steps.details.outputs.window }})?"
+              body: "Requested by {{ run.requester }}."
+              else: tell_rejected
+          - id: change
+            after: approve
+            script:
+              bash: echo "backing up {{ form.hostname }} at {{ steps.details.outputs.window }}"
+          - id: tell_rejected
+            script:
+              bash: echo "rejected by {{ steps.approve.outputs.rejected_by }}"
+        """,
+    "approval_reject": """\
+        apiVersion: autopilot/v1
+        kind: Workflow
+        id: approval_reject
+        steps:
+          - id: approve
+            approval:
+              from: [group:operations, group:storage]
+              subject: Open port 22?
+              via: [email, slack]
+              else: tell_rejected
+          - id: change
+            after: approve
+            script:
+              bash: echo changed
+          - id: tell_rejected
+            script:
+              bash: |
+                echo "rejected by {{ steps.approve.outputs.rejected_by }}: {{ steps.approve.outputs.comment }}"
+        """,
+    "approval_timeout": """\
+        apiVersion: autopilot/v1
+        kind: Workflow
+        id: approval_timeout
+        steps:
+          - id: approve
+            approval:
+              from: [group:storage]
+              subject: Allocate a LUN?
+              timeout: 8s
+              remind_every: 3s
+              on_timeout: escalate
+              escalate_to: [person:carol]
+              else: tell_timed_out
+          - id: change
+            after: approve
+            script:
+              bash: echo changed
+          - id: tell_timed_out
+            script:
+              bash: echo "{{ steps.approve.outputs.outcome }}"
+        """,
+}
+
+
+def _pending(client, dag_id: str, run_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [
+            a
+            for a in client.get("/autopilot/api/v1/approvals", params={"state": "pending", "mine": False}).json()[
+                "approvals"
+            ]
+            if a["dag_id"] == dag_id and a["run_id"] == run_id
+        ]
+        if found:
+            return found[0]
+        time.sleep(1)
+    raise AssertionError(f"no pending request for {dag_id} {run_id}")
+
+
+def _links(smtp, rcpt: str, subject_part: str, timeout: float = 30) -> list[tuple[str, str]]:
+    """(token, decision) of the links in the newest mail to ``rcpt`` whose subject has ``subject_part``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mails = [m for m in smtp.mails if rcpt in m.rcpt_tos and subject_part in m.subject]
+        if mails:
+            return [(m.group(2), m.group(4) or "") for m in LINK.finditer(mails[-1].text)]
+        time.sleep(0.5)
+    raise AssertionError(f"no mail to {rcpt} about {subject_part!r}: {[(m.rcpt_tos, m.subject) for m in smtp.mails]}")
+
+
+def test_validation_names_approvers_who_could_never_answer(write_definition, definitions_dir):
+    from dag_factory.project import Project
+
+    write_definition(
+        "people_nobody.yaml",
+        textwrap.dedent(
+            """\
+            apiVersion: autopilot/v1
+            kind: Contacts
+            id: nobody_contacts
+            people:
+              - {id: nologin, name: No Login, email: nologin@example.com}
+            groups:
+              - {id: ghosts, members: [nologin]}
+            """
+        ),
+    )
+    write_definition(
+        "bad_approval.yaml",
+        textwrap.dedent(
+            """\
+            apiVersion: autopilot/v1
+            kind: Workflow
+            id: bad_approval
+            steps:
+              - id: approve
+                approval:
+                  from: [email:x@example.com, person:nologin, group:ghosts, requester, person:bobb]
+                  quorum: 5
+                  else: nowhere
+              - id: ask
+                form:
+                  from: [group:storage]
+                  properties: {size: {type: integer}}
+                  required: [sise]
+            """
+        ),
+    )
+    messages = [str(d) for d in Project(definitions_dir).load("bad_approval.yaml").diagnostics]
+    text = "\n".join(messages)
+    assert "bad_approval.yaml:9:13: step 'approve': else: unknown step 'nowhere'" in text
+    assert "bad_approval.yaml:7:14: step 'approve': email:x@example.com cannot answer" in text
+    assert "person:nologin has no Airflow `username`" in text
+    assert "group:ghosts has no member with an Airflow `username`" in text
+    assert "the requester cannot approve their own request" in text
+    assert "unknown person 'bobb' (did you mean 'bob'?)" in text
+    assert "required field 'sise' is not in properties" in text
+    quorum = Project(definitions_dir).check_text("q.yaml", text_of_quorum := QUORUM_TOO_BIG).diagnostics
+    assert any("quorum 3 is more than the 2 approvers" in str(d) for d in quorum), text_of_quorum
+
+
+QUORUM_TOO_BIG = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: quorum_too_big
+steps:
+  - id: approve
+    approval: {from: [group:storage, group:operations], quorum: 3}
+"""
+
+
+def test_a_rejection_without_else_fails_the_run_visibly(run_workflow, write_definition):
+    """In-process: dag.test() runs the workflow while a thread votes through the service the API
+    calls (same database), so this needs no API server."""
+    from autopilot_provider.approvals import Approvals
+    from tests.conftest import task_states
+    from tests.fixtures.voters import voting
+
+    write_definition(
+        "approval_no_else.yaml",
+        textwrap.dedent(
+            """\
+            apiVersion: autopilot/v1
+            kind: Workflow
+            id: approval_no_else
+            steps:
+              - id: approve
+                approval: {from: [group:storage], subject: Wipe the disk?}
+              - id: wipe
+                script: {bash: echo wiped}
+            """
+        ),
+    )
+    with voting("approval_no_else", {"dave": "reject"}, comment="this disk holds the only copy") as votes:
+        dag_run = run_workflow("approval_no_else")
+    states = task_states(dag_run)
+    assert [(v.user, v.state_after) for v in votes] == [("dave", "rejected")]
+    assert str(dag_run.state) == "failed", states
+    assert states == {"approve": "failed", "wipe": "upstream_failed"}
+    assert Approvals().get(votes[0].approval_id).votes[0].comment == "this disk holds the only copy"
+
+
+def test_a_mid_flow_form_offers_inventory_and_api_choices(write_definition, definitions_dir, backup_connections):
+    from autopilot_provider import forms
+    from dag_factory.loader import load_dag_file
+    from dag_factory.project import Project
+
+    text = textwrap.dedent(
+        """\
+        apiVersion: autopilot/v1
+        kind: Workflow
+        id: form_choices
+        steps:
+          - id: pick
+            form:
+              from: [group:storage]
+              properties:
+                array: {type: string, title: Storage array, options: {resources: array}}
+                policy: {type: string, title: Policy, options: {api: backup_product, operation: listPolicy}}
+              required: [array, policy]
+        """
+    )
+    # the options are checked like the request form's, at the step's field
+    write_definition("form_choices.yaml", text)
+    messages = [str(d) for d in Project(definitions_dir).load("form_choices.yaml").diagnostics]
+    assert messages == [
+        "definitions/form_choices.yaml:10:89: step 'pick': field 'policy': api 'backup_product' has no operation "
+        "'listPolicy' (did you mean 'listPolicies'?)"
+    ]
+    write_definition("form_choices.yaml", text.replace("listPolicy}", "listPolicies, label: name}"))
+    assert not Project(definitions_dir).load("form_choices.yaml").diagnostics
+
+    # inventory choices are resolved when the workflow is compiled, API ones when the form is shown
+    form = load_dag_file(str(definitions_dir), "form_choices.yaml").get_task("pick").form
+    assert form["schema"]["properties"]["array"]["enum"] == ["san01"]
+    assert form["ui_schema"]["array"]["ui:enumNames"] == ["SAN 01"]
+    assert "enum" not in form["schema"]["properties"]["policy"] and set(form["dynamic"]) == {"policy"}
+    assert form["schema"]["required"] == ["array", "policy"] and form["schema"]["additionalProperties"] is False
+
+    shown = forms.resolve_step_form(form, Project(definitions_dir), max_age=0)
+    assert shown["schema"]["properties"]["policy"]["enum"] == ["gold", "silver", "bronze"]
+    assert shown["ui_schema"]["policy"]["ui:enumNames"] == [
+        "Gold (daily, 90 days)",
+        "Silver (daily, 30 days)",
+        "Bronze (weekly, 14 days)",
+    ]
+    assert backup_connections.received("/policies", method="GET")
+    assert validate_answer(shown["schema"], {"array": "san01", "policy": "gold"}) == {
+        "array": "san01",
+        "policy": "gold",
+    }
+    from autopilot_provider.approvals import Unprocessable
+
+    with pytest.raises(Unprocessable) as wrong:
+        validate_answer(shown["schema"], {"array": "san01", "policy": "platinum"})
+    assert wrong.value.field == "policy"
+
+    backup_connections.listings_fail = True
+    try:
+        with pytest.raises(forms.ChoicesUnavailable) as down:
+            forms.resolve_step_form(form, Project(definitions_dir), max_age=0)
+    finally:
+        backup_connections.listings_fail = False  # the product is shared with the deployment below
+    assert down.value.field == "policy" and "503" in down.value.message
+
+
+# The deployment (module-scoped) starts with the first test that needs it: in-process runs above
+# never share the database with its scheduler.
+def test_one_rejection_takes_the_else_path(stack, smtp, slack):
+    bob, dave = stack.client("bob"), stack.client("dave")
+    run_id = stack.trigger("approval_reject", as_user="alice")
+    approval = _pending(bob, "approval_reject", run_id)
+    # asked by mail (bob, dave) and on Slack (dave has a Slack id), each with their own links
+    _links(smtp, "bob@example.com", "Open port 22")
+    posts = [p for p in slack.wait_for(1, timeout=30) if p.channel == "U0DAVE"]
+    assert posts and "Open port 22?" in posts[0].text
+    assert {m.group(4) for m in LINK.finditer(posts[0].text)} == {"approve", "reject"}
+    url = f"/autopilot/api/v1/approvals/{approval['id']}/votes"
+    missing = bob.post(url, json={"decision": "reject"})
+    assert missing.status_code == 422 and missing.json()["detail"]["field"] == "comment"
+    rejected = bob.post(url, json={"decision": "reject", "comment": "port 22 stays closed"})
+    assert rejected.status_code == 201 and rejected.json()["state"] == "rejected"
+    assert dave.post(url, json={"decision": "approve"}).status_code == 409
+    assert stack.wait_for_run("approval_reject", run_id) == "success", stack.explain("approval_reject", run_id)
+    states = stack.task_states("approval_reject", run_id)
+    assert states["change"] == "skipped" and states["tell_rejected"] == "success"
+    outputs = stack.xcom("approval_reject", run_id, "approve")
+    assert (outputs["outcome"], outputs["rejected_by"], outputs["comment"]) == (
+        "rejected",
+        "bob",
+        "port 22 stays closed",
+    )
+
+
+def test_timeout_reminds_escalates_then_rejects(stack, smtp):
+    dave, carol = stack.client("dave"), stack.client("carol")
+    run_id = stack.trigger("approval_timeout", as_user="alice")
+    approval = _pending(dave, "approval_timeout", run_id)
+    first_links = _links(smtp, "dave@example.com", "Allocate a LUN")
+    # a reminder to dave, then (at the timeout) the escalation to carol
+    _links(smtp, "dave@example.com", "Reminder", timeout=30)
+    escalation = _links(smtp, "carol@example.com", "Escalated", timeout=60)
+    assert escalation
+    detail = carol.get(f"/autopilot/api/v1/approvals/{approval['id']}").json()
+    assert detail["escalated"] and detail["state"] == "pending"
+    # nobody answers the escalation either: the request times out and takes the else path
+    assert stack.wait_for_run("approval_timeout", run_id) == "success", stack.explain("approval_timeout", run_id)
+    states = stack.task_states("approval_timeout", run_id)
+    assert states["change"] == "skipped" and states["tell_timed_out"] == "success"
+    assert stack.xcom("approval_timeout", run_id, "approve")["outcome"] == "timed_out"
+    events = [e["event"] for e in carol.get(f"/autopilot/api/v1/approvals/{approval['id']}").json()["events"]]
+    assert events.index("escalated") < events.index("timed_out")
+    # dave's link from the first mail has expired: refused, and the vote count does not change
+    token = next(t for t, d in first_links if d == "approve")
+    late = dave.post("/autopilot/api/v1/approvals/links/redeem", json={"token": token, "decision": "approve"})
+    assert late.status_code == 410
+    assert carol.get(f"/autopilot/api/v1/approvals/{approval['id']}").json()["votes"] == []
+
+
+def test_the_confirmation_page_needs_a_login(stack):
+    anonymous = stack.api.client()
+    page = anonymous.get("/autopilot/approvals/confirm", params={"token": "abc"}, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/auth/login?next=")
+    logged_in = stack.client("bob").get("/autopilot/approvals/confirm", params={"token": "abc"})
+    assert logged_in.status_code == 200 and "Confirm your decision" in logged_in.text
+    assert anonymous.get("/autopilot/api/v1/approvals").status_code == 401
+
+
+# Last: it stops and restarts the scheduler, which the other deployment tests need not live through.
+def test_three_team_approval_with_a_form_a_link_and_a_scheduler_restart(stack, smtp, backup_product):
+    alice, bob, carol, dave = (stack.client(u) for u in ("alice", "bob", "carol", "dave"))
+    run_id = stack.trigger("approval_all", {"hostname": "db01.example.com"}, as_user="alice")
+
+    # -- the mid-flow form: operations (bob) are asked and answer; answers are validated server-side
+    form = _pending(bob, "approval_all", run_id)
+    assert form["kind"] == "form" and form["can_vote"] and form["subject"] == "Backup window for db01.example.com"
+    assert [s["label"] for s in form["slots"]] == ["Operations"]
+    # the policy's choices come from the backup product's API, fetched while the form waits
+    assert form["form"].get("error") is None, form["form"]
+    assert form["form"]["schema"]["properties"]["policy"]["enum"] == ["gold", "silver", "bronze"]
+    assert form["form"]["ui_schema"]["policy"]["ui:enumNames"][0] == "Gold (daily, 90 days)"
+    _links(smtp, "bob@example.com", "Backup window")
+    responses = f"/autopilot/api/v1/approvals/{form['id']}/responses"
+    assert alice.post(responses, json={"values": {"window": "night", "policy": "gold"}}).status_code == 403
+    bad = bob.post(responses, json={"values": {"window": "noon", "policy": "gold"}})
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "window"
+    bad = bob.post(responses, json={"values": {"window": "night", "policy": "platinum"}})
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "policy"
+    # the product cannot list its policies: the form says so, and an answer is refused, not guessed
+    backup_product.listings_fail = True
+    try:
+        shown = bob.get(f"/autopilot/api/v1/approvals/{form['id']}").json()["form"]
+        assert shown["error"]["field"] == "policy" and "503" in shown["error"]["message"]
+        down = bob.post(responses, json={"values": {"window": "weekend", "policy": "gold"}})
+        assert down.status_code == 502 and down.json()["detail"]["field"] == "policy"
+    finally:
+        backup_product.listings_fail = False
+    ok = bob.post(responses, json={"values": {"window": "weekend", "policy": "gold"}})
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["state"] == "answered"
+    stack.wait_for_task("approval_all", run_id, "details", {"success"})
+    assert stack.xcom("approval_all", run_id, "details") == {
+        "window": "weekend",
+        "policy": "gold",
+        "answered_by": "bob",
+    }
+
+    # -- the approval: carol (alice's manager), platform (alice or bob), storage (dave)
+    approval = _pending(carol, "approval_all", run_id)
+    assert approval["kind"] == "approval" and approval["subject"] == "Back up db01.example.com (weekend)?"
+    assert [s["label"] for s in approval["slots"]] == ["Carol Diaz", "Platform", "Storage"]
+    assert approval["requester"] == "alice"
+    approval_id = approval["id"]
+    votes_url = f"/autopilot/api/v1/approvals/{approval_id}/votes"
+
+    # everyone asked got a mail with their own single-use links; alice (the requester) got none
+    carol_links = _links(smtp, "carol@example.com", "Back up db01")
+    bob_links = _links(smtp, "bob@example.com", "Back up db01")
+    _links(smtp, "dave@example.com", "Back up db01")
+    assert {d for _, d in carol_links} == {"approve", "reject"}
+    assert not [m for m in smtp.mails if "alice@example.com" in m.rcpt_tos]
+
+    # the requester is in the platform group, but can never approve her own request
+    own = alice.post(votes_url, json={"decision": "approve"})
+    assert own.status_code == 403 and "own request" in own.json()["detail"]["message"]
+    # someone who is not asked cannot vote either
+    assert stack.client("admin").post(votes_url, json={"decision": "approve"}).status_code == 403
+    # Airflow's own Required Actions answer is refused: it would bypass the quorum
+    hitl = stack.client("admin").patch(
+        f"/api/v2/dags/approval_all/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails",
+        json={"chosen_options": ["Approve"], "params_input": {}},
+    )
+    assert hitl.status_code == 403, hitl.text
+    assert stack.task_states("approval_all", run_id)["approve"] == "awaiting_input"
+
+    # carol approves through the API
+    first = carol.post(votes_url, json={"decision": "approve", "comment": "fine"})
+    assert first.status_code == 201, first.text
+    assert first.json()["state"] == "pending" and [v["user"] for v in first.json()["votes"]] == ["carol"]
+    assert carol.post(votes_url, json={"decision": "approve"}).status_code == 409  # one vote per person
+
+    # the scheduler goes away while the request waits; votes keep being recorded
+    stack.stop_scheduler()
+    token = next(t for t, d in bob_links if d == "approve")
+    page = bob.get(f"/autopilot/api/v1/approvals/links/{token}")
+    assert page.status_code == 200 and page.json()["can_vote"]
+    forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    assert (
+        bob.post("/autopilot/api/v1/approvals/links/redeem", json={"token": forged, "decision": "approve"}).status_code
+        == 410
+    )
+    redeemed = bob.post("/autopilot/api/v1/approvals/links/redeem", json={"token": token, "decision": "approve"})
+    assert redeemed.status_code == 201, redeemed.text
+    assert [(v["user"], v["slot"], v["via"]) for v in redeemed.json()["votes"]] == [
+        ("carol", "Carol Diaz", "api"),
+        ("bob", "Platform", "link"),
+    ]
+    reused = bob.post("/autopilot/api/v1/approvals/links/redeem", json={"token": token, "decision": "approve"})
+    assert reused.status_code == 410 and "already been used" in reused.json()["detail"]["message"]
+    assert len(bob.get(f"/autopilot/api/v1/approvals/{approval_id}").json()["votes"]) == 2
+    stack.start_scheduler()
+
+    # dave decides for storage: the quorum is reached and the run continues
+    last = dave.post(votes_url, json={"decision": "approve"})
+    assert last.status_code == 201 and last.json()["state"] == "approved"
+    assert stack.wait_for_run("approval_all", run_id) == "success", stack.explain("approval_all", run_id)
+    states = stack.task_states("approval_all", run_id)
+    assert states["change"] == "success" and states["tell_rejected"] == "skipped"
+    outputs = stack.xcom("approval_all", run_id, "approve")
+    assert outputs["outcome"] == "approved" and outputs["approved"] is True
+    assert [v["user"] for v in outputs["votes"]] == ["carol", "bob", "dave"]
+
+    # the trail survives: every vote and event, through the API
+    trail = carol.get(f"/autopilot/api/v1/approvals/{approval_id}").json()
+    assert [v["user"] for v in trail["votes"]] == ["carol", "bob", "dave"]
+    assert {"created", "request_sent", "voted", "decided"} <= {e["event"] for e in trail["events"]}
+    assert dave.post(votes_url, json={"decision": "reject", "comment": "late"}).status_code == 409
+    history = carol.get("/autopilot/api/v1/approvals/history").json()["votes"]
+    assert [(h["approval_id"], h["decision"]) for h in history if h["approval_id"] == approval_id] == [
+        (approval_id, "approve")
+    ]

@@ -1,0 +1,58 @@
+import { api, type Session } from "../api";
+import { LoadError, State, usePolling, when } from "../common/util";
+import { stepNote } from "./steps";
+
+/** My requests, each with its live step states and its approvals (the server includes them). */
+const loadMine = () => api.myRequests();
+
+export function MyRequests(_: { session: Session }) {
+  const { data, error } = usePolling(loadMine, 5000);
+  return (
+    <div>
+      <h1>My requests</h1>
+      <LoadError error={error} />
+      {data && data.requests.length === 0 && <div className="empty">You have not requested anything yet.</div>}
+      {data?.requests.map((r) => (
+        <div className="card" key={`${r.dag_id}/${r.run_id}`} style={{ marginBottom: 12 }} data-testid="request">
+          <div className="row">
+            <h3 style={{ margin: 0 }}>{r.title || r.dag_id}</h3>
+            <State state={r.state} />
+            <span className="muted small">{when(r.created_at)}</span>
+            <span className="spacer" />
+            <a href={r.url} target="_top" className="small">Open in Airflow</a>
+          </div>
+          {r.tickets && r.tickets.length > 0 && <div className="small">Tickets: {r.tickets.join(", ")}</div>}
+          <table className="list" style={{ marginTop: 8 }}>
+            <tbody>
+              {r.steps.map((s) => (
+                <tr key={s.task_id}>
+                  <td>{s.title || s.id}</td>
+                  <td><State state={s.state} /></td>
+                  <td className="muted small">{stepNote(s, r.approvals, when)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {r.approvals.length > 0 && (
+            <div style={{ marginTop: 8 }}>
+              <strong className="small">Approvals</strong>
+              {r.approvals.map((a) => (
+                <div key={String(a.id)} className="small row">
+                  <State state={a.state} /> {a.subject || a.step_id}
+                  {a.votes.map((v, i) => (
+                    <span key={i} className="muted">· {v.user} {v.decision === "approve" ? "approved" : v.decision === "answer" ? "answered" : "rejected"}{v.comment ? ` (“${v.comment}”)` : ""}</span>
+                  ))}
+                  {a.state === "pending" && <span className="muted">· waiting for {a.slots.filter((s) => s.state === "open").map((s) => s.label).join(", ") || "approvers"}</span>}
+                </div>
+              ))}
+            </div>
+          )}
+          <details className="small" style={{ marginTop: 6 }}>
+            <summary className="muted">Request details</summary>
+            <pre>{JSON.stringify(r.form, null, 2)}</pre>
+          </details>
+        </div>
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,55 @@
+import { useState } from "react";
+import { api, ApiError, type RunStarted, type Session } from "../api";
+import { SchemaForm } from "../common/SchemaForm";
+import { LoadError, usePolling } from "../common/util";
+import { Link } from "../router";
+
+export function RequestPage({ workflowId }: { workflowId: string; session: Session }) {
+  const { data, error } = usePolling(() => api.workflowForm(workflowId), null, [workflowId]);
+  const [values, setValues] = useState<Record<string, unknown>>({});
+  const [started, setStarted] = useState<RunStarted | null>(null);
+  const [problem, setProblem] = useState<{ message: string; errors: { field: string; message: string }[] } | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const submit = (form: Record<string, unknown>) => {
+    setBusy(true);
+    setProblem(null);
+    api
+      .submit(workflowId, form ?? {})
+      .then(setStarted)
+      .catch((e) => setProblem(e instanceof ApiError ? { message: e.detail.message, errors: e.detail.errors ?? [] } : { message: String(e), errors: [] }))
+      .finally(() => setBusy(false));
+  };
+
+  if (error) return <LoadError error={error} />;
+  if (!data) return <div className="empty">Loading…</div>;
+  const uiSchema = { ...(data.ui_schema ?? {}) };
+  if (data.sections?.length && !uiSchema["ui:order"]) uiSchema["ui:order"] = [...data.sections.flatMap((s) => s.fields), "*"];
+  return (
+    <div style={{ maxWidth: 720 }}>
+      <p><Link to="requests">← All services</Link></p>
+      <h1>{data.workflow.title || data.workflow.id}</h1>
+      {data.workflow.description && <p className="muted">{data.workflow.description}</p>}
+      {started ? (
+        <div className="alert success" data-testid="request-started">
+          Your request is running (<code>{started.run_id}</code>). Follow it in <Link to="my-requests">My requests</Link>
+          {started.url && <> or <a href={started.url} target="_top">in Airflow</a></>}.
+        </div>
+      ) : (
+        <div className="card">
+          <SchemaForm schema={data.schema} uiSchema={uiSchema} formData={values} onChange={setValues} onSubmit={submit} idPrefix="request">
+            <button type="submit" className="primary" disabled={busy} data-testid="submit-request">{busy ? "Submitting…" : "Submit request"}</button>
+          </SchemaForm>
+        </div>
+      )}
+      {problem && (
+        <div className="alert error" role="alert">
+          {problem.message}
+          {problem.errors.map((e, i) => (
+            <div key={i}>{e.field}: {e.message}</div>
+          ))}
+        </div>
+      )}
+    </div>
+  );
+}
