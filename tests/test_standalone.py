@@ -61,9 +61,13 @@ def test_make_run_serves_the_examples_and_runs_one(tmp_path: Path):
     try:
         base = f"http://127.0.0.1:{port}"
         passwords = home / "simple_auth_manager_passwords.json.generated"
-        _wait(lambda: passwords.exists() and passwords.stat().st_size, 120, "the passwords file")
+        # the banner comes after the migration and the sandbox's start: wait for it, then compare
+        output = _wait(
+            lambda: "login: admin / " in (text := (tmp_path / "standalone.log").read_text()) and text,
+            300,
+            "the login banner",
+        )
         password = json.loads(passwords.read_text())["admin"]
-        output = (tmp_path / "standalone.log").read_text()
         assert f"login: admin / {password}" in output and f"http://localhost:{port}" in output
 
         def token():

@@ -19,16 +19,37 @@ async function settledBox(locator) {
   throw new Error("the canvas kept moving");
 }
 
-async function dragHandle(page, from, to) {
-  // both steps in view (a new step can land beyond the canvas' edge, under the side panel)
-  await page.frameLocator('iframe[title="Workflow designer"]').locator(".react-flow__controls-fitview").click();
-  const a = await settledBox(from);
-  const b = await settledBox(to);
-  await page.mouse.move(a.x + a.width / 2, a.y + a.height / 2);
-  await page.mouse.down();
-  await page.mouse.move((a.x + b.x) / 2, (a.y + b.y) / 2 + 10, { steps: 5 });
-  await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2, { steps: 5 });
-  await page.mouse.up();
+const inside = (box, area) =>
+  box.x >= area.x && box.y >= area.y && box.x + box.width <= area.x + area.width && box.y + box.height <= area.y + area.height;
+
+/** Drag a connection from one handle to another, once both are in view, and wait for the edge. */
+async function connectHandles(page, from, to) {
+  const ui = page.frameLocator('iframe[title="Workflow designer"]');
+  const pane = ui.locator(".react-flow");
+  for (let attempt = 1; ; attempt++) {
+    // both steps in view: a new step can land beyond the canvas' edge, under the side panel
+    let a, b;
+    for (let i = 0; ; i++) {
+      await ui.locator(".react-flow__controls-fitview").click();
+      [a, b] = [await settledBox(from), await settledBox(to)];
+      const area = await pane.boundingBox();
+      if (inside(a, area) && inside(b, area)) break;
+      if (i === 20) throw new Error(`the steps stay out of view: ${JSON.stringify({ a, b, area })}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await page.mouse.move(a.x + a.width / 2, a.y + a.height / 2);
+    await page.mouse.down();
+    await page.mouse.move((a.x + b.x) / 2, (a.y + b.y) / 2 + 10, { steps: 5 });
+    await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2, { steps: 5 });
+    await page.mouse.up();
+    try {
+      await ui.locator(".react-flow__edge").first().waitFor({ state: "attached", timeout: 5000 });
+      return;
+    } catch (error) {
+      // a re-layout between reading the boxes and the drop moves the handle: measure and drag again
+      if (attempt === 3) throw error;
+    }
+  }
 }
 
 await scenario("designer-drag-connect-save", async ({ browser, track }) => {
@@ -53,12 +74,11 @@ await scenario("designer-drag-connect-save", async ({ browser, track }) => {
   await ui.getByTestId("step-script_2").waitFor();
   if ((await ui.locator(".react-flow__edge").count()) !== 0) throw new Error("new steps should start unconnected");
 
-  await dragHandle(
+  await connectHandles(
     page,
     ui.getByTestId("step-script_1").locator(".react-flow__handle.source"),
     ui.getByTestId("step-script_2").locator(".react-flow__handle.target"),
   );
-  await ui.locator(".react-flow__edge").first().waitFor({ state: "attached" });
 
   // disconnect (select the connection, press Delete) and connect again
   const from = await settledBox(ui.getByTestId("step-script_1").locator(".react-flow__handle.source"));
@@ -66,12 +86,11 @@ await scenario("designer-drag-connect-save", async ({ browser, track }) => {
   await page.mouse.click((from.x + to.x) / 2 + from.width / 2, (from.y + to.y) / 2 + from.height / 2);
   await page.keyboard.press("Delete");
   await ui.locator(".react-flow__edge").first().waitFor({ state: "detached" });
-  await dragHandle(
+  await connectHandles(
     page,
     ui.getByTestId("step-script_1").locator(".react-flow__handle.source"),
     ui.getByTestId("step-script_2").locator(".react-flow__handle.target"),
   );
-  await ui.locator(".react-flow__edge").first().waitFor({ state: "attached" });
 
   await ui.getByTestId("step-script_2").click();
   await ui.getByLabel("Title").fill("Second step");

@@ -34,7 +34,9 @@ export async function login(browser, user, password) {
   await page.locator('input[name="username"], input#username, input[type="text"]').first().fill(user);
   await page.locator('input[type="password"]').first().fill(password);
   await page.locator('button[type="submit"], button:has-text("Sign in"), button:has-text("Login")').first().click();
-  await page.waitForFunction(() => document.cookie.includes("_token=") || !location.pathname.includes("login"), null, { timeout: 20000 });
+  // the login page sets the cookie and then navigates to `next`: wait for that navigation to end, or
+  // it would interrupt the scenario's first page.goto
+  await page.waitForURL(`${BASE_URL}/`, { waitUntil: "load", timeout: 30000 });
   const cookies = await context.cookies();
   if (!cookies.some((c) => c.name === "_token")) throw new Error(`login as ${user} did not set the _token cookie (at ${page.url()})`);
   return { context, page };

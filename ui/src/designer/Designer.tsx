@@ -124,10 +124,19 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
     setPositions(layout(steps.map((s) => s.id), edges));
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [shape]);
+  // forget the sizes of steps that are gone, so a step added again under the same id is measured anew
   useEffect(() => {
+    const ids = new Set(steps.map((s) => s.id));
+    setMeasured((m) => ([...m.keys()].every((id) => ids.has(id)) ? m : new Map([...m].filter(([id]) => ids.has(id)))));
+  }, [steps]);
+  // fit the view once every node has its size: React Flow leaves unmeasured nodes out of fitView, so
+  // fitting right after a step is added could leave that step beyond the canvas' edge
+  const allMeasured = steps.every((s) => measured.has(s.id));
+  useEffect(() => {
+    if (!allMeasured) return;
     const t = setTimeout(() => fitView({ padding: 0.2, maxZoom: 1.2 }), 30);
     return () => clearTimeout(t);
-  }, [loaded?.path, steps.length, fitView]);
+  }, [loaded?.path, steps.length, allMeasured, fitView]);
 
   const nodes: FlowNode<StepNodeData>[] = steps.map((s) => ({
     id: s.id,
