@@ -662,8 +662,9 @@ class Approvals:
         )
         return sign(self._key(session), {"a": request.id, "j": jti, "e": int(expires_at.timestamp())})
 
-    def check_link(self, token: str) -> Request:
-        """The request a link is for, if the link is genuine, unexpired and unused (else 410)."""
+    def check_link(self, token: str, username: str | None = None) -> Request:
+        """The request a link is for, if the link is genuine, unexpired and unused (else 410) and —
+        given ``username`` — was sent to that user (else 403: a forwarded link votes for nobody)."""
         with self._session() as session:
             payload = unsign(self._key(session), token)
             link = session.execute(select(L).where(L.c.jti == str(payload.get("j")))).first()
@@ -673,12 +674,18 @@ class Approvals:
                 raise Gone("this link has already been used", field="token")
             if _aware(link.expires_at) <= self._now():
                 raise Gone("this link has expired", field="token")
+            if username is not None and link.recipient != username:
+                raise Forbidden(
+                    f"this link was sent to someone else ({link.recipient}): sign in as them, or answer "
+                    "in the Autopilot inbox",
+                    field="token",
+                )
             return self._load(session, link.approval_id)
 
     def redeem_link(self, token: str, username: str, decision: str, comment: str | None = None) -> Request:
-        """Vote through a link: the link must be genuine, unexpired and unused, and the logged-in user
-        entitled to vote; the link is spent in the same transaction as the vote."""
-        request = self.check_link(token)
+        """Vote through a link: the link must be genuine, unexpired, unused and sent to the logged-in
+        user, who must be entitled to vote; the link is spent in the same transaction as the vote."""
+        request = self.check_link(token, username)
         with self._session() as session:
             payload = unsign(self._key(session), token)
             spent = session.execute(
@@ -950,7 +957,7 @@ class Notifier:
                 subject=f"[Autopilot] {heading}: {spec.get('subject') or spec.get('title')}",
                 text=text,
                 html=text_to_html(text),
-                slack=text,
+                slack=_message_text(request, heading, reason, links, slack=True),
             )
             try:
                 if "email" in via and person.get("email"):
@@ -971,18 +978,25 @@ class Notifier:
             approvals._event(session, request.id, f"{reason}_sent", {**sent, "failed": failures})
 
 
-def _message_text(request: Request, heading: str, reason: str, links: Mapping[str, str]) -> str:
+def _message_text(request: Request, heading: str, reason: str, links: Mapping[str, str], *, slack: bool = False) -> str:
+    """The message to an approver. ``slack``: Slack's markup, with every text that came from the
+    request (the form's values, the rendered subject and body, names) escaped, so a requester cannot
+    slip a live link or an ``<!channel>`` into it; only the real links are links."""
+    from autopilot_provider.templating import slack_escape
+
+    esc = slack_escape if slack else str
     spec = request.spec
     requester = spec.get("requester") or {}
-    lines = [f"{heading}: {spec.get('subject') or spec.get('title')}", ""]
-    lines.append(f"Workflow: {spec.get('workflow_title') or request.row.dag_id} (run {request.row.run_id})")
-    lines.append(f"Requested by: {requester.get('name') or requester.get('username') or 'unknown'}")
+    subject = esc(spec.get("subject") or spec.get("title"))
+    lines = [f"{heading}: {subject}", ""]
+    lines.append(f"Workflow: {esc(spec.get('workflow_title') or request.row.dag_id)} (run {esc(request.row.run_id)})")
+    lines.append(f"Requested by: {esc(requester.get('name') or requester.get('username') or 'unknown')}")
     if spec.get("body"):
-        lines += ["", str(spec["body"]).strip()]
+        lines += ["", esc(str(spec["body"]).strip())]
     if spec.get("request"):
-        lines += ["", "Request:"] + [f"  {k}: {v}" for k, v in spec["request"].items()]
+        lines += ["", "Request:"] + [f"  {esc(k)}: {esc(v)}" for k, v in spec["request"].items()]
     if request.row.kind == "approval":
-        approvers = ", ".join(s["label"] for s in spec["slots"])
+        approvers = ", ".join(esc(s["label"]) for s in spec["slots"])
         lines += ["", f"Approvers: {approvers} (quorum: {spec.get('quorum', 'all')})"]
     if reason == "timeout":
         outcome = "approved" if spec.get("on_timeout") == "approve" else "rejected"
@@ -990,7 +1004,7 @@ def _message_text(request: Request, heading: str, reason: str, links: Mapping[st
     if request.row.deadline is not None and reason != "timeout":
         lines += ["", f"Please answer by {_aware(request.row.deadline).strftime('%Y-%m-%d %H:%M UTC')}."]
     for name, url in links.items():
-        lines += ["", f"{name.capitalize()}: {url}"]
+        lines += ["", f"<{url}|{name.capitalize()}>" if slack else f"{name.capitalize()}: {url}"]
     if links:
         lines += ["", "Each link works once and opens a confirmation page; you sign in to Airflow first."]
     return "\n".join(lines) + "\n"

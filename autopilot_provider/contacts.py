@@ -8,9 +8,10 @@ References (``ContactRef`` in the definition format):
 ``manager_of:requester``    the requester's manager (``manager_of:ID``: that person's manager)
 ``requester``               who asked: the Airflow user who started the run (``run.requester``,
                             matched to a person by ``username``); when the run was started by
-                            an account that is no person in the contacts (a system acting on
-                            someone's behalf), the form's ``requester`` field (a person id,
-                            username or e-mail address)
+                            no user (a schedule) or by an account listed in ``[autopilot]
+                            on_behalf_users`` (a system acting on someone's behalf), the form's
+                            ``requester`` field (a person id, username or e-mail address).
+                            Anybody else who names someone else there is refused
 ``user:NAME``               the person whose Airflow ``username`` is NAME (else just that user)
 ``email:ADDRESS``           a bare e-mail address
 ==========================  ===============================================================
@@ -21,7 +22,7 @@ and groups when a definition is validated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,19 @@ REF_KINDS = ("person", "group", "manager_of", "user", "email")
 
 class ContactError(ValueError):
     """A contact reference that cannot be resolved."""
+
+
+class OnBehalfRefused(ContactError):
+    """A user named someone else as the requester without being allowed to act on their behalf."""
+
+
+def on_behalf_users() -> set[str]:
+    """``[autopilot] on_behalf_users``: the Airflow accounts (service accounts, integrations) that may
+    start a run on someone else's behalf by filling the form's ``requester`` field."""
+    from airflow.configuration import conf
+
+    value = conf.get("autopilot", "on_behalf_users", fallback="") or ""
+    return {name.strip() for name in value.split(",") if name.strip()}
 
 
 @dataclass(frozen=True)
@@ -158,27 +172,53 @@ class Directory:
 
     # -- resolution --------------------------------------------------------------------------
 
-    def requester(self, run_requester: str | None, form_requester: Any = None, ref: str = "requester") -> Recipient:
-        """Who asked. The Airflow user who started the run when that user is a person in the contacts;
-        otherwise the form's ``requester`` field (id, username or e-mail); otherwise the bare user."""
-        if run_requester:
+    def requester(
+        self,
+        run_requester: str | None,
+        form_requester: Any = None,
+        ref: str = "requester",
+        *,
+        on_behalf: Collection[str] | None = None,
+    ) -> Recipient:
+        """Who asked: the Airflow user who started the run, or — when no user started it, or an
+        account allowed to act on someone's behalf did (``on_behalf``, default ``[autopilot]
+        on_behalf_users``) — the form's ``requester`` field (id, username or e-mail). Anybody else who
+        names someone else there is refused (:class:`OnBehalfRefused`): nobody files a request in
+        another person's name, so nobody steers who is asked, who is excluded from approving, or who
+        gets the mails."""
+        named = form_requester.strip() if isinstance(form_requester, str) and form_requester.strip() else None
+        if run_requester and named:
+            allowed = on_behalf_users() if on_behalf is None else set(on_behalf)
+            if run_requester not in allowed and not self._same_user(run_requester, named):
+                raise OnBehalfRefused(
+                    f"{run_requester!r} started this run and cannot request it on behalf of {named!r}: only the "
+                    "accounts listed in [autopilot] on_behalf_users may (leave the requester field empty)"
+                )
+        if run_requester and not named:
             person = self.by_username(run_requester)
             if person is not None:
                 return self._person(person, ref)
-        if isinstance(form_requester, str) and form_requester.strip():
-            key = form_requester.strip()
-            person = self.find_person(key)
+            return Recipient(ref=ref, kind="user", username=run_requester, name=run_requester)
+        if named:
+            person = self.find_person(named)
             if person is not None:
                 return self._person(person, ref)
-            if "@" in key:
-                return Recipient(ref=ref, kind="address", email=key, name=key)
+            if run_requester and named == run_requester:
+                return Recipient(ref=ref, kind="user", username=run_requester, name=run_requester)
+            if "@" in named:
+                return Recipient(ref=ref, kind="address", email=named, name=named)
             raise ContactError(
-                f"the form's requester {key!r} is not a person in the contacts (give a person id, "
+                f"the form's requester {named!r} is not a person in the contacts (give a person id, "
                 f"Airflow username or e-mail address){self._why_unknown()}"
             )
-        if run_requester:
-            return Recipient(ref=ref, kind="user", username=run_requester, name=run_requester)
         raise ContactError("this run has no requester: no user started it and the form has no 'requester' field")
+
+    def _same_user(self, username: str, named: str) -> bool:
+        """Whether the form's requester field names ``username`` themselves."""
+        if named == username:
+            return True
+        person = self.find_person(named)
+        return person is not None and person.username == username
 
     def resolve(self, ref: str, scope: Mapping[str, Any] | None = None) -> Recipient:
         """One reference → a recipient. ``scope`` (the run's template scope) gives the requester:

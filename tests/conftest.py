@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.fixtures.api_server",
     "tests.fixtures.smtp",
     "tests.fixtures.slack",
+    "tests.fixtures.servicenow",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +45,9 @@ os.environ.update(
     AIRFLOW__CORE__PARALLELISM="4",
     AIRFLOW__LOGGING__LOGGING_LEVEL=os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
     AUTOPILOT_DEFINITIONS=str(DEFINITIONS),
+    # the accounts that may name someone else as the requester: dag.test()'s user, a ticket-system
+    # integration, and the admin who starts runs for others in the API tests
+    AIRFLOW__AUTOPILOT__ON_BEHALF_USERS="dag_test,servicenow_bot,admin",
 )
 
 PG_DATABASE = None

@@ -201,6 +201,19 @@ WORKFLOWS = {
               bash: |
                 echo "rejected by {{ steps.approve.outputs.rejected_by }}: {{ steps.approve.outputs.comment }}"
         """,
+    "approval_on_behalf": """\
+        apiVersion: autopilot/v1
+        kind: Workflow
+        id: approval_on_behalf
+        form:
+          properties:
+            requester: {type: string, title: On behalf of}
+        steps:
+          - id: approve
+            approval:
+              from: [group:platform]
+              subject: "Request by {{ run.requester_name }}"
+        """,
     "approval_timeout": """\
         apiVersion: autopilot/v1
         kind: Workflow
@@ -409,6 +422,105 @@ def test_a_mid_flow_form_offers_inventory_and_api_choices(write_definition, defi
     assert down.value.field == "policy" and "503" in down.value.message
 
 
+TIMEOUT_WF = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: {id}
+steps:
+  - id: approve
+    approval:
+      from: [group:storage]
+      subject: Extend the retention of db01?
+      timeout: 2s
+      on_timeout: {on_timeout}
+      escalate_to: [person:carol]
+      else: tell_no
+  - id: change
+    after: approve
+    script: {{bash: "echo {{{{ steps.approve.outputs.outcome }}}}"}}
+  - id: tell_no
+    script: {{bash: "echo {{{{ steps.approve.outputs.outcome }}}}"}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("on_timeout", "taken", "skipped"), [("approve", "change", "tell_no"), ("reject", "tell_no", "change")]
+)
+def test_an_unanswered_approval_times_out_with_the_configured_outcome(
+    run_workflow, write_definition, smtp_server, monkeypatch, on_timeout, taken, skipped
+):
+    """In-process, with the API server's sweep running beside dag.test(): nobody answers, the
+    timeout applies ``on_timeout`` and the escalation contacts are told."""
+    from autopilot_provider.approvals import Approvals
+    from tests.conftest import task_states
+    from tests.fixtures.voters import voting
+
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__RESUME_GRACE_SECONDS", "1")  # no scheduler race in dag.test()
+    dag_id = f"approval_timeout_{on_timeout}"
+    write_definition(f"{dag_id}.yaml", TIMEOUT_WF.format(id=dag_id, on_timeout=on_timeout))
+    with voting(dag_id, {}, sweep=True) as votes:
+        dag_run = run_workflow(dag_id)
+    states = task_states(dag_run)
+    assert votes == [] and str(dag_run.state) == "success", states
+    assert (states[taken], states[skipped]) == ("success", "skipped"), states
+    [request] = Approvals().list(dag_ids=[dag_id])
+    assert request.row.state == "timed_out" and request.votes == []
+    assert json.loads(request.row.outcome)["approved"] is (on_timeout == "approve")
+    # dave (storage) was asked; carol, the escalation contact, is told how it ended
+    subjects = {(tuple(m.rcpt_tos), m.subject) for m in smtp_server.wait_for(2)}
+    assert (("dave@example.com",), "[Autopilot] Approval needed: Extend the retention of db01?") in subjects
+    assert (("carol@example.com",), "[Autopilot] Timed out: Extend the retention of db01?") in subjects
+    [told] = [m for m in smtp_server.mails if m.rcpt_tos == ["carol@example.com"]]
+    outcome = "approved" if on_timeout == "approve" else "rejected"
+    assert f"Nobody decided in time: the request was {outcome} automatically." in told.text
+    assert "/autopilot/approvals/confirm" not in told.text  # nothing left to decide: no links
+    events = [e["event"] for e in Approvals().events(request.id)]
+    assert events.index("timed_out") < events.index("decided") and "timeout_sent" in events
+
+
+QUORUM_WF = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: approval_quorum_two
+steps:
+  - id: approve
+    approval:
+      from: [group:platform, group:storage, person:carol]
+      quorum: 2
+      subject: Open a firewall port?
+      else: tell_no
+  - id: change
+    after: approve
+    script: {bash: echo changed}
+  - id: tell_no
+    script: {bash: echo no}
+"""
+
+
+def test_one_member_decides_for_the_group_and_a_quorum_of_two_is_enough(run_workflow, write_definition, monkeypatch):
+    """platform = alice + bob: bob decides for it, so alice's vote is refused; dave (storage) makes
+    two of three and the run goes on without carol."""
+    from autopilot_provider.approvals import Approvals
+    from tests.conftest import task_states
+    from tests.fixtures.voters import voting
+
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__RESUME_GRACE_SECONDS", "1")
+    write_definition("approval_quorum_two.yaml", QUORUM_WF)
+    with voting("approval_quorum_two", {"bob": "approve", "alice": "approve", "dave": "approve"}) as votes:
+        dag_run = run_workflow("approval_quorum_two")
+    states = task_states(dag_run)
+    assert (states["change"], states["tell_no"]) == ("success", "skipped"), states
+    # alice's vote was refused (bob had answered for platform): not in the trail
+    assert [(v.user, v.state_after) for v in votes] == [("bob", "pending"), ("dave", "approved")]
+    [request] = Approvals().list(dag_ids=["approval_quorum_two"])
+    assert [(v.username, v.slot_label) for v in request.votes] == [("bob", "Platform"), ("dave", "Storage")]
+    from autopilot_provider.approvals import Conflict, slot_state
+
+    assert slot_state(request, 2) == {"state": "open", "decided_by": None}  # carol was not needed
+    with pytest.raises(Conflict, match="already approved"):
+        Approvals().vote(request.id, "carol", "approve")
+
+
 # The deployment (module-scoped) starts with the first test that needs it: in-process runs above
 # never share the database with its scheduler.
 def test_one_rejection_takes_the_else_path(stack, smtp, slack):
@@ -469,6 +581,29 @@ def test_the_confirmation_page_needs_a_login(stack):
     logged_in = stack.client("bob").get("/autopilot/approvals/confirm", params={"token": "abc"})
     assert logged_in.status_code == 200 and "Confirm your decision" in logged_in.text
     assert anonymous.get("/autopilot/api/v1/approvals").status_code == 401
+
+
+def test_only_allowed_accounts_request_on_someone_elses_behalf(stack):
+    """admin is in [autopilot] on_behalf_users (tests/conftest.py); alice is not."""
+    alice, bob = stack.client("alice"), stack.client("bob")
+    # the portal refuses before any run exists
+    refused = alice.post("/autopilot/api/v1/workflows/approval_on_behalf/runs", json={"form": {"requester": "bob"}})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"]["errors"][0]["field"] == "requester"
+    assert "cannot request it on behalf of 'bob'" in refused.json()["detail"]["message"]
+    # Airflow's own trigger endpoint cannot check it: the step that needs the requester fails visibly
+    run_id = stack.trigger("approval_on_behalf", {"requester": "bob"}, as_user="alice")
+    assert stack.wait_for_run("approval_on_behalf", run_id) == "failed"
+    assert stack.task_states("approval_on_behalf", run_id) == {"approve": "failed"}
+    assert "cannot request it on behalf of 'bob'" in stack.task_log("approval_on_behalf", run_id, "approve")
+    # an allowed account files it for bob: bob is the requester, so he may not approve; alice may
+    run_id = stack.trigger("approval_on_behalf", {"requester": "bob"}, as_user="admin")
+    approval = _pending(bob, "approval_on_behalf", run_id)
+    assert approval["requester"] == "bob" and approval["subject"] == "Request by Bob Chen"
+    votes = f"/autopilot/api/v1/approvals/{approval['id']}/votes"
+    assert bob.post(votes, json={"decision": "approve"}).status_code == 403
+    assert alice.post(votes, json={"decision": "approve"}).json()["state"] == "approved"
+    assert stack.wait_for_run("approval_on_behalf", run_id) == "success"
 
 
 # Last: it stops and restarts the scheduler, which the other deployment tests need not live through.
@@ -547,6 +682,15 @@ def test_three_team_approval_with_a_form_a_link_and_a_scheduler_restart(stack, s
     # the scheduler goes away while the request waits; votes keep being recorded
     stack.stop_scheduler()
     token = next(t for t, d in bob_links if d == "approve")
+    # a link votes only for a logged-in user it was sent to: not anonymously, not for someone who
+    # got it forwarded (even an admin, or another approver), and a refusal leaves it unspent
+    redeem = "/autopilot/api/v1/approvals/links/redeem"
+    assert stack.api.client().post(redeem, json={"token": token, "decision": "approve"}).status_code == 401
+    for other in ("admin", "erin", "dave"):
+        refused = stack.client(other).post(redeem, json={"token": token, "decision": "approve"})
+        assert refused.status_code == 403, (other, refused.text)
+    assert "sent to someone else" in refused.json()["detail"]["message"]
+    assert len(bob.get(f"/autopilot/api/v1/approvals/{approval_id}").json()["votes"]) == 1
     page = bob.get(f"/autopilot/api/v1/approvals/links/{token}")
     assert page.status_code == 200 and page.json()["can_vote"]
     forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
@@ -563,11 +707,12 @@ def test_three_team_approval_with_a_form_a_link_and_a_scheduler_restart(stack, s
     reused = bob.post("/autopilot/api/v1/approvals/links/redeem", json={"token": token, "decision": "approve"})
     assert reused.status_code == 410 and "already been used" in reused.json()["detail"]["message"]
     assert len(bob.get(f"/autopilot/api/v1/approvals/{approval_id}").json()["votes"]) == 2
-    stack.start_scheduler()
 
-    # dave decides for storage: the quorum is reached and the run continues
+    # dave decides for storage while the scheduler is still down: the quorum is reached, and the run
+    # continues once a scheduler is back
     last = dave.post(votes_url, json={"decision": "approve"})
     assert last.status_code == 201 and last.json()["state"] == "approved"
+    stack.start_scheduler()
     assert stack.wait_for_run("approval_all", run_id) == "success", stack.explain("approval_all", run_id)
     states = stack.task_states("approval_all", run_id)
     assert states["change"] == "success" and states["tell_rejected"] == "skipped"
@@ -575,7 +720,10 @@ def test_three_team_approval_with_a_form_a_link_and_a_scheduler_restart(stack, s
     assert outputs["outcome"] == "approved" and outputs["approved"] is True
     assert [v["user"] for v in outputs["votes"]] == ["carol", "bob", "dave"]
 
-    # the trail survives: every vote and event, through the API
+    # the trail survives, also a restart of the API server: every vote and event, through the API
+    stack.api.stop()
+    stack.api.start()
+    carol, dave = stack.client("carol"), stack.client("dave")
     trail = carol.get(f"/autopilot/api/v1/approvals/{approval_id}").json()
     assert [v["user"] for v in trail["votes"]] == ["carol", "bob", "dave"]
     assert {"created", "request_sent", "voted", "decided"} <= {e["event"] for e in trail["events"]}

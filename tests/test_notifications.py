@@ -46,11 +46,29 @@ def test_references_resolve_to_people_groups_and_addresses(directory):
 
     # the requester: the Airflow user who started the run, matched by username ...
     assert directory.resolve("requester", _scope("alice")).id == "alice"
-    assert directory.resolve("manager_of:requester", _scope("alice", "bob")).id == "carol"
-    # ... or, when an account that is no person started it, the form's requester field
+    assert directory.resolve("manager_of:requester", _scope("alice")).id == "carol"
+    assert directory.resolve("requester", _scope("alice", "alice@example.com")).id == "alice"  # herself
+    assert directory.resolve("requester", _scope("zed")).username == "zed"  # an account, no person
+    # ... or the form's requester field, when an account allowed to act on someone's behalf
+    # ([autopilot] on_behalf_users) or no user (a schedule) started the run
     assert directory.resolve("requester", _scope("servicenow_bot", "bob")).id == "bob"
     assert directory.resolve("requester", _scope("servicenow_bot", "bob@example.com")).id == "bob"
     assert directory.resolve("requester", _scope(None, "ext@partner.example")).email == "ext@partner.example"
+    assert directory.requester("robot", "bob", on_behalf={"robot"}).id == "bob"
+
+
+def test_nobody_else_can_name_someone_else_as_the_requester(directory):
+    from autopilot_provider.contacts import OnBehalfRefused
+
+    # a person, or an account not listed in on_behalf_users, naming someone else is refused: that
+    # would choose who is asked, who may not approve, and who gets the mails
+    for started_by, named in (("alice", "bob"), ("zed", "bob"), ("alice", "carol@example.com"), ("zed", "x@y.example")):
+        with pytest.raises(OnBehalfRefused, match=f"{started_by!r} started this run and cannot request it"):
+            directory.resolve("requester", _scope(started_by, named))
+    with pytest.raises(OnBehalfRefused):
+        directory.resolve("manager_of:requester", _scope("alice", "bob"))
+    with pytest.raises(OnBehalfRefused):
+        directory.requester("servicenow_bot", "bob", on_behalf=set())
 
     # delivery: a group's list address / channel, else its members'
     to = directory.resolve_all(["group:storage", "group:platform", "person:alice", "requester"], _scope("carol"))
@@ -69,7 +87,7 @@ def test_references_resolve_to_people_groups_and_addresses(directory):
         ("group:storag", None, "unknown group 'storag' (did you mean 'storage'?)"),
         ("manager_of:carol", None, "Carol Diaz (carol) has no manager"),
         ("manager_of:requester", _scope("zed"), "the requester (zed) is not a person in the contacts"),
-        ("requester", _scope("zed", "nobody"), "the form's requester 'nobody' is not a person"),
+        ("requester", _scope("servicenow_bot", "nobody"), "the form's requester 'nobody' is not a person"),
         ("requester", _scope(), "this run has no requester"),
         ("team:x", None, "invalid contact reference 'team:x'"),
     ],
@@ -195,15 +213,17 @@ people:
 
 
 def test_requester_is_the_user_who_started_the_run_and_groups_fan_out(
-    run_workflow, write_definition, smtp_server, slack_webhook
+    run_workflow, write_definition, smtp_server, slack_webhook, monkeypatch
 ):
     write_definition("notify_who.yaml", WHO)
-    # dag.test() starts runs as the Airflow user "dag_test": make that user a person
+    # dag.test() starts runs as the Airflow user "dag_test": make that user a person, and not one of
+    # the accounts that may request on someone else's behalf
     write_definition("test_people.yaml", TESTERS)
-    dag_run = run_workflow("notify_who", {"requester": "alice"})
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__ON_BEHALF_USERS", "")
+    dag_run = run_workflow("notify_who", {"requester": "tess"})  # herself, by her person id
     assert str(dag_run.state) == "success", task_states(dag_run)
     mails = {tuple(m.rcpt_tos): m for m in smtp_server.wait_for(2)}
-    # the user who started the run wins over the form's field; manager_of follows that person
+    # the user who started the run; manager_of follows that person
     first = mails[("tess@example.com", "tom@example.com")]
     assert first.subject == "For dag_test"
     assert first.text == "Hello from notify_who\n"
@@ -211,7 +231,14 @@ def test_requester_is_the_user_who_started_the_run_and_groups_fan_out(
     # a group with no list address gets a mail per member
     assert ("alice@example.com", "bob@example.com", "dave@example.com", "audit@example.net") in mails
     [post] = slack_webhook.wait_for(1)
-    assert (post.channel, post.text) == ("U0DAVE", "Platform and Dave: alice")  # dave's Slack id
+    assert (post.channel, post.text) == ("U0DAVE", "Platform and Dave: tess")  # dave's Slack id
+
+    # naming someone else without being allowed to is refused: the step fails and nothing is sent
+    smtp_server.clear()
+    dag_run = run_workflow("notify_who", {"requester": "alice"})
+    states = task_states(dag_run)
+    assert states == {"tell_requester": "failed", "tell_platform": "upstream_failed"}, states
+    assert smtp_server.mails == []
 
 
 def test_a_slack_api_connection_posts_with_the_bot_token_to_channels_and_members(

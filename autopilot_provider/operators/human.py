@@ -22,6 +22,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk.bases.branch import BranchMixIn
+from airflow.sdk.exceptions import AirflowFailException
 
 from autopilot_provider.runtime import ScopeSpec, build_scope
 
@@ -112,7 +113,7 @@ class HumanStepOperator(HITLOperator):
         return {}
 
     def execute(self, context: Any):
-        from autopilot_provider.contacts import Directory
+        from autopilot_provider.contacts import Directory, OnBehalfRefused
         from autopilot_provider.notifications.autopilot import requester_name
         from autopilot_provider.templating import render
 
@@ -123,6 +124,10 @@ class HumanStepOperator(HITLOperator):
         try:
             who = directory.resolve("requester", scope)
             requester.update({k: v for k, v in _person(who).items() if v is not None})
+        except OnBehalfRefused as exc:
+            # never fall back to the account that started it: it named someone else, so who may not
+            # approve (and who is asked) would be guessed
+            raise AirflowFailException(str(exc)) from None
         except Exception:  # noqa: BLE001 - a run started by a system may have no requester
             requester["name"] = requester_name(directory, scope)
         # like notifications, templates see who asked as run.requester_name

@@ -510,6 +510,11 @@ async def confirm_page(
         await get_user(request=request, _oauth_token=None, bearer_credentials=bearer)
     except HTTPException:
         here = str(request.url.path) + "?" + str(request.url.query)
-        return RedirectResponse(f"/auth/login?next={quote(here, safe='')}", status_code=status.HTTP_303_SEE_OTHER)
+        # Airflow's login page, under its base_url path when it has one (this app is mounted at
+        # <base path>/autopilot)
+        airflow_root = request.scope.get("root_path", "").rstrip("/").removesuffix("/autopilot")
+        return RedirectResponse(
+            f"{airflow_root}/auth/login?next={quote(here, safe='')}", status_code=status.HTTP_303_SEE_OTHER
+        )
     page = _PAGE.format(token=json.dumps(html.escape(token)), decision=json.dumps(decision or ""))
     return HTMLResponse(page, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
