@@ -2,18 +2,20 @@
 
 One deployment (``benchmarks.deployment``): a fresh PostgreSQL database, the API server with the
 Autopilot plugin, the dag-processor parsing two bundles — the Autopilot bundle and a plain DAG
-folder (``LocalDagBundle``) — and a scheduler with the LocalExecutor. No triggerer: on Airflow 3.3 a
-human-in-the-loop task waits in the ``awaiting_input`` state, with no trigger (Airflow's own
-``ApprovalOperator`` and Autopilot's approval step alike). No SMTP server: the approval mails fail
-and are logged as such. Two workflows of the same shape:
+folder (``LocalDagBundle``) — a scheduler with the LocalExecutor and a triggerer. On Airflow 3.3 a
+human-in-the-loop task waits in the ``awaiting_input`` state with no trigger (Airflow's own
+``ApprovalOperator`` and Autopilot's approval step alike), so the triggerer is measured but holds no
+trigger (the ``trigger`` rows are counted to show it). No SMTP server: the approval mails fail and
+are logged as such. Two workflows of the same shape:
 
 * ``ap_approve`` — Autopilot: ``approval (from: [person:approver], quorum: any)`` → ``script``;
 * ``af_approve`` — hand-written: Airflow's ``ApprovalOperator`` (assigned to the same user) →
   ``BashOperator``.
 
 **Latency.** Repeatedly (the two alternating): start a run (Airflow REST, as ``admin``), wait until
-the approval task is ``awaiting_input`` (and, for Autopilot, in the inbox), note the time, then
-decide as the approver ``dave`` — ``POST /autopilot/api/v1/approvals/{id}/votes`` vs Airflow's
+the approval task is ``awaiting_input`` (and, for Autopilot, in the inbox), wait the configured
+``[autopilot] resume_grace_seconds`` plus 5 s (both contenders), then decide as the approver
+``dave`` — ``POST /autopilot/api/v1/approvals/{id}/votes`` vs Airflow's
 ``PATCH /api/v2/dags/{d}/dagRuns/{r}/taskInstances/approve/-1/hitlDetails`` — and read from the
 ``task_instance`` rows when the next task started (``start_date``). Both paths resume the approval
 task (a worker runs its ``execute_complete``), then the scheduler starts the next task: two task
@@ -23,8 +25,8 @@ request itself, and the Autopilot/Airflow ratio.
 **Pending at scale.** An idle window first (nothing pending), then M runs of ``ap_approve`` started
 and left waiting (M = 1,000 full, 30 quick); over a window of the same length with M pending:
 task instances ``running`` (worker slots held; sampled every second), ``awaiting_input``, CPU seconds
-and RSS of the scheduler (with its executor's worker processes), dag-processor and API server (whose
-background sweep handles reminders and timeouts), and the latency of the approver's inbox
+and RSS of the scheduler (with its executor's worker processes), triggerer, dag-processor and API
+server (whose background sweep handles reminders and timeouts), and the latency of the approver's inbox
 ``GET /autopilot/api/v1/approvals?state=pending`` (p50/p99) — with Airflow's own list of pending
 requests ``GET /api/v2/dags/~/dagRuns/~/hitlDetails?response_received=false`` over the same requests
 for context. Getting M approvals pending means starting M tasks on this machine: seconds of CPU
@@ -49,9 +51,9 @@ AIRFLOW_DAG = "af_approve"
 APPROVER = "dave"
 USERS = {"admin": "admin", APPROVER: "user"}
 FULL = {"repetitions": 10, "pending": 1000, "window_s": 60, "inbox_calls": 50}
-#: seconds between a task reaching awaiting_input and the vote, for both contenders (see measure_latency):
-#: past Autopilot's default ``[autopilot] resume_grace_seconds`` (15 s), as a person's answer is
-SETTLE_S = 16.0
+#: seconds past Autopilot's ``[autopilot] resume_grace_seconds`` that both contenders wait between the
+#: approval task reaching awaiting_input and the vote (see settle_seconds and measure_latency)
+SETTLE_MARGIN_S = 5.0
 QUICK = {"repetitions": 3, "pending": 30, "window_s": 20, "inbox_calls": 20}
 
 CONTACTS = f"""\
@@ -126,14 +128,15 @@ def run(ctx: Context) -> dict:
     )
     ctx.note(
         f"approvals: fresh PostgreSQL database {deployment.database}; api-server, dag-processor, scheduler "
-        f"(LocalExecutor); {params['repetitions']} votes each way, then {params['pending']} pending approvals"
+        f"(LocalExecutor), triggerer; {params['repetitions']} votes each way, then {params['pending']} pending "
+        "approvals"
     )
     deployment.create()
     try:
         result = deployment.run_child("benchmarks.approvals", [json.dumps(params)], env, timeout=6 * 3600)
     finally:
         deployment.drop()
-    result = {**base, "status": "measured", **result}
+    result = {**base, "status": "measured", "postgresql": deployment.server_version, **result}
     result["message"] = summary_line(result)
     return result
 
@@ -153,21 +156,47 @@ def summary_line(r: dict) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def settle_seconds() -> tuple[float, float]:
+    """(resume grace, settle wait) in seconds: the wait between an approval task reaching
+    awaiting_input and the vote is Autopilot's configured ``[autopilot] resume_grace_seconds`` plus
+    ``SETTLE_MARGIN_S``, for both contenders. Read in the child, whose configuration is the deployment's."""
+    from autopilot_provider.approvals import resume_grace
+
+    grace = resume_grace().total_seconds()
+    return grace, grace + SETTLE_MARGIN_S
+
+
+def _triggerer_alive(db) -> bool:
+    cur = db.cursor()
+    cur.execute("SELECT count(*) FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")
+    return cur.fetchone()[0] > 0
+
+
 def child(params: dict) -> dict:
     from benchmarks.deployment import database, migrate, say
     from tests.fixtures.airflow_stack import AirflowStack
 
     say("migrating the metadata database")
     migrate()
-    stack = AirflowStack(Path(os.environ["AIRFLOW_HOME"]), users=USERS)
-    say("starting api-server, dag-processor, scheduler")
+    stack = AirflowStack(Path(os.environ["AIRFLOW_HOME"]), users=USERS, triggerer=True)
+    say("starting api-server, dag-processor, scheduler, triggerer")
     stack.start()
     db = database()
     try:
         for dag_id in (AUTOPILOT_DAG, AIRFLOW_DAG):
             stack.wait_for_dag(dag_id)
-        out: dict = {"triggerer": "not running: Airflow 3.3 HITL tasks wait in awaiting_input, no trigger"}
-        out["latency"] = measure_latency(stack, db, params["repetitions"], say)
+        try:
+            _wait("the triggerer's heartbeat (job table)", lambda: _triggerer_alive(db), timeout=180, interval=1)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{stack.log_tail('triggerer')}") from None
+        grace, settle = settle_seconds()
+        out: dict = {
+            "triggerer": "running (airflow triggerer); Airflow 3.3 HITL tasks wait in awaiting_input with no "
+            "trigger, so it holds none",
+            "resume_grace_s": grace,
+            "settle_s": settle,
+        }
+        out["latency"] = measure_latency(stack, db, params["repetitions"], say, settle)
         out["pending"] = measure_pending(stack, db, params, say)
         return out
     finally:
@@ -205,7 +234,7 @@ def _wait_ti(db, dag_id: str, run_id: str, task_id: str, test, timeout: float) -
     return _wait(f"{dag_id} {run_id} {task_id}", probe, timeout)
 
 
-def measure_latency(stack, db, repetitions: int, say) -> dict:
+def measure_latency(stack, db, repetitions: int, say, settle_s: float) -> dict:
     admin, dave = stack.client("admin"), stack.client(APPROVER)
     samples: dict[str, list[dict]] = {"autopilot": [], "airflow": []}
     for rep in range(repetitions + 1):  # the first round is a warm-up, not counted
@@ -220,9 +249,10 @@ def measure_latency(stack, db, repetitions: int, say) -> dict:
             # handled the executor's "process finished" event of that first execution, and handling it
             # after the resume marks the task failed ("state changed externally") — with Airflow's own
             # ApprovalOperator too. Autopilot therefore records an answer that comes within
-            # resume_grace_seconds (15 s) of the parking at once but resumes the task only when the
-            # grace is over. People take longer than that; both contenders get the same wait.
-            time.sleep(SETTLE_S)
+            # resume_grace_seconds (default 15 s) of the parking at once but resumes the task only when
+            # the grace is over. People take longer than that; both contenders get the same wait, the
+            # configured grace plus SETTLE_MARGIN_S.
+            time.sleep(settle_s)
             if kind == "autopilot":
 
                 def pending(run_id: str = run_id) -> str | None:
@@ -312,14 +342,23 @@ def _running(db) -> int:
     return cur.fetchone()[0]
 
 
+def _triggers(db) -> int:
+    """Rows in Airflow's ``trigger`` table (what a triggerer runs)."""
+    cur = db.cursor()
+    cur.execute("SELECT count(*) FROM trigger")
+    return cur.fetchone()[0]
+
+
 def window(stack, db, seconds: float) -> dict:
-    """CPU and RSS per process over a window, and the running task instances (max of 1 s samples)."""
+    """CPU and RSS per process over a window, the running task instances and the triggers (max of 1 s
+    samples)."""
     procs = _processes(stack)
     before = {name: _usage(p) for name, p in procs.items()}
     start = time.perf_counter()
-    running, rss_max = 0, {name: 0 for name in procs}
+    running, triggers, rss_max = 0, 0, {name: 0 for name in procs}
     while time.perf_counter() - start < seconds:
         running = max(running, _running(db))
+        triggers = max(triggers, _triggers(db))
         for name, p in procs.items():
             rss_max[name] = max(rss_max[name], _usage(p)[1])
         time.sleep(1)
@@ -328,6 +367,7 @@ def window(stack, db, seconds: float) -> dict:
     return {
         "window_s": elapsed,
         "running_max": running,
+        "triggers_max": triggers,
         "processes": {
             name: {
                 "cpu_s": after[name][0] - before[name][0],

@@ -8,7 +8,9 @@ same imports; this module prints one JSON object on its last stdout line. Timing
 
 Commands::
 
-    dagbag FOLDER                      DagBag(FOLDER) as the dag-processor would (safe mode)
+    dagbag FOLDER [--structure DAG_ID] DagBag(FOLDER) as the dag-processor would (safe mode); with
+                                       --structure, after the timing, also the structure of DAG_ID
+                                       (operator kind, upstream set, trigger rule per task)
     taskstart FILE DAG_ID [--init DEFINITIONS]
                                        what a worker does to start a task: [bundle.initialize()], then
                                        BundleDagBag(FILE, safe_mode=False, load_op_links=False); the
@@ -37,13 +39,53 @@ def _bag_summary(bag) -> dict:
     }
 
 
-def cmd_dagbag(folder: str) -> dict:
+#: operator classes (any class in the task's MRO) → the kind of step they are, checked in this order
+_KINDS = (
+    ("approval", ("HITLOperator",)),
+    ("rest", ("HttpOperator", "OpenApiTaskOperator")),
+    ("branch", ("BranchMixIn", "BaseBranchOperator")),
+    ("bash", ("BashOperator",)),
+    ("python", ("PythonOperator",)),
+    ("empty", ("EmptyOperator",)),
+)
+
+
+def operator_kind(task) -> str:
+    """What a task does, independent of who wrote it: Autopilot's ``ScriptOperator`` is ``bash`` or
+    ``python`` by its language; otherwise by the operator classes in ``_KINDS``, else the class name."""
+    names = {cls.__name__ for cls in type(task).__mro__}
+    if "ScriptOperator" in names:
+        return str(getattr(task, "language", "script"))
+    for kind, classes in _KINDS:
+        if names.intersection(classes):
+            return kind
+    return type(task).__name__
+
+
+def dag_structure(dag) -> dict:
+    """Per task: operator kind and class, upstream task ids, trigger rule."""
+    return {
+        task.task_id: {
+            "kind": operator_kind(task),
+            "class": type(task).__name__,
+            "upstream": sorted(task.upstream_task_ids),
+            "trigger_rule": str(getattr(task.trigger_rule, "value", task.trigger_rule)),
+        }
+        for task in dag.tasks
+    }
+
+
+def cmd_dagbag(folder: str, structure_of: str | None = None) -> dict:
     from airflow.dag_processing.dagbag import BundleDagBag
 
     t1, c1 = time.perf_counter(), time.process_time()
     bag = BundleDagBag(dag_folder=folder, bundle_path=Path(folder), bundle_name="bench")
     t2, c2 = time.perf_counter(), time.process_time()
-    return {"import_s": t1 - T0, "work_s": t2 - t1, "work_cpu_s": c2 - c1, **_bag_summary(bag)}
+    result = {"import_s": t1 - T0, "work_s": t2 - t1, "work_cpu_s": c2 - c1, **_bag_summary(bag)}
+    if structure_of is not None:
+        dag = bag.dags.get(structure_of)
+        result["structure"] = dag_structure(dag) if dag is not None else None
+    return result
 
 
 def cmd_taskstart(path: str, dag_id: str, init: str | None) -> dict:
@@ -85,7 +127,7 @@ def cmd_stubs(definitions: str, stubs: str) -> dict:
 def main(argv: list[str]) -> int:
     command, *args = argv
     if command == "dagbag":
-        result = cmd_dagbag(args[0])
+        result = cmd_dagbag(args[0], args[args.index("--structure") + 1] if "--structure" in args else None)
     elif command == "taskstart":
         init = args[args.index("--init") + 1] if "--init" in args else None
         result = cmd_taskstart(args[0], args[1], init)

@@ -55,6 +55,7 @@ class Deployment:
         self.home = self.root / "airflow_home"
         self.home.mkdir(parents=True, exist_ok=True)
         self.database = f"autopilot_bench_{self.name}_{uuid.uuid4().hex[:8]}"
+        self.server_version: str | None = None
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         bundles = [
@@ -89,7 +90,11 @@ class Deployment:
 
     def create(self) -> None:
         conn = pg_connect()
-        conn.cursor().execute(f'CREATE DATABASE "{self.database}"')
+        cur = conn.cursor()
+        cur.execute(f'CREATE DATABASE "{self.database}"')
+        cur.execute("SELECT version()")
+        #: the PostgreSQL server the deployment runs on (``SELECT version()``), for the results' machine
+        self.server_version = cur.fetchone()[0]
         conn.close()
 
     def drop(self) -> None:

@@ -23,6 +23,7 @@ PACKAGES = (
     "apache-airflow-core",
     "apache-airflow-task-sdk",
     "apache-airflow-providers-standard",
+    "apache-airflow-providers-http",
     "dag-factory",
     "pydantic",
     "pyyaml",

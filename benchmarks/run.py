@@ -2,7 +2,9 @@
 
 Prints a table and writes ``benchmarks/results/bench-<UTC time>[-quick].json`` (machine description
 included). Generated workloads live in a temporary folder that is removed afterwards (``--keep``
-keeps it). See ``benchmarks/README.md`` for what is measured and how to read it.
+keeps it). A section that raises is recorded as ``{"status": "failed", ...}``; the others still run,
+the table and the JSON are still written, and the exit status is then 1. See
+``benchmarks/README.md`` for what is measured and how to read it.
 """
 
 from __future__ import annotations
@@ -13,17 +15,27 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import approvals, parse_cost, run_start, validation
 from benchmarks.harness import Context, loadavg, machine
-from benchmarks.parse_cost import VARIANT_LABELS, VARIANTS
+from benchmarks.parse_cost import VARIANT_LABELS, VARIANTS, indicative_reasons
 from benchmarks.shape import SHAPE
 from benchmarks.workloads import CONTENDERS, LABELS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("parse", "run_start", "approvals", "validation")
+#: --only name → (key in the results, the section's run())
+RUNNERS = {
+    "parse": ("parse_cost", parse_cost.run),
+    "run_start": ("run_start", run_start.run),
+    "approvals": ("approvals", approvals.run),
+    "validation": ("validation", validation.run),
+}
+#: lines of a failed section's traceback kept in the results
+TRACEBACK_LINES = 15
 FULL_SIZES = (100, 1000)
 QUICK_SIZES = (20, 100)
 
@@ -65,18 +77,26 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": list(ctx.sizes),
         "repeat": repeat,
     }
+    reasons = indicative_reasons(ctx)
+    results["indicative_only"] = bool(reasons)
+    results["indicative_reasons"] = reasons
+    failed: list[str] = []
     try:
-        if "parse" in only:
-            results["parse_cost"] = parse_cost.run(ctx)
-        if "run_start" in only:
-            results["run_start"] = run_start.run(ctx)
-        if "approvals" in only:
-            results["approvals"] = approvals.run(ctx)
-        if "validation" in only:
-            results["validation"] = validation.run(ctx)
+        for section in SECTIONS:
+            if section not in only:
+                continue
+            key, runner = RUNNERS[section]
+            results[key] = run_section(ctx, section, runner)
+            if results[key].get("status") == "failed":
+                failed.append(section)
     finally:
         results["duration_s"] = round(time.perf_counter() - t0, 1)
         results["machine"]["load_average_at_end"] = loadavg()
+        results["machine"]["postgresql"] = next(
+            (results[k]["postgresql"] for k in ("run_start", "approvals") if (results.get(k) or {}).get("postgresql")),
+            None,
+        )
+        results["failed_sections"] = failed
         results["log"] = ctx.log
         if args.keep:
             print(f"workloads kept in {tmp}", file=sys.stderr)
@@ -92,7 +112,28 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
     print(render(results))
     print(f"\nresults: {out}")
+    if failed:
+        print(f"FAILED section(s): {', '.join(failed)} (see the table and the results file)", file=sys.stderr)
+        return 1
     return 0
+
+
+def run_section(ctx: Context, name: str, runner) -> dict:
+    """Run one section; an exception becomes ``{"status": "failed", "message": ..., "traceback": [...]}``
+    (the traceback's last lines) so that the other sections still run and the results are written."""
+    try:
+        return runner(ctx)
+    except Exception as exc:  # noqa: BLE001 - recorded in the results, the run exits non-zero at the end
+        lines = traceback.format_exc().rstrip().splitlines()[-TRACEBACK_LINES:]
+        message = f"{type(exc).__name__}: {exc}".strip()
+        ctx.note(f"section {name} FAILED: {message.splitlines()[0] if message else type(exc).__name__}")
+        return {"status": "failed", "message": message[-2000:], "traceback": lines}
+
+
+def _failed(title: str, section: dict) -> list[str]:
+    """The table lines of a section that failed."""
+    lines = ["", title, f"  FAILED: {section['message'].splitlines()[0] if section['message'] else ''}"]
+    return lines + [f"  | {line}" for line in section.get("traceback", [])]
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,22 +158,36 @@ def render(r: dict) -> str:
     lines = [
         f"Autopilot benchmarks — {r['mode']} run, {r['started']}, {r.get('duration_s', '?')} s",
         f"machine: {m['cpu_model']}, {m['cores_usable']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
-        f"Airflow {m['airflow']}, dag-factory {m['packages'].get('dag-factory')}; "
+        f"Airflow {m['airflow']}, dag-factory {m['packages'].get('dag-factory')}, "
+        f"providers standard {m['packages'].get('apache-airflow-providers-standard')} / "
+        f"http {m['packages'].get('apache-airflow-providers-http')}; "
         f"load average {m.get('load_average_at_start')} → {m.get('load_average_at_end')}",
+    ]
+    if m.get("postgresql"):
+        lines.append(f"PostgreSQL (sections 2, 3): {m['postgresql']}")
+    lines += [
         f"shape: {r['shape']}",
         f"statistic: median of {r['repeat']} fresh process(es) per cell",
     ]
     if r["mode"] == "quick":
         lines.append("QUICK RUN: small N and one repetition — a smoke test, not a result")
+    elif r.get("indicative_only"):
+        lines.append(f"INDICATIVE ONLY ({', '.join(r['indicative_reasons'])}): not a result")
     pc = r.get("parse_cost")
-    if pc:
+    if pc and pc.get("status") == "failed":
+        lines += _failed("1. Parse cost", pc)
+        pc = None
+    elif pc:
         lines += _render_parse(pc)
     if "run_start" in r:
         lines += _render_run_start(r["run_start"])
     if "approvals" in r:
         lines += _render_approvals(r["approvals"])
     v = r.get("validation")
-    if v:
+    if v and v.get("status") == "failed":
+        lines += _failed("4. Validation — autopilot validate, fresh process", v)
+        v = None
+    elif v:
         lines += [
             "",
             "4. Validation — autopilot validate, fresh process",
@@ -141,6 +196,7 @@ def render(r: dict) -> str:
             f"marginal {v['marginal_ms_per_definition']:.2f} ms/definition; errors reported: {v['errors_reported']}",
         ]
     problems = (pc or {}).get("problems", []) + (v or {}).get("problems", [])
+    problems += [f"section {name} failed — no measurements (see above)" for name in r.get("failed_sections", [])]
     for c, by in (r.get("run_start") or {}).get("by_concurrency", {}).items():
         for path in run_start.PATHS:
             d = by[path]
@@ -161,7 +217,10 @@ def render(r: dict) -> str:
 
 
 def _render_run_start(rs: dict) -> list[str]:
-    lines = ["", "2. Run start — one api-server (1 worker) on PostgreSQL, no scheduler (runs stay queued)"]
+    title = "2. Run start — one api-server (1 worker) on PostgreSQL, no scheduler (runs stay queued)"
+    if rs.get("status") == "failed":
+        return _failed(title, rs)
+    lines = ["", title]
     if rs.get("status") != "measured":
         return lines + [f"  {rs['message']}"]
     lines.append(
@@ -187,11 +246,17 @@ def _render_run_start(rs: dict) -> list[str]:
 
 
 def _render_approvals(ap: dict) -> list[str]:
-    lines = ["", "3. Approvals — api-server + dag-processor + scheduler (LocalExecutor) on PostgreSQL"]
+    title = "3. Approvals — api-server + dag-processor + scheduler (LocalExecutor) + triggerer on PostgreSQL"
+    if ap.get("status") == "failed":
+        return _failed(title, ap)
+    lines = ["", title]
     if ap.get("status") != "measured":
         return lines + [f"  {ap['message']}"]
     lat = ap["latency"]
-    lines.append(f"  vote → next task started (s; {lat['autopilot']['vote_to_next_s']['n']} votes each)")
+    lines.append(
+        f"  vote → next task started (s; {lat['autopilot']['vote_to_next_s']['n']} votes each; each vote "
+        f"{ap['settle_s']:.0f} s after the task parked = resume grace {ap['resume_grace_s']:.0f} s + 5 s)"
+    )
     lines.append(f"  {'':<38}{'median':>8}{'min':>8}{'max':>8}{'vote request ms':>17}")
     for kind, label in (
         ("autopilot", "Autopilot approval step (inbox vote)"),
@@ -209,6 +274,7 @@ def _render_approvals(ap: dict) -> list[str]:
     lines.append(f"  {'':<34}{'nothing pending':>18}{str(pend['pending_reached']) + ' pending':>18}")
     idle, busy = pend["idle"], pend["with_pending"]
     lines.append(f"  {'running task instances (max)':<34}{idle['running_max']:>18}{busy['running_max']:>18}")
+    lines.append(f"  {'trigger rows (max)':<34}{idle['triggers_max']:>18}{busy['triggers_max']:>18}")
     for name in busy["processes"]:
         a, b = idle["processes"][name], busy["processes"][name]
         lines.append(f"  {name + ' CPU %':<34}{a['cpu_percent']:>18.1f}{b['cpu_percent']:>18.1f}")
@@ -273,13 +339,20 @@ def _render_parse(pc: dict) -> list[str]:
             f"  {label:<34}" + "".join(f"{_ms(ts[v][n][key]):>10}" for n in sizes) + f"{_x(ts[v]['growth']):>10}"
         )
     lines.append("")
+    first = pc["targets"][0] if pc["targets"] else {}
     lines.append(
-        "  targets" + (" (quick run: indicative only)" if pc["targets"] and pc["targets"][0]["indicative_only"] else "")
+        "  targets"
+        + (f" (indicative only: {', '.join(first['indicative_reasons'])})" if first.get("indicative_only") else "")
     )
     for t in pc["targets"]:
-        mark = "PASS" if t["pass"] else "FAIL"
+        if t.get("gate", True):
+            mark = "PASS" if t["pass"] else "FAIL"
+            tail = ""
+        else:
+            mark = "info"
+            tail = " (within)" if t["within_target"] else " (OUTSIDE the target — a regression?)"
         lines.append(
-            f"  [{mark}] {t['what']} at {t['at']}: target {t['op']} {t['target']}×, measured {_x(t['measured'])}"
+            f"  [{mark}] {t['what']} at {t['at']}: target {t['op']} {t['target']}×, measured {_x(t['measured'])}{tail}"
         )
     lines.append("")
     lines += [f"  note: {note}" for note in pc["notes"]]

@@ -107,7 +107,7 @@ def run(ctx: Context) -> dict:
         result = deployment.run_child("benchmarks.run_start", [json.dumps(sizes)], deployment.env(), timeout=3600)
     finally:
         deployment.drop()
-    result = {**base, "status": "measured", **result}
+    result = {**base, "status": "measured", "postgresql": deployment.server_version, **result}
     result["message"] = summary_line(result)
     return result
 
