@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres bench lint schema validate clean ui test-ui
+.PHONY: run test test-sqlite test-postgres bench lint schema validate clean ui test-ui dist
 
 # The UI (ui/, React + Vite) is built into plugins/ui_dist/, which ships in the package. It is rebuilt
 # only when its sources change (the stamp is newer than every source file otherwise).
@@ -39,9 +39,23 @@ ui: $(UI_STAMP)
 test-ui: $(UI_STAMP)
 	cd ui && npm test
 
+# The wheel and sdist, with the built UI inside (plugins/ui_dist is not in git: it is built first).
+# Built from a copy of the sources, so no build/ or egg-info is left in the checkout (with the
+# checkout on sys.path Airflow would see the distribution twice); tests/test_packaging.py checks the
+# same. The build dependencies (build, setuptools, wheel) come with the test extra.
+dist: $(STAMP) $(UI_STAMP)
+	@rm -rf dist && tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  tar -cf - --exclude=__pycache__ --exclude='*.pyc' --exclude=.built setup.cfg pyproject.toml README.md \
+	    autopilot_provider dag_factory plugins | tar -xf - -C "$$tmp" && \
+	  $(PY) -m build --no-isolation --outdir "$(CURDIR)/dist" "$$tmp"
+	@ls -l dist
+
 run: $(STAMP) $(UI_STAMP)
 	@scripts/standalone.sh
 
+# In `make test` the UI's browser tests and the packaging test fail instead of skipping when chromium,
+# node or the built UI is missing.
+test: export AUTOPILOT_REQUIRE_E2E = 1
 test: $(STAMP) $(UI_STAMP)
 	@scripts/ensure-services.sh
 	@scripts/ensure-chromium.sh
@@ -74,4 +88,4 @@ validate: $(STAMP)
 	$(VENV)/bin/autopilot validate
 
 clean:
-	rm -rf $(VENV) .airflow .pytest_cache *.egg-info ui/node_modules plugins/ui_dist
+	rm -rf $(VENV) .airflow .pytest_cache *.egg-info ui/node_modules plugins/ui_dist dist build

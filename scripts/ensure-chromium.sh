@@ -12,5 +12,5 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 else
   echo "chromium is missing at $CHROMIUM: install it (apt-get install chromium) or set AUTOPILOT_CHROMIUM;" \
-       "the UI end-to-end tests are skipped without it" >&2
+       "the UI end-to-end tests cannot run without it (make test fails them; plain pytest skips them)" >&2
 fi

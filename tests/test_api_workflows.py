@@ -130,8 +130,17 @@ def test_every_endpoint_needs_a_token(portal, anonymous, admin, method, url, bod
     assert len(runs(admin, "portal_hosts")) == before
 
 
-def test_a_viewer_reads_forms_but_cannot_start_runs(portal, viewer, admin):
-    assert viewer.get(f"{API}/workflows/portal_hosts/form").status_code == 200
+def test_a_viewer_reads_forms_but_cannot_start_runs(portal, viewer, editor, admin):
+    form = viewer.get(f"{API}/workflows/portal_hosts/form")
+    assert form.status_code == 200
+    # the catalog lists what the viewer may read, and says they may not request it (the UI hides Request)
+    assert form.json()["workflow"]["can_request"] is False
+    listed = {w["id"]: w for w in viewer.get(f"{API}/workflows").json()["workflows"]}
+    assert listed["portal_hosts"]["can_request"] is False
+    assert not any(w["can_request"] for w in listed.values())
+    for client in (editor, admin):
+        assert client.get(f"{API}/workflows/portal_hosts/form").json()["workflow"]["can_request"] is True
+        assert all(w["can_request"] for w in client.get(f"{API}/workflows").json()["workflows"])
     before = len(runs(admin, "portal_hosts"))
     response = viewer.post(f"{API}/workflows/portal_hosts/runs", json={"form": GOOD_BACKUP})
     assert response.status_code == 403
@@ -157,6 +166,7 @@ def test_list_workflows_with_search_and_tag(portal, viewer):
         "owner": "group:storage",
         "has_form": True,
         "dag_id": "portal_hosts",
+        "can_request": False,
     }
     tagged = viewer.get(f"{API}/workflows", params={"tag": "PORTAL-TEST"}).json()
     assert [w["id"] for w in tagged["workflows"]] == ["portal_broken", "portal_hosts"]

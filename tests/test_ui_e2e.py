@@ -3,8 +3,12 @@ real Airflow API server with the Autopilot plugin, logged in through Airflow's o
 
 Each scenario is a Node script in tests/e2e/ (Playwright's API is JavaScript-first and the UI's
 node_modules already hold playwright-core); it prints PASS/FAIL and saves a screenshot of every open
-page into tests/artifacts/ when it fails. This module arranges the server side and checks what the
-outside world saw: the YAML file, the DAG in Airflow, the run and its state.
+page into tests/artifacts/ when it fails — or when it runs out of its time limit, which is set below
+this module's subprocess timeout for that reason. This module arranges the server side and checks what
+the outside world saw: the YAML file, the DAG in Airflow, the run and its state.
+
+Without chromium, node or the built UI these tests skip — except under ``make test``, which sets
+``AUTOPILOT_REQUIRE_E2E=1``: then they fail.
 """
 
 from __future__ import annotations
@@ -27,34 +31,55 @@ REPO = Path(__file__).resolve().parent.parent
 E2E = REPO / "tests" / "e2e"
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = os.environ.get("AUTOPILOT_CHROMIUM", "/usr/bin/chromium")
+#: A scenario's subprocess timeout; the script itself stops (with screenshots) this much earlier.
+TIMEOUT = 300
+MARGIN = 30
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail when the browser tests are required (``make test``)."""
+    if os.environ.get("AUTOPILOT_REQUIRE_E2E"):
+        pytest.fail(f"{reason}; AUTOPILOT_REQUIRE_E2E is set, so the browser tests may not be skipped")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def browser_available():
     if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no chromium at {CHROMIUM} (scripts/ensure-chromium.sh installs it)")
+        unavailable(f"no chromium at {CHROMIUM} (scripts/ensure-chromium.sh installs it)")
     if shutil.which("node") is None or not (REPO / "ui" / "node_modules" / "playwright-core").is_dir():
-        pytest.skip("node and ui/node_modules are needed (make ui)")
+        unavailable("node and ui/node_modules are needed (make ui)")
     if not (ui.DIST / "index.html").is_file():
-        pytest.skip("the UI is not built (make ui)")
+        unavailable("the UI is not built (make ui)")
 
 
-def run_scenario(api_server, script: str, user: str, **env: str) -> str:
-    result = subprocess.run(
-        ["node", str(E2E / script)],
-        env={
-            **os.environ,
-            "AIRFLOW_URL": api_server.base_url,
-            "E2E_USER": user,
-            "E2E_PASSWORD": api_server.passwords[user],
-            "ARTIFACTS": str(ARTIFACTS),
-            "AUTOPILOT_CHROMIUM": CHROMIUM,
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def _text(data: str | bytes | None) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
+
+
+def run_scenario(api_server, script: str, user: str, timeout: int = TIMEOUT, **env: str) -> str:
+    try:
+        result = subprocess.run(
+            ["node", str(E2E / script)],
+            env={
+                **os.environ,
+                "AIRFLOW_URL": api_server.base_url,
+                "E2E_USER": user,
+                "E2E_PASSWORD": api_server.passwords[user],
+                "ARTIFACTS": str(ARTIFACTS),
+                "AUTOPILOT_CHROMIUM": CHROMIUM,
+                "E2E_TIME_LIMIT_MS": str((timeout - MARGIN) * 1000),
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        output = _text(exc.stdout) + _text(exc.stderr)
+        pytest.fail(
+            f"{script} did not end within {timeout}s (screenshots in {ARTIFACTS}); its output:\n{output[-4000:]}"
+        )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{script} failed (screenshots in {ARTIFACTS}):\n{output[-4000:]}"
     return output
@@ -86,6 +111,8 @@ def test_a_workflow_designed_by_dragging_and_connecting_is_saved_and_becomes_a_d
         assert [s.id for s in workflow.steps] == ["script_1", "script_2"]
         assert dependencies(workflow.steps) == {"script_1": [], "script_2": ["script_1"]}
         assert workflow.steps[1].title == "Second step"
+        # typed into the side panel's form generated from the script kind's JSON Schema
+        assert yaml.safe_load(path.read_text())["steps"][1]["script"] == {"bash": "echo second step"}
         # the conflicting save overwrote nothing; restoring revision 1 made revision 3
         revisions = admin.get(f"/autopilot/api/v1/definitions/{workflow_id}.yaml/revisions").json()["revisions"]
         assert [(r["number"], r["action"], r["author"]) for r in revisions] == [

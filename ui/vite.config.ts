@@ -17,6 +17,6 @@ export default defineConfig({
     proxy: { "/autopilot/api": "http://localhost:8080", "/auth": "http://localhost:8080" },
   },
   test: {
-    include: ["src/**/*.test.ts"],
+    include: ["src/**/*.test.ts", "src/**/*.test.tsx"],
   },
 });

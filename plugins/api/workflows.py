@@ -5,7 +5,8 @@ validated form as the calling user, and the runs a user has requested.
 Routes stay thin: the work is :mod:`autopilot_provider.forms` (the same code the DAG factory and the
 ``_check_form`` task use). Permissions are Airflow's, per DAG (a workflow's DAG id is its id):
 listing and reading a form need DAG read access, starting a run needs DAG-run create access (as
-Airflow's own trigger endpoint), listing requests needs DAG-run read access. Errors are
+Airflow's own trigger endpoint; each workflow says whether the caller has it, ``can_request``),
+listing requests needs DAG-run read access. Errors are
 ``{"detail": {"message", ...}}``: a 422 lists ``errors`` as ``{field, message}`` (``field`` is a
 dotted path such as ``disks[0].size``), a 502 names the ``field`` whose choices could not be fetched.
 """
@@ -37,6 +38,10 @@ class WorkflowOut(BaseModel):
     owner: str | None
     has_form: bool = Field(description="Whether the workflow asks for anything before it runs.")
     dag_id: str = Field(description="The Airflow DAG id (the workflow id).")
+    can_request: bool = Field(
+        description="Whether the caller may start runs of it (DAG-run create access); the catalog lists the "
+        "workflows the caller may read, some of which they may only look at."
+    )
 
 
 class WorkflowList(BaseModel):
@@ -158,6 +163,10 @@ def _run_entity() -> Any:
     return DagAccessEntity.RUN
 
 
+def _summary(workflow: Any, user: Any) -> WorkflowOut:
+    return WorkflowOut(**forms.workflow_summary(workflow), can_request=_may(user, workflow.id, "POST", _run_entity()))
+
+
 WorkflowId = Annotated[str, Path(description="The workflow id (its Airflow DAG id).")]
 
 
@@ -205,7 +214,7 @@ def list_workflows(
 ) -> WorkflowList:
     """The valid workflows whose DAG the caller may read, by id."""
     found = [
-        WorkflowOut(**forms.workflow_summary(w))
+        _summary(w, user)
         for w in forms.workflows(store.project())
         if forms.matches(w, q, tag) and _may(user, w.id, "GET")
     ]
@@ -218,7 +227,7 @@ def list_workflows(
     operation_id="get_workflow_form",
     responses=_responses(401, 403, 404, 502),
 )
-def get_form(workflow_id: WorkflowId, store: StoreDep) -> FormOut:
+def get_form(workflow_id: WorkflowId, store: StoreDep, user: GetUserDep) -> FormOut:
     """The workflow's request form: JSON Schema with the current choices of dynamic fields (inventory
     items; API answers, cached for 30 s), a react-jsonschema-form uiSchema, and the sections."""
     project = store.project()
@@ -227,7 +236,7 @@ def get_form(workflow_id: WorkflowId, store: StoreDep) -> FormOut:
         view = forms.form_view(workflow, project)
     except forms.ChoicesUnavailable as exc:
         raise _fail(exc) from None
-    return FormOut(workflow=WorkflowOut(**forms.workflow_summary(workflow)), **view)
+    return FormOut(workflow=_summary(workflow, user), **view)
 
 
 @router.post(
@@ -246,6 +255,7 @@ def start_run(workflow_id: WorkflowId, body: RunRequest, store: StoreDep, user: 
     try:
         choices = forms.resolve_choices(workflow.form, project)
         values = forms.validate_form(workflow.form, body.form, choices)
+        forms.check_requester(project, values, user_name(user))
         run = forms.start_run(workflow, values, user_name=user_name(user), user_id=str(user.get_id()), note=body.note)
     except (forms.FormInvalid, forms.ChoicesUnavailable, forms.RunNotPossible) as exc:
         raise _fail(exc) from None

@@ -5,8 +5,7 @@ import { BASE_URL, env, login, scenario } from "./lib.mjs";
 const workflowId = env("WORKFLOW_ID");
 
 await scenario("designer-run", async ({ browser, track }) => {
-  const { page } = await login(browser, env("E2E_USER"), env("E2E_PASSWORD"));
-  track(page);
+  const { page } = await login(browser, env("E2E_USER"), env("E2E_PASSWORD"), track);
   await page.goto(`${BASE_URL}/autopilot/ui/designer/${workflowId}.yaml`);
   await page.getByTestId("step-script_1").waitFor();
   await page.getByRole("button", { name: "Run" }).click();

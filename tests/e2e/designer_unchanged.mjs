@@ -2,8 +2,7 @@
 import { BASE_URL, env, login, scenario } from "./lib.mjs";
 
 await scenario("designer-unchanged-save", async ({ browser, track }) => {
-  const { page } = await login(browser, env("E2E_USER"), env("E2E_PASSWORD"));
-  track(page);
+  const { page } = await login(browser, env("E2E_USER"), env("E2E_PASSWORD"), track);
   await page.goto(`${BASE_URL}/autopilot/ui/designer/${env("DEFINITION")}`);
   await page.locator(".step-node").first().waitFor();
   if ((await page.getByText("unsaved").count()) !== 0) throw new Error("an opened definition must not count as changed");

@@ -8,8 +8,8 @@ const subject = env("APPROVAL_SUBJECT");
 
 await scenario("portal-request-and-inbox-approval", async ({ browser, track }) => {
   // -- the requester, in Airflow's navigation
-  const requester = await login(browser, env("REQUESTER"), env("REQUESTER_PASSWORD"));
-  const page = track(requester.page);
+  const requester = await login(browser, env("REQUESTER"), env("REQUESTER_PASSWORD"), track);
+  const page = requester.page;
   await page.goto(`${BASE_URL}/plugin/autopilot-requests`);
   const portal = page.frameLocator('iframe[title="Request a service"]');
   await portal.getByLabel("Search").fill("firewall");
@@ -30,19 +30,19 @@ await scenario("portal-request-and-inbox-approval", async ({ browser, track }) =
   await mine.getByText("waiting for Operations").waitFor({ timeout: 60000 });
 
   // -- the approver, at the UI's own URL
-  const approver = await login(browser, env("APPROVER"), env("APPROVER_PASSWORD"));
-  const inbox = track(approver.page);
+  const approver = await login(browser, env("APPROVER"), env("APPROVER_PASSWORD"), track);
+  const inbox = approver.page;
   await inbox.goto(`${BASE_URL}/autopilot/ui/approvals`);
   const item = inbox.locator(".card", { hasText: subject });
   await item.waitFor({ timeout: 90000 });
   await item.getByText("web01.example.com").first().waitFor();
   await item.getByLabel("Comment").fill("Looks fine");
   await item.getByTestId("approve").click();
-  await item.getByText("Approved.").waitFor();
-
-  // the requester's page shows the approval live
+  // durable outcomes rather than the card's short-lived "Approved.": the request leaves the inbox once
+  // decided (an error would keep it there, saying why), the requester's page shows the approval live,
+  // and the decision is in the approver's history
+  await item.waitFor({ state: "detached", timeout: 30000 });
   await mine.getByText("bob approved").waitFor({ timeout: 30000 });
-
   await inbox.getByRole("link", { name: "My decisions" }).click();
   await inbox.locator("table.list tr", { hasText: subject }).filter({ hasText: "Looks fine" }).waitFor();
 });

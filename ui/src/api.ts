@@ -3,6 +3,7 @@
 // X-Autopilot-Request header the plugin's CSRF check requires.
 
 function meta(name: string, fallback: string): string {
+  if (typeof document === "undefined") return fallback; // unit tests (node)
   const el = document.querySelector(`meta[name="${name}"]`);
   return el?.getAttribute("content") || fallback;
 }
@@ -110,7 +111,11 @@ export type Operation = {
   parameters: Parameter[]; request_body: { required: boolean; media_types: string[]; schema: any } | null;
 };
 
-export type WorkflowEntry = { id: string; title: string | null; description: string | null; tags: string[]; owner: string | null; has_form: boolean; dag_id: string };
+export type WorkflowEntry = {
+  id: string; title: string | null; description: string | null; tags: string[]; owner: string | null; has_form: boolean; dag_id: string;
+  /** whether the caller may start runs of it (a viewer sees the catalog but may not request) */
+  can_request: boolean;
+};
 export type WorkflowForm = { workflow: WorkflowEntry; schema: any; ui_schema: any; sections: { title: string; fields: string[] }[] };
 export type RunStarted = { dag_id: string; run_id: string; state: string; url: string };
 export type RequestStep = { id: string; task_id: string; title: string | null; state: string | null; start_date: string | null; end_date: string | null };
@@ -167,14 +172,14 @@ export const api = {
 
   approvals: (state: "pending" | "decided" | "all", mine = true, dagId?: string) =>
     request<{ approvals: Approval[]; total_entries: number }>("GET", `${API}/approvals${qs({ state, mine, dag_id: dagId })}`),
-  approval: (id: string | number) => request<Approval>("GET", `${API}/approvals/${enc(String(id))}`),
   vote: (id: string | number, decision: "approve" | "reject", comment: string, slot?: string | null) =>
     request<Approval>("POST", `${API}/approvals/${enc(String(id))}/votes`, { decision, comment, ...(slot ? { slot } : {}) }),
   respond: (id: string | number, values: Record<string, unknown>) =>
     request<Approval>("POST", `${API}/approvals/${enc(String(id))}/responses`, { values }),
   history: () => request<{ votes: HistoryVote[] }>("GET", `${API}/approvals/history`),
 
-  // Airflow's own REST API (same cookie): start a run of a workflow from the designer
+  // Airflow's own REST API (same cookie): start a run of a workflow from the designer, and whether
+  // its DAG is paused (the run then waits)
   triggerDag: (dagId: string, conf: Record<string, unknown>) =>
     request<{ dag_id: string; dag_run_id: string; state: string }>("POST", `${AIRFLOW_ROOT}api/v2/dags/${enc(dagId)}/dagRuns`, {
       logical_date: null,

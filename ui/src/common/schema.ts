@@ -100,3 +100,33 @@ export function formSchema(form: any): Schema {
   }
   return { type: "object", properties, required: Array.isArray(form?.required) ? form.required : [] };
 }
+
+function choicesSource(options: any): string {
+  if (options?.api) return `${options.api}${options.operation ? `.${options.operation}` : ""}`;
+  if (options?.resources) return "the inventory";
+  return "their source";
+}
+
+/**
+ * A request form's schema and uiSchema for a preview: `formSchema(form)`, where each field whose
+ * choices are dynamic (`options`) takes them from `resolved` — the server's rendering of the saved
+ * workflow's form (`GET /workflows/{id}/form`, choices fetched as `enum`) — when that has them, and
+ * otherwise says where they will come from.
+ */
+export function withChoices(form: any, resolved?: { schema?: any; ui_schema?: any } | null): { schema: Schema; uiSchema: Schema } {
+  const schema = formSchema(form);
+  const uiSchema: Schema = {};
+  for (const [name, field] of Object.entries<any>(form?.properties ?? {})) {
+    if (!field?.options) continue;
+    const prop = schema.properties[name];
+    const got = resolved?.schema?.properties?.[name];
+    if (got && (Array.isArray(got.enum) || Array.isArray(got.oneOf) || Array.isArray(got.items?.enum))) {
+      for (const key of ["enum", "oneOf", "items"]) if (got[key] !== undefined) prop[key] = got[key];
+      if (resolved?.ui_schema?.[name]) uiSchema[name] = resolved.ui_schema[name];
+    } else {
+      const note = `Choices from ${choicesSource(field.options)}, fetched when the form is shown.`;
+      prop.description = prop.description ? `${prop.description} ${note}` : note;
+    }
+  }
+  return { schema, uiSchema };
+}

@@ -38,7 +38,9 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
   const [selected, setSelected] = useState<string | null>(null);
   const [selectedEdge, setSelectedEdge] = useState<string | null>(null);
   const [diagnostics, setDiagnostics] = useState<Diagnostic[]>([]);
-  const [checking, setChecking] = useState(false);
+  // the text the shown diagnostics belong to; validation is pending while it differs from the editor's
+  const [validated, setValidated] = useState<string | null>(null);
+  const validation = useRef(0);
   const [notice, setNotice] = useState<Notice>(null);
   const [saving, setSaving] = useState(false);
   const [tab, setTab] = useState<Tab>("properties");
@@ -104,19 +106,21 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
   const placed = useMemo(() => diagnosticsByStep(text, diagnostics), [text, diagnostics]);
   const supported = useMemo(() => new Map((schema?.step_kinds ?? []).map((k) => [k.kind, k.supported])), [schema]);
 
-  // server-side validation, live (debounced)
+  // server-side validation, live (debounced); replies are numbered and only the latest one counts,
+  // so a slow reply about an older text never replaces the diagnostics of a newer one
   useEffect(() => {
     if (!loaded || !text) return;
-    setChecking(true);
+    const seq = ++validation.current;
     const timer = setTimeout(() => {
       api
         .validate(loaded.path, text)
-        .then((v) => setDiagnostics(v.diagnostics))
+        .then((v) => seq === validation.current && setDiagnostics(v.diagnostics))
         .catch(() => {})
-        .finally(() => setChecking(false));
+        .finally(() => seq === validation.current && setValidated(text));
     }, 350);
     return () => clearTimeout(timer);
   }, [loaded, text]);
+  const checking = !!loaded && !!text && validated !== text;
 
   // auto-layout whenever the graph's shape changes
   const shape = JSON.stringify([steps.map((s) => s.id), edges.map((e) => e.id)]);
@@ -325,11 +329,11 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
               <strong>{data.title || data.id}</strong>
               <span className="muted small">{loaded.path}</span>
               {checking ? (
-                <span className="badge">checking…</span>
+                <span className="badge" data-testid="validity" data-state="checking">checking…</span>
               ) : errorCount ? (
-                <span className="badge failed" data-testid="validity">{errorCount} problem{errorCount > 1 ? "s" : ""}</span>
+                <span className="badge failed" data-testid="validity" data-state="invalid">{errorCount} problem{errorCount > 1 ? "s" : ""}</span>
               ) : (
-                <span className="badge success" data-testid="validity">valid</span>
+                <span className="badge success" data-testid="validity" data-state="valid">valid</span>
               )}
               {dirty && <span className="badge warn">unsaved</span>}
               <span className="spacer" />
@@ -413,9 +417,9 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
             ) : (
               <WorkflowPanel doc={doc} readOnly={!canEdit} onChange={edit} />
             ))}
-          {tab === "form" && <FormEditor doc={doc} readOnly={!canEdit} onChange={edit} />}
+          {tab === "form" && <FormEditor doc={doc} workflowId={loaded.isNew ? null : (data.id ?? null)} readOnly={!canEdit} onChange={edit} />}
           {tab === "yaml" && <YamlTab text={text} readOnly={!canEdit} onChange={(t) => edit(parse(t))} />}
-          {tab === "history" && !loaded.isNew && <History path={loaded.path} current={text} onRestore={(content) => (edit(parse(content)), setNotice({ kind: "info", text: "Revision restored into the editor. Save to make it current." }))} />}
+          {tab === "history" && !loaded.isNew && <History path={loaded.path} version={loaded.version} current={text} onRestore={(content) => (edit(parse(content)), setNotice({ kind: "info", text: "Revision restored into the editor. Save to make it current." }))} />}
         </aside>
       )}
       {running && loaded && <RunDialog dagId={data.id} form={data.form} onClose={() => setRunning(false)} />}

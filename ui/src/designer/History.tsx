@@ -2,14 +2,23 @@ import { diffLines } from "diff";
 import { useEffect, useState } from "react";
 import { api, type Revision, type RevisionDetail } from "../api";
 
-export function History({ path, current, onRestore }: { path: string; current: string; onRestore: (content: string) => void }) {
+/** The revisions of a definition; read again whenever the editor's version changes (a save, a reload). */
+export function History({ path, version, current, onRestore }: { path: string; version: string | null; current: string; onRestore: (content: string) => void }) {
   const [revisions, setRevisions] = useState<Revision[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [open, setOpen] = useState<RevisionDetail | null>(null);
 
   useEffect(() => {
-    api.revisions(path).then((r) => setRevisions(r.revisions)).catch((e) => setError(e.message));
-  }, [path]);
+    let cancelled = false;
+    setError(null);
+    api
+      .revisions(path)
+      .then((r) => !cancelled && setRevisions(r.revisions))
+      .catch((e) => !cancelled && setError(e.message));
+    return () => {
+      cancelled = true;
+    };
+  }, [path, version]);
 
   if (error) return <div className="alert error">{error}</div>;
   if (!revisions) return <div className="muted">Loading…</div>;

@@ -33,7 +33,7 @@ export function StepPanel({ doc, step, schema, errors, readOnly, onChange, onRen
   for (const key of ["body", "subject"]) if (bodySchema?.properties?.[key] && !isRest) (uiSchema as any)[key] = { "ui:widget": "textarea" };
 
   return (
-    <div data-testid="step-panel">
+    <div data-testid="step-panel" data-step={step.id}>
       <div className="row">
         <h3 style={{ margin: 0 }}>{kind} step</h3>
         <span className="spacer" />

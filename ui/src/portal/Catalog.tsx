@@ -34,7 +34,13 @@ export function Catalog() {
               {w.owner && <span className="muted">owner {w.owner}</span>}
             </div>
             <div style={{ marginTop: 10 }}>
-              <Link to={`requests/new/${w.id}`} className="button primary">Request</Link>
+              {w.can_request ? (
+                <Link to={`requests/new/${w.id}`} className="button primary">Request</Link>
+              ) : (
+                <span className="muted small" data-testid="cannot-request" title="Your Airflow role may read this workflow but not start runs of it">
+                  You may not request this one.
+                </span>
+              )}
             </div>
           </div>
         ))}

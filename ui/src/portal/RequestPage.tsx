@@ -37,8 +37,11 @@ export function RequestPage({ workflowId }: { workflowId: string; session: Sessi
         </div>
       ) : (
         <div className="card">
+          {!data.workflow.can_request && (
+            <div className="alert info" data-testid="cannot-request">You may read this form, but your Airflow role may not start runs of this workflow.</div>
+          )}
           <SchemaForm schema={data.schema} uiSchema={uiSchema} formData={values} onChange={setValues} onSubmit={submit} idPrefix="request">
-            <button type="submit" className="primary" disabled={busy} data-testid="submit-request">{busy ? "Submitting…" : "Submit request"}</button>
+            <button type="submit" className="primary" disabled={busy || !data.workflow.can_request} data-testid="submit-request">{busy ? "Submitting…" : "Submit request"}</button>
           </SchemaForm>
         </div>
       )}
