@@ -758,6 +758,18 @@ def run_url(dag_id: str, run_id: str) -> str:
     return f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
+def check_requester(project: Any, values: Mapping[str, Any], user_name: str) -> None:
+    """422 on the ``requester`` field when ``user_name`` names someone else there without being
+    allowed to act on their behalf (``[autopilot] on_behalf_users``), or names nobody in the contacts:
+    the rule the run's steps apply (``Directory.requester``), checked before a run exists."""
+    from autopilot_provider.contacts import ContactError, Directory
+
+    try:
+        Directory.from_project(project).requester(user_name, values.get("requester"))
+    except ContactError as exc:  # refused, or a requester who is nobody in the contacts
+        raise FormInvalid([FieldError("requester", str(exc))]) from None
+
+
 def start_run(
     workflow: m.Workflow, conf: dict[str, Any], *, user_name: str, user_id: str | None = None, note: str | None = None
 ) -> dict[str, Any]:
@@ -876,11 +888,13 @@ def run_steps(workflow: m.Workflow | None, tis: list[dict[str, Any]]) -> list[di
 def request_extras(runs: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
     """Extra keys for each request of a ``GET /requests`` page (merged into it), by (dag_id, run_id):
     what other features know about a run. ``approvals``: the run's approval and mid-flow form
-    requests, pending and decided, with who decided what (ticket numbers join here when tickets
-    exist). One batch of queries per page, not per run."""
+    requests, pending and decided, with who decided what. ``tickets``: the numbers of the ServiceNow
+    tickets its ticket steps opened or changed, in order (``ticket_links``: the same with their
+    ``url`` and ``table``). One batch of queries per page, not per run."""
     from autopilot_provider.approvals import Approvals, slot_state
 
     found = Approvals().for_runs((r.dag_id, r.run_id) for r in runs)
+    tickets = run_tickets(runs)
     return {
         key: {
             "approvals": [
@@ -896,10 +910,43 @@ def request_extras(runs: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
                     "votes": [v.as_dict() for v in request.votes],
                 }
                 for request in requests
-            ]
+            ],
+            "tickets": [t["number"] for t in tickets.get(key, [])],
+            "ticket_links": tickets.get(key, []),
         }
         for key, requests in found.items()
     }
+
+
+def run_tickets(runs: list[Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The tickets each run's ticket steps touched (``{number, url, table}``, first seen first, once
+    each), from the XCom every ticket step pushes (``TICKET_XCOM_KEY``) — one query for all the runs."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from autopilot_provider.runtime import TICKET_XCOM_KEY
+
+    by_id = {r.id: (r.dag_id, r.run_id) for r in runs if getattr(r, "id", None) is not None}
+    if not by_id:
+        return {}
+    found: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    with create_session() as session:
+        rows = session.scalars(
+            select(XComModel)
+            .where(XComModel.key == TICKET_XCOM_KEY, XComModel.dag_run_id.in_(list(by_id)))
+            .order_by(XComModel.timestamp, XComModel.task_id)
+        ).all()
+        for row in rows:
+            value = XComModel.deserialize_value(row)
+            if not isinstance(value, dict) or not value.get("number"):
+                continue
+            tickets = found.setdefault(by_id[row.dag_run_id], {})
+            tickets.setdefault(
+                str(value["number"]),
+                {"number": str(value["number"]), "url": value.get("url"), "table": value.get("table")},
+            )
+    return {key: list(tickets.values()) for key, tickets in found.items()}
 
 
 def list_requests(

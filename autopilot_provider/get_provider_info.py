@@ -67,6 +67,42 @@ OPENAPI_CONNECTION = {
 }
 
 
+#: The connection type for ServiceNow instances (``autopilot_provider.hooks.servicenow``), used by
+#: `ticket` steps.
+SERVICENOW_CONNECTION = {
+    "connection-type": "autopilot_servicenow",
+    "hook-class-name": "autopilot_provider.hooks.servicenow.ServiceNowHook",
+    "hook-name": "ServiceNow (Autopilot)",
+    "conn-fields": {
+        "token": _secret("OAuth2 access token", "Sent as a bearer token instead of the login and password."),
+        "headers": {
+            "label": "Extra headers",
+            "description": "JSON object of headers sent with every request.",
+            "schema": {"type": ["object", "null"]},
+        },
+        "verify": {
+            "label": "Verify TLS certificates",
+            "description": "Default true.",
+            "schema": {"type": ["boolean", "null"], "default": True},
+        },
+    },
+    "ui-field-behaviour": {
+        "hidden-fields": [],
+        "relabeling": {
+            "host": "Instance (host or URL)",
+            "schema": "Scheme (default https)",
+            "login": "User name (basic auth)",
+            "password": "Password (basic auth)",
+        },
+        "placeholders": {
+            "host": "acme.service-now.com",
+            "schema": "https",
+            "login": "autopilot.integration",
+        },
+    },
+}
+
+
 def get_provider_info() -> dict:
     return {
         "package-name": "airflow-provider-autopilot",
@@ -91,12 +127,18 @@ def get_provider_info() -> dict:
                     "autopilot_provider.operators.task",
                     "autopilot_provider.operators.wait",
                     "autopilot_provider.operators.notify",
+                    "autopilot_provider.operators.ticket",
                 ],
             }
         ],
-        "hooks": [{"integration-name": "Autopilot", "python-modules": ["autopilot_provider.hooks.openapi"]}],
+        "hooks": [
+            {
+                "integration-name": "Autopilot",
+                "python-modules": ["autopilot_provider.hooks.openapi", "autopilot_provider.hooks.servicenow"],
+            }
+        ],
         "triggers": [{"integration-name": "Autopilot", "python-modules": ["autopilot_provider.triggers.openapi"]}],
         "notifications": ["autopilot_provider.notifications.autopilot.AutopilotNotifier"],
-        "connection-types": [OPENAPI_CONNECTION],
+        "connection-types": [OPENAPI_CONNECTION, SERVICENOW_CONNECTION],
         "bundles": [{"integration-name": "Autopilot", "python-modules": ["dag_factory.bundle"]}],
     }

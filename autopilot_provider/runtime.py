@@ -1,6 +1,7 @@
 """The names user templates see at run time: ``form``, ``steps``, ``inputs``, ``run``, ``resources``,
 ``contacts``. Built from the Airflow task context; step outputs are read from XCom lazily, so a
-template pays only for the steps it mentions."""
+template pays only for the steps it mentions. ``run.ticket`` is the run's first ticket (the outputs of
+the first `create` ticket step that opened one), so its number travels with the run."""
 
 from __future__ import annotations
 
@@ -17,15 +18,22 @@ class ScopeSpec:
     steps: dict[str, str] = field(default_factory=dict)  # step id → task id holding its outputs
     inputs_task: str | None = None  # inside a function: the task holding the rendered inputs
     definitions: str | None = None  # the definitions folder (for resources and contacts)
+    tickets: list[str] = field(default_factory=list)  # task ids of the `create` ticket steps, in order
 
     def as_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "inputs_task": self.inputs_task, "definitions": self.definitions}
+        data: dict[str, Any] = {"steps": self.steps, "inputs_task": self.inputs_task, "definitions": self.definitions}
+        if self.tickets:
+            data["tickets"] = list(self.tickets)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ScopeSpec:
         data = data or {}
         return cls(
-            steps=dict(data.get("steps", {})), inputs_task=data.get("inputs_task"), definitions=data.get("definitions")
+            steps=dict(data.get("steps", {})),
+            inputs_task=data.get("inputs_task"),
+            definitions=data.get("definitions"),
+            tickets=list(data.get("tickets", [])),
         )
 
 
@@ -62,6 +70,19 @@ def _pull(ti: Any, task_id: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
+#: The XCom key under which every ticket step also pushes ``{number, sys_id, url, table, state}``.
+TICKET_XCOM_KEY = "autopilot_ticket"
+
+
+def first_ticket(ti: Any, task_ids: list[str]) -> dict[str, Any] | None:
+    """The ticket the first of ``task_ids`` (create ticket steps) that opened one in this run opened."""
+    for task_id in task_ids:
+        opened = ti.xcom_pull(task_ids=task_id, key=TICKET_XCOM_KEY)
+        if opened:
+            return opened
+    return None
+
+
 def build_scope(context: Mapping[str, Any], spec: ScopeSpec, *, eager: bool = False) -> dict[str, Any]:
     ti = context["ti"]
     dag_run = context.get("dag_run")
@@ -77,6 +98,7 @@ def build_scope(context: Mapping[str, Any], spec: ScopeSpec, *, eager: bool = Fa
         "requester": getattr(dag_run, "triggering_user_name", None),
         "conf": dict(getattr(dag_run, "conf", None) or {}),
         "try_number": getattr(ti, "try_number", None),
+        "ticket": first_ticket(ti, spec.tickets),
     }
     resources = _Lazy(["items", "by_id"], lambda key: _resources(spec.definitions)[key])
     contacts = _Lazy(["people", "groups"], lambda key: _contacts(spec.definitions)[key])

@@ -60,7 +60,12 @@ class CompileContext:
             steps={s.id: self.output_task(s) for s in self.steps},
             inputs_task=self.inputs_task,
             definitions=str(self.definitions),
+            tickets=self.ticket_tasks(),
         ).as_dict()
+
+    def ticket_tasks(self) -> list[str]:
+        """Task ids of the `create` ticket steps, in order: where ``run.ticket`` comes from."""
+        return [self.output_task(s) for s in self.steps if s.ticket is not None and s.ticket.action == "create"]
 
     def task_kwargs(self, step: m.Step, *, task_id: bool = True) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}

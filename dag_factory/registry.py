@@ -49,11 +49,11 @@ COMPILERS: Mapping[str, Compiler] = _Lazy(
         "notify": "dag_factory.compilers.notify:compile_notify",
         "approval": "dag_factory.compilers.human:compile_approval",
         "form": "dag_factory.compilers.human:compile_form",
+        "ticket": "dag_factory.compilers.ticket:compile_ticket",
     }
 )
 
 NOT_YET: dict[str, str] = {
-    "ticket": "ticket steps arrive with the ServiceNow integration",
     "pipe": "pipe steps arrive with the SQL and ticket-data integration",
     "metric": "metric steps arrive with the metrics integration",
 }
@@ -71,12 +71,13 @@ def factory_diagnostics(loaded: Loaded, project: Any = None) -> list[Diagnostic]
     that do not match their Api's OpenAPI document, unknown people and groups, and notification
     templates that are missing or broken."""
     from autopilot_provider.forms import options_diagnostics
-    from dag_factory.compilers import human, notify
+    from dag_factory.compilers import human, notify, ticket
 
     definition, located = loaded.definition, loaded.located
     if located is None or not isinstance(definition, (m.Workflow, m.Function)):
         return []
     problems = [located.diagnostic(loc, message, key=True) for loc, message in _unsupported(definition)]
+    problems += [located.diagnostic(loc, message) for loc, message in ticket.ticket_diagnostics(definition)]
     problems += [
         located.diagnostic(loc, message, key=key) for loc, message, key in options_diagnostics(definition, project)
     ]

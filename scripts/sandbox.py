@@ -10,11 +10,13 @@ starts, until it is stopped (or the process that started it ends):
 * an endpoint that speaks Slack's incoming-webhook protocol: each post is a JSON line in
   ``DIR/slack.log``;
 * the example backup product (``definitions/apis/specs/backup_product.openapi.yaml``): hosts, agents,
-  agent installations, policies and backup clients, with its basic-auth and OAuth2 credentials.
+  agent installations, policies and backup clients, with its basic-auth and OAuth2 credentials;
+* a ServiceNow instance speaking the Table API (tickets are opened, get work notes and are closed):
+  each change is a line in ``DIR/servicenow.log``.
 
 They are the same servers the tests use (tests/fixtures/). Then it writes ``DIR/connections.env``:
 ``export AIRFLOW_CONN_...`` lines for the connections the example needs (``smtp_default``,
-``slack_default``, ``backup_api``, ``backup_clients``), leaving out any already set in the
+``slack_default``, ``backup_api``, ``backup_clients``, ``servicenow_default``), leaving out any already set in the
 environment: an exported ``AIRFLOW_CONN_SMTP_DEFAULT`` (say) wins. scripts/standalone.sh sources it.
 """
 
@@ -33,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fixtures.backup_product import CLIENT_ID, CLIENT_SECRET, PASSWORD, USER, BackupProduct  # noqa: E402
+from tests.fixtures.servicenow import ServiceNow  # noqa: E402
 from tests.fixtures.slack import SlackPost, SlackWebhook  # noqa: E402
 from tests.fixtures.smtp import ReceivedMail, SmtpServer  # noqa: E402
 
@@ -63,14 +66,31 @@ class Outbox:
         with self._lock, (self.folder / "slack.log").open("a", encoding="utf-8") as log:
             log.write(json.dumps({"at": time.strftime("%H:%M:%S"), **post.body}) + "\n")
 
+    def ticket(self, event: str, record: dict) -> None:
+        journal = record.get("_journal") or []
+        line = (
+            f"{time.strftime('%H:%M:%S')} {record['number']} ({record['_table']}) {event}: state {record.get('state')}"
+        )
+        if record.get("request_state"):
+            line += f" ({record['request_state']})"
+        if event == "created" and record.get("short_description"):
+            line += f" — {record['short_description']}"
+        if journal:
+            line += f"; last work note: {journal[-1]['value']}"
+        with self._lock, (self.folder / "servicenow.log").open("a", encoding="utf-8") as log:
+            log.write(line + "\n")
 
-def connections(smtp: SmtpServer, slack: SlackWebhook, product: BackupProduct) -> dict[str, dict]:
+
+def connections(
+    smtp: SmtpServer, slack: SlackWebhook, product: BackupProduct, servicenow: ServiceNow
+) -> dict[str, dict]:
     where = {"conn_type": "autopilot_openapi", "host": product.host, "port": product.port, "schema": "http"}
     return {
         "smtp_default": smtp.connection(),
         "slack_default": slack.connection(),
         "backup_api": {**where, "login": USER, "password": PASSWORD},
         "backup_clients": {**where, "login": CLIENT_ID, "password": CLIENT_SECRET},
+        "servicenow_default": servicenow.connection(),
     }
 
 
@@ -80,12 +100,14 @@ def main(folder: Path) -> None:
     smtp = SmtpServer(on_mail=outbox.mail)
     slack = SlackWebhook(on_post=outbox.slack)
     product = BackupProduct()
+    servicenow = ServiceNow(on_change=outbox.ticket)
     smtp.start()
     slack.start()
     product.start()
+    servicenow.start()
 
     lines = []
-    for conn_id, conn in connections(smtp, slack, product).items():
+    for conn_id, conn in connections(smtp, slack, product, servicenow).items():
         variable = f"AIRFLOW_CONN_{conn_id.upper()}"
         if variable not in os.environ:
             lines.append(f"export {variable}={shlex.quote(json.dumps(conn))}\n")
@@ -102,6 +124,7 @@ def main(folder: Path) -> None:
         while not stop.wait(1) and os.getppid() == parent:  # ends with the Airflow it serves
             pass
     finally:
+        servicenow.stop()
         product.stop()
         slack.stop()
         smtp.stop()

@@ -50,7 +50,8 @@ PY
 echo "   definitions: $AUTOPILOT_DEFINITIONS   (Ctrl-C stops Airflow)"
 if [ "${AUTOPILOT_SANDBOX:-1}" != "0" ]; then
   echo "   sandbox: mail in $sandbox/mail.log, Slack posts in $sandbox/slack.log,"
-  echo "            the example backup product behind the connections backup_api and backup_clients"
+  echo "            the example backup product behind the connections backup_api and backup_clients,"
+  echo "            ServiceNow behind servicenow_default (ticket changes in $sandbox/servicenow.log)"
 fi
 echo
 exec airflow standalone

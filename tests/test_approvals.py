@@ -73,6 +73,30 @@ def test_links_are_signed():
         unsign(b"other-key" * 4, token)
 
 
+def test_slack_approval_messages_keep_request_text_as_text():
+    """What a requester typed cannot become a live link or a channel-wide ping in approvers' Slack;
+    the mail's text keeps it verbatim (its HTML part is escaped)."""
+    from types import SimpleNamespace
+
+    from autopilot_provider.approvals import Request, _message_text
+
+    spec = {
+        "subject": "Back up <!channel>",
+        "requester": {"name": "Alice <https://evil.example|Approve>"},
+        "request": {"justification": "<https://evil.example|Approve> & <!here>"},
+        "slots": [{"label": "Storage"}],
+    }
+    row = SimpleNamespace(dag_id="d", run_id="r", kind="approval", deadline=None)
+    links = {"approve": "https://airflow.example/autopilot/approvals/confirm?token=t&decision=approve"}
+    slack = _message_text(Request(row, spec, []), "Approval needed", "request", links, slack=True)
+    assert "<!channel>" not in slack and "<!here>" not in slack and "<https://evil" not in slack
+    assert "&lt;https://evil.example|Approve&gt; &amp; &lt;!here&gt;" in slack
+    assert "<https://airflow.example/autopilot/approvals/confirm?token=t&decision=approve|Approve>" in slack
+    text = _message_text(Request(row, spec, []), "Approval needed", "request", links)
+    assert "justification: <https://evil.example|Approve> & <!here>" in text
+    assert "Approve: https://airflow.example/autopilot/approvals/confirm?token=t&decision=approve" in text
+
+
 def test_form_answers_are_validated_field_by_field():
     schema = {
         "type": "object",

@@ -2,8 +2,8 @@
 API server, triggerer) on its own SQLite database; the examples load as DAGs, a broken definition is
 an import error naming file:line:col, and a triggered run succeeds through the real scheduler. Then
 the README's walkthrough: alice requests a backup in the portal and the reference scenario runs
-against the sandbox standalone.sh starts (mail, Slack, the example backup product), with carol, bob
-and dave approving through the API."""
+against the sandbox standalone.sh starts (mail, Slack, the example backup product, ServiceNow), with
+carol, bob and dave approving through the API."""
 
 from __future__ import annotations
 
@@ -150,7 +150,20 @@ def _reference_scenario(client: httpx.Client, base: str, passwords: dict[str, st
         assert request["state"] in ("queued", "running"), request
         return [a for a in request["approvals"] if a["state"] == "pending"]
 
-    [approval] = _wait(pending, 300, "the approval request")
+    # gold backups: storage (dave) first places the second copy, in a mid-flow form
+    [form_request] = _wait(pending, 300, "storage's form")
+    assert form_request["kind"] == "form" and form_request["step_id"] == "gold_copy", form_request
+    r = client.post(
+        f"{base}/autopilot/api/v1/approvals/{form_request['id']}/responses",
+        headers=login("dave"),
+        json={"values": {"array": "san01", "copy_policy": "silver"}},
+    )
+    assert r.status_code == 201, r.text
+
+    def approval_pending():
+        return [a for a in pending() if a["kind"] == "approval"]
+
+    [approval] = _wait(approval_pending, 300, "the approval request")
     for user in ("carol", "bob", "dave"):  # alice's manager, operations, storage
         r = client.post(
             f"{base}/autopilot/api/v1/approvals/{approval['id']}/votes",
@@ -169,7 +182,15 @@ def _reference_scenario(client: httpx.Client, base: str, passwords: dict[str, st
     states = {s["id"]: s["state"] for s in request["steps"]}
     assert states["add_client"] == "success" and states["tell_done"] == "success"
     assert states["tell_rejected"] == "skipped"
-    assert [a["state"] for a in request["approvals"]] == ["approved"]
+    assert [(a["step_id"], a["state"]) for a in request["approvals"]] == [
+        ("gold_copy", "answered"),
+        ("approve", "approved"),
+    ]
+    # the sandbox's ServiceNow: the run's ticket is in "My requests", got its notes and was closed
+    [number] = request["tickets"]
+    tickets = (sandbox / "servicenow.log").read_text(encoding="utf-8")
+    assert f"{number} (sc_request) created" in tickets
+    assert f"{number} (sc_request) updated: state 3 (closed_complete)" in tickets, tickets
 
     log = mails()
     assert "to alice@example.com" in log  # the acknowledgement and the confirmation

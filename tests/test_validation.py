@@ -212,10 +212,10 @@ def test_decision_to_unknown_step_and_bad_expression(tmp_path):
 
 
 def test_not_yet_supported_step_kinds_fail_clearly(tmp_path):
-    text = HEADER + "steps:\n  - id: ok\n    ticket: {action: create, table: incident}\n"
+    text = HEADER + "steps:\n  - id: ok\n    metric: {name: requests, value: '1'}\n"
     assert errors(tmp_path, text) == [
-        "defs/wf.yaml:6:5: step 'ok': step kind 'ticket' is not supported yet (ticket steps arrive with"
-        " the ServiceNow integration)"
+        "defs/wf.yaml:6:5: step 'ok': step kind 'metric' is not supported yet (metric steps arrive with"
+        " the metrics integration)"
     ]
 
 

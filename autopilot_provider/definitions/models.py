@@ -372,12 +372,55 @@ class NotifySpec(Strict):
 
 
 class TicketStep(Strict):
+    """Open, update, annotate (work notes) or close a ServiceNow ticket through the Table API. The
+    step's outputs are `number`, `sys_id`, `url`, `table` and `state` of the ticket."""
+
     system: Literal["servicenow"] = "servicenow"
-    connection: str = "servicenow_default"
+    connection: str = Field("servicenow_default", description="Airflow connection id (type `autopilot_servicenow`).")
     action: Literal["create", "update", "comment", "close"]
-    table: str = "sc_request"
-    ticket: Template | None = Field(None, description="Ticket number or sys_id for update/comment/close.")
-    fields: dict[str, Template] = Field(default_factory=dict)
+    table: str = Field(
+        "sc_request",
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="The ServiceNow table, e.g. `sc_request`, `incident`. For update/comment/close without "
+        "`ticket`: the table of the ticket it defaults to.",
+    )
+    ticket: Template | None = Field(
+        None,
+        description="Ticket number or sys_id for update/comment/close. Default: the first ticket a `create` "
+        "step of this workflow opened in the run.",
+    )
+    fields: dict[str, Template] = Field(
+        default_factory=dict,
+        description="Record fields to set (templated), e.g. `short_description`, `urgency`, `assignment_group`.",
+    )
+    note: Template | None = Field(
+        None,
+        description="A work note added to the ticket (`work_notes`); required for `comment`. On `close` it is "
+        "also the resolution note (`close_notes`).",
+    )
+    resolution: Literal["completed", "rejected", "cancelled"] | None = Field(
+        None,
+        description="For `close`: how the ticket is closed (default `completed`); sets the table's state "
+        "fields (e.g. sc_request: `state` 3 and `request_state` closed_complete; rejected: 4 and "
+        "closed_rejected). `fields` can override them.",
+    )
+    request_timeout: Duration = Field("60s", description="Timeout of each HTTP request.")
+    http_retries: int = Field(
+        3, ge=0, le=20, description="Re-sends after a 429, a 5xx or a connection error; `Retry-After` sets the wait."
+    )
+    backoff: Duration = Field("1s", description="The first wait between re-sends (then doubled, at most 1m).")
+
+    @model_validator(mode="after")
+    def _fits_action(self) -> TicketStep:
+        if self.action == "create" and self.ticket is not None:
+            raise ValueError("`ticket` names an existing ticket: it belongs to update, comment and close")
+        if self.action == "comment" and not self.note:
+            raise ValueError("a comment needs `note` (the work note to add)")
+        if self.action == "update" and not self.fields and not self.note:
+            raise ValueError("an update needs `fields` or a `note`")
+        if self.resolution is not None and self.action != "close":
+            raise ValueError("`resolution` belongs to action close")
+        return self
 
 
 class SqlPipe(Strict):

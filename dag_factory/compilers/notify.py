@@ -43,6 +43,7 @@ def _workflow_scope(workflow: m.Workflow, ctx) -> dict[str, Any]:
     return ScopeSpec(
         steps={s.id: ctx.output_task(s) for s in workflow.steps},
         definitions=str(ctx.definitions),
+        tickets=[ctx.output_task(s) for s in workflow.steps if s.ticket is not None and s.ticket.action == "create"],
     ).as_dict()
 
 
