@@ -26,7 +26,7 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
@@ -93,21 +93,10 @@ class Credentials:
 
     @classmethod
     def from_connection(cls, conn: Any) -> Credentials:
-        extra = _extra(conn)
-
-        def get(name: str) -> Any:
-            value = extra.get(name, extra.get(f"extra__{CONN_TYPE}__{name}"))
-            return None if value == "" else value
-
+        get, headers, verify = connection_extras(conn, CONN_TYPE)
         scopes = get("scopes")
         if isinstance(scopes, str):
             scopes = [s for s in scopes.replace(",", " ").split() if s]
-        headers = get("headers") or {}
-        if isinstance(headers, str):
-            headers = json.loads(headers)
-        verify = get("verify")
-        if isinstance(verify, str) and verify.lower() in ("true", "false"):
-            verify = verify.lower() == "true"
         return cls(
             conn_id=getattr(conn, "conn_id", "") or "",
             host_url=_host_url(conn),
@@ -122,8 +111,8 @@ class Credentials:
             client_auth=get("client_auth") or "basic",
             security_scheme=get("security_scheme"),
             base_path=get("base_path"),
-            headers={str(k): str(v) for k, v in headers.items()},
-            verify=True if verify is None else verify,
+            headers=headers,
+            verify=verify,
         )
 
     def secrets(self) -> list[str]:
@@ -139,6 +128,25 @@ def _extra(conn: Any) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - a malformed extra is reported as empty
         extra = {}
     return extra if isinstance(extra, dict) else {}
+
+
+def connection_extras(conn: Any, conn_type: str) -> tuple[Callable[[str], Any], dict[str, str], bool | str]:
+    """A connection's extras as Autopilot's connection types write them: ``get(name)`` (the plain key,
+    else the UI form's ``extra__<type>__<name>``; empty means unset), the extra HTTP ``headers`` (an
+    object, or its JSON text) and ``verify`` (TLS: true/false or a CA bundle path; default true)."""
+    extra = _extra(conn)
+
+    def get(name: str) -> Any:
+        value = extra.get(name, extra.get(f"extra__{conn_type}__{name}"))
+        return None if value == "" else value
+
+    headers = get("headers") or {}
+    if isinstance(headers, str):
+        headers = json.loads(headers)
+    verify = get("verify")
+    if isinstance(verify, str) and verify.lower() in ("true", "false"):
+        verify = verify.lower() == "true"
+    return get, {str(k): str(v) for k, v in headers.items()}, True if verify is None else verify
 
 
 def _host_url(conn: Any) -> str | None:

@@ -23,7 +23,6 @@ with the instance and credentials of an Airflow Connection of type ``autopilot_s
 from __future__ import annotations
 
 import base64
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from urllib.parse import quote
 import httpx
 from airflow.sdk import BaseHook
 
-from autopilot_provider.hooks.openapi import _extra, _host_url, _mask
+from autopilot_provider.hooks.openapi import _host_url, _mask, connection_extras
 from autopilot_provider.openapi.request import RetryPolicy, excerpt, parse_body
 
 CONN_TYPE = "autopilot_servicenow"
@@ -91,26 +90,15 @@ class Credentials:
 
     @classmethod
     def from_connection(cls, conn: Any) -> Credentials:
-        extra = _extra(conn)
-
-        def get(name: str) -> Any:
-            value = extra.get(name, extra.get(f"extra__{CONN_TYPE}__{name}"))
-            return None if value == "" else value
-
-        headers = get("headers") or {}
-        if isinstance(headers, str):
-            headers = json.loads(headers)
-        verify = get("verify")
-        if isinstance(verify, str) and verify.lower() in ("true", "false"):
-            verify = verify.lower() == "true"
+        get, headers, verify = connection_extras(conn, CONN_TYPE)
         return cls(
             conn_id=getattr(conn, "conn_id", "") or "",
             instance_url=_host_url(conn),
             login=conn.login or None,
             password=conn.password or None,
             token=get("token"),
-            headers={str(k): str(v) for k, v in headers.items()},
-            verify=True if verify is None else verify,
+            headers=headers,
+            verify=verify,
         )
 
     def authorization(self) -> str:
