@@ -146,6 +146,11 @@ def test_add_machine_to_backups_fails_visibly_for_an_unknown_host(
     assert states["report_unreachable"] == "failed"
     assert states["plan_backup"] == states["agent_status"] == states["add_client"] == "skipped"
     assert backup_connections.received() == []
+    # the ticket does not stay open: it is cancelled, saying why
+    assert states["close_unreachable"] == "success"
+    ticket = servicenow_default.record("REQ0010001")
+    assert (ticket["state"], ticket["request_state"]) == ("4", "closed_cancelled")
+    assert "cannot be reached" in servicenow_default.work_notes("REQ0010001")[-1]
 
 
 def test_nightly_disk_report_takes_exactly_one_branch(run_workflow):
