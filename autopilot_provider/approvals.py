@@ -28,7 +28,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -738,7 +738,7 @@ class Approvals:
                     update(A).where(A.c.id == approval_id, A.c.asked_at.is_(None)).values(asked_at=now)
                 )
             if claimed.rowcount:
-                notifier.ask(approval_id, reason="request")
+                self._deliver(notifier, approval_id, "request")
                 counts["asked"] += 1
         with self._session() as session:
             due = list(
@@ -754,7 +754,7 @@ class Approvals:
             if deadline is not None and deadline <= now:
                 if spec.get("on_timeout") == "escalate" and escalated_at is None and spec.get("kind") == "approval":
                     if self._claim(approval_id, deadline=deadline, escalate=True, spec=spec):
-                        notifier.ask(approval_id, reason="escalation")
+                        self._deliver(notifier, approval_id, "escalation")
                         counts["escalated"] += 1
                 elif self._time_out(approval_id, spec, notifier):
                     counts["timed_out"] += 1
@@ -768,9 +768,57 @@ class Approvals:
                         .values(next_reminder_at=now + interval)
                     )
                 if claimed.rowcount:
-                    notifier.ask(approval_id, reason="reminder")
+                    self._deliver(notifier, approval_id, "reminder")
                     counts["reminded"] += 1
+        counts["redelivered"] = self._redeliver(notifier)
         return counts
+
+    def _deliver(
+        self, notifier: Notifier, approval_id: str, reason: str, *, only: list[str] | None = None, attempt: int = 0
+    ) -> None:
+        """Ask (or remind, escalate, tell) and, when some deliveries failed (the mail server or Slack
+        was down), schedule those again — after ``[autopilot] redeliver_seconds`` (default 60),
+        doubling, at most :data:`MAX_REDELIVERIES` times."""
+        failed = notifier.ask(approval_id, reason=reason, only=only)
+        if not failed or attempt >= MAX_REDELIVERIES:
+            if failed:
+                with self._session() as session:
+                    self._event(session, approval_id, "delivery_abandoned", {"reason": reason, "to": failed})
+            return
+        job = {"reason": reason, "to": failed, "attempt": attempt + 1}
+        with self._session() as session:
+            session.execute(
+                update(A)
+                .where(A.c.id == approval_id)
+                .values(redeliver_at=self._now() + redeliver_delay(attempt + 1), redeliver=json.dumps(job))
+            )
+
+    def _redeliver(self, notifier: Notifier) -> int:
+        """Deliveries that failed, tried again when due (claimed row by row, like every sweep change).
+        A request that was decided meanwhile needs no more asking; its timeout notice still goes."""
+        now = self._now()
+        with self._session() as session:
+            due = list(
+                session.execute(
+                    select(A.c.id, A.c.redeliver_at, A.c.redeliver, A.c.state).where(
+                        A.c.redeliver_at.is_not(None), A.c.redeliver_at <= now
+                    )
+                )
+            )
+        done = 0
+        for approval_id, at, data, state in due:
+            with self._session() as session:
+                claimed = session.execute(
+                    update(A)
+                    .where(A.c.id == approval_id, A.c.redeliver_at == at)
+                    .values(redeliver_at=None, redeliver=None)
+                )
+            job = json.loads(data or "{}")
+            if not claimed.rowcount or not job.get("to") or (job["reason"] != "timeout" and state != PENDING):
+                continue
+            self._deliver(notifier, approval_id, job["reason"], only=job["to"], attempt=job["attempt"])
+            done += 1
+        return done
 
     def _claim(self, approval_id: str, *, deadline: datetime, escalate: bool, spec: Mapping[str, Any]) -> bool:
         now = self._now()
@@ -798,7 +846,7 @@ class Approvals:
             self._event(session, approval_id, "timed_out", {"approved": approved})
             self._decide(session, request, "timed_out", approved=approved)
         if spec.get("escalate_to") and spec.get("on_timeout") != "escalate":
-            notifier.ask(approval_id, reason="timeout")
+            self._deliver(notifier, approval_id, "timeout")
         return True
 
 
@@ -842,6 +890,15 @@ def _uuid(value: str):
     import uuid
 
     return uuid.UUID(str(value))
+
+
+#: How many times a failed delivery is tried again before it is given up (and recorded as such).
+MAX_REDELIVERIES = 5
+
+
+def redeliver_delay(attempt: int) -> timedelta:
+    """The wait before re-delivery ``attempt`` (1, 2, …): ``[autopilot] redeliver_seconds``, doubling."""
+    return timedelta(seconds=float(_conf("redeliver_seconds", "60")) * 2 ** (attempt - 1))
 
 
 def resume_grace() -> timedelta:
@@ -910,11 +967,7 @@ class Notifier:
 
     def _audience(self, request: Request, reason: str) -> list[dict[str, Any]]:
         spec = request.spec
-        if reason in ("escalation", "timeout"):
-            slots = spec.get("escalate_to", [])
-        else:
-            decided = slot_decisions(request.votes)
-            slots = [s for i, s in enumerate(spec["slots"]) if i not in decided]
+        slots = self._slots(request, reason)
         voted = {v.username for v in request.votes}
         requester = (spec.get("requester") or {}).get("username") if spec.get("exclude_requester", True) else None
         people: dict[str, dict[str, Any]] = {}
@@ -922,30 +975,49 @@ class Notifier:
             for person in slot.get("members", []):
                 if person.get("username") in voted or (requester and person.get("username") == requester):
                     continue
-                people.setdefault(person.get("username") or person.get("email") or person["name"], person)
+                people.setdefault(_key(person), person)
         return list(people.values())
 
-    def ask(self, approval_id: str, *, reason: str) -> None:
+    def _channels(self, request: Request, reason: str) -> list[dict[str, Any]]:
+        """The Slack channels of the groups being asked (a notice without links: each member has their
+        own links, and the channel sees that the group is asked)."""
+        if reason not in ("request", "reminder", "escalation") or "slack" not in (request.spec.get("via") or []):
+            return []
+        return [s for s in self._slots(request, reason) if s.get("kind") == "group" and s.get("slack")]
+
+    def _slots(self, request: Request, reason: str) -> list[dict[str, Any]]:
+        spec = request.spec
+        if reason in ("escalation", "timeout"):
+            return list(spec.get("escalate_to", []))
+        decided = slot_decisions(request.votes)
+        return [s for i, s in enumerate(spec["slots"]) if i not in decided]
+
+    def ask(self, approval_id: str, *, reason: str, only: Collection[str] | None = None) -> list[str]:
+        """Send ``reason``'s message to the people (and their groups' Slack channels) concerned —
+        only to the recipient keys in ``only`` when given (a re-delivery). Returns the keys whose
+        delivery failed."""
         from autopilot_provider.notifications.autopilot import Message, post_slack, send_email
-        from autopilot_provider.templating import text_to_html
+        from autopilot_provider.templating import slack_escape, text_to_html
 
         approvals = self.approvals
         request = approvals.get(approval_id)
         spec = request.spec
-        people = self._audience(request, reason)
+        people = [p for p in self._audience(request, reason) if only is None or _key(p) in only]
+        channels = [c for c in self._channels(request, reason) if only is None or f"channel:{c['slack']}" in only]
         via = spec.get("via") or ["email"]
         expires = _aware(request.row.deadline) or (approvals._now() + DEFAULT_LINK_TTL)
         if reason == "escalation" and spec.get("timeout_seconds"):
             expires = approvals._now() + timedelta(seconds=spec["timeout_seconds"])
         heading = _REASONS[reason][0 if request.row.kind == "approval" else 1]
+        subject = f"[Autopilot] {heading}: {spec.get('subject') or spec.get('title')}"
         sent: dict[str, list[str]] = {"email": [], "slack": []}
         failures: list[str] = []
+        failed: list[str] = []
         for person in people:
             links: dict[str, str] = {}
             if reason != "timeout":
                 with approvals._session() as session:
-                    recipient = person.get("username") or person.get("email") or person["name"]
-                    token = approvals.issue_link(session, request, recipient, expires)
+                    token = approvals.issue_link(session, request, _key(person), expires)
                 confirm = f"{base_url()}/autopilot/approvals/confirm?token={token}"
                 links = (
                     {"approve": confirm + "&decision=approve", "reject": confirm + "&decision=reject"}
@@ -954,7 +1026,7 @@ class Notifier:
                 )
             text = _message_text(request, heading, reason, links)
             message = Message(
-                subject=f"[Autopilot] {heading}: {spec.get('subject') or spec.get('title')}",
+                subject=subject,
                 text=text,
                 html=text_to_html(text),
                 slack=_message_text(request, heading, reason, links, slack=True),
@@ -971,11 +1043,29 @@ class Notifier:
                 if "slack" in via and person.get("slack"):
                     post_slack(_conf("slack_conn_id", "slack_default"), [person["slack"]], message.slack)
                     sent["slack"].append(person["slack"])
-            except Exception as exc:  # noqa: BLE001 - recorded and logged; the others still get theirs
+            except Exception as exc:  # noqa: BLE001 - recorded, logged and delivered again later
                 log.exception("Could not notify %s about %s", person.get("name"), request.id)
                 failures.append(f"{person.get('name')}: {exc}")
+                failed.append(_key(person))
+        inbox = f"{base_url()}/autopilot/ui/approvals"
+        for slot in channels:
+            notice = _message_text(request, heading, reason, {}, slack=True)
+            notice += f"\n{slack_escape(slot['label'])} is asked: each member has their own link, or answer in <{inbox}|the Autopilot inbox>.\n"
+            try:
+                post_slack(_conf("slack_conn_id", "slack_default"), [slot["slack"]], notice)
+                sent["slack"].append(slot["slack"])
+            except Exception as exc:  # noqa: BLE001 - as above
+                log.exception("Could not post to %s about %s", slot["slack"], request.id)
+                failures.append(f"{slot['slack']}: {exc}")
+                failed.append(f"channel:{slot['slack']}")
         with approvals._session() as session:
             approvals._event(session, request.id, f"{reason}_sent", {**sent, "failed": failures})
+        return failed
+
+
+def _key(person: Mapping[str, Any]) -> str:
+    """Who a message or link is for: the Airflow user name, else the address, else the name."""
+    return person.get("username") or person.get("email") or person["name"]
 
 
 def _message_text(request: Request, heading: str, reason: str, links: Mapping[str, str], *, slack: bool = False) -> str:

@@ -43,6 +43,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -218,6 +219,9 @@ approval_table = Table(
     Column("next_reminder_at", _utc_datetime(), nullable=True),
     Column("decided_at", _utc_datetime(), nullable=True),
     Column("outcome", Text, nullable=True),  # JSON: what the task received
+    # a delivery that failed is tried again at redeliver_at: {"reason", "to": [recipient keys], "attempt"}
+    Column("redeliver_at", _utc_datetime(), nullable=True),
+    Column("redeliver", Text, nullable=True),
     Column("revision", Integer, nullable=False),  # bumped by every change: the row lock that orders votes
     PrimaryKeyConstraint("id", name="autopilot_approval_pkey"),
 )
@@ -278,10 +282,22 @@ def _create_approval_tables(connection: Connection) -> None:
     connection.execute(insert(setting_table).values(name="link_signing_key", value=secrets.token_hex(32)))
 
 
+def _add_redelivery_columns(connection: Connection) -> None:
+    """Columns added to ``autopilot_approval`` after 0002 (a table created by 0002 on this release
+    already has them)."""
+    present = {c["name"] for c in inspect(connection).get_columns(approval_table.name)}
+    for name in ("redeliver_at", "redeliver"):
+        if name not in present:
+            column = approval_table.c[name]
+            kind = column.type.compile(dialect=connection.dialect)
+            connection.execute(text(f"ALTER TABLE {approval_table.name} ADD COLUMN {name} {kind}"))
+
+
 #: Ordered (name, step) pairs. Append new steps; never edit or reorder applied ones.
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_definition_revisions", _create_definition_tables),
     ("0002_approvals", _create_approval_tables),
+    ("0003_approval_redelivery", _add_redelivery_columns),
 ]
 
 

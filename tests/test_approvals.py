@@ -290,6 +290,16 @@ def _links(smtp, rcpt: str, subject_part: str, timeout: float = 30) -> list[tupl
     raise AssertionError(f"no mail to {rcpt} about {subject_part!r}: {[(m.rcpt_tos, m.subject) for m in smtp.mails]}")
 
 
+def _slack_posts(slack, channel: str, timeout: float = 30) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        posts = [p for p in slack.posts if p.channel == channel]
+        if posts:
+            return posts
+        time.sleep(0.3)
+    raise AssertionError(f"nothing posted to {channel}: {[(p.channel, p.text[:40]) for p in slack.posts]}")
+
+
 def test_validation_names_approvers_who_could_never_answer(write_definition, definitions_dir):
     from dag_factory.project import Project
 
@@ -545,6 +555,75 @@ def test_one_member_decides_for_the_group_and_a_quorum_of_two_is_enough(run_work
         Approvals().vote(request.id, "carol", "approve")
 
 
+def test_an_approval_mail_that_could_not_be_sent_is_sent_again(
+    run_workflow, write_definition, smtp_server, slack_webhook, monkeypatch
+):
+    """The mail server is down when storage is first asked: the failure is recorded, the sweep tries
+    again, and dave — mailed once the server is back — approves."""
+    import threading
+
+    from autopilot_provider.approvals import Approvals
+    from tests.conftest import task_states
+    from tests.fixtures.api_server import free_port
+
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__RESUME_GRACE_SECONDS", "1")
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__REDELIVER_SECONDS", "1")
+    from autopilot_provider.store import migrate
+
+    migrate()
+    working = os.environ["AIRFLOW_CONN_SMTP_DEFAULT"]
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({**json.loads(working), "port": free_port()}))
+    write_definition(
+        "approval_redelivery.yaml",
+        textwrap.dedent(
+            """\
+            apiVersion: autopilot/v1
+            kind: Workflow
+            id: approval_redelivery
+            steps:
+              - id: approve
+                approval: {from: [group:storage], subject: Grow the LUN?, via: [email, slack]}
+              - id: grow
+                script: {bash: echo grown}
+            """
+        ),
+    )
+    stop, seen = threading.Event(), {}
+
+    def api_server_sweep() -> None:
+        approvals = Approvals()
+        while not stop.is_set():
+            approvals.sweep()
+            for request in approvals.list(state="pending", dag_ids=["approval_redelivery"]):
+                events = approvals.events(request.id)
+                if any(e["event"] == "request_sent" for e in events) and "first" not in seen:
+                    seen["first"] = [e["detail"] for e in events if e["event"] == "request_sent"][0]
+                    os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = working  # the mail server is back
+                if any("dave@example.com" in m.rcpt_tos for m in smtp_server.mails):
+                    approvals.vote(request.id, "dave", "approve")
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=api_server_sweep, daemon=True)
+    thread.start()
+    try:
+        dag_run = run_workflow("approval_redelivery")
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    # first try: the mail failed (so dave's Slack message was not sent either), the channel heard
+    assert seen["first"]["email"] == [] and seen["first"]["slack"] == ["#storage"]
+    assert "Dave" in seen["first"]["failed"][0]
+    # then the sweep delivered both to dave, with working links
+    [request] = Approvals().list(dag_ids=["approval_redelivery"])
+    sent = [e["detail"] for e in Approvals().events(request.id) if e["event"] == "request_sent"]
+    assert sent[1] == {"email": ["dave@example.com"], "slack": ["U0DAVE"], "failed": []}
+    [mail] = [m for m in smtp_server.mails if m.rcpt_tos == ["dave@example.com"]]
+    assert mail.subject == "[Autopilot] Approval needed: Grow the LUN?" and "confirm?token=" in mail.text
+    assert [p.channel for p in slack_webhook.posts] == ["#storage", "U0DAVE"]
+    assert [v.username for v in request.votes] == ["dave"] and request.row.state == "approved"
+
+
 # The deployment (module-scoped) starts with the first test that needs it: in-process runs above
 # never share the database with its scheduler.
 def test_one_rejection_takes_the_else_path(stack, smtp, slack):
@@ -553,9 +632,14 @@ def test_one_rejection_takes_the_else_path(stack, smtp, slack):
     approval = _pending(bob, "approval_reject", run_id)
     # asked by mail (bob, dave) and on Slack (dave has a Slack id), each with their own links
     _links(smtp, "bob@example.com", "Open port 22")
-    posts = [p for p in slack.wait_for(1, timeout=30) if p.channel == "U0DAVE"]
-    assert posts and "Open port 22?" in posts[0].text
+    posts = _slack_posts(slack, "U0DAVE")
+    assert "Open port 22?" in posts[0].text
     assert {m.group(4) for m in LINK.finditer(posts[0].text)} == {"approve", "reject"}
+    # the groups' channels hear that their group is asked, without anybody's links
+    for channel, group in (("#ops", "Operations"), ("#storage", "Storage")):
+        [notice] = _slack_posts(slack, channel)
+        assert "Open port 22?" in notice.text and f"{group} is asked" in notice.text
+        assert "confirm?token=" not in notice.text
     url = f"/autopilot/api/v1/approvals/{approval['id']}/votes"
     missing = bob.post(url, json={"decision": "reject"})
     assert missing.status_code == 422 and missing.json()["detail"]["field"] == "comment"

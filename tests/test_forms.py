@@ -90,6 +90,11 @@ def test_inventory_choices_become_the_params_enum_with_labels(airflow_db, defini
     }
     assert "san01" not in hostname.schema["enum"]  # an array, not a machine
     assert "_check_form" not in dag.task_ids  # Airflow checks inventory choices itself
+    # Airflow's trigger form groups fields by the Param's section, titles and describes them
+    assert hostname.schema["section"] == "Machine" and hostname.schema["title"] == "Host name"
+    assert dag.params.get_param("policy").schema["section"] == "Backup"
+    assert dag.params.get_param("justification").schema["minLength"] == 10
+    assert dag.params.get_param("policy").value == "silver"  # the default
 
 
 def test_airflow_rejects_a_host_outside_the_inventory_when_a_run_starts(run_workflow):
