@@ -181,8 +181,11 @@ class _Renderer:
             names = sorted(self.imports[module] - {""})
             if "" in self.imports[module]:
                 group.insert(sum(1 for line in group if line.startswith("import ")), f"import {module}")
+            line = f"from {module} import {', '.join(names)}"
+            if names and len(line) > 88:  # as ruff format wraps it: one name a line
+                line = f"from {module} import (\n" + "".join(f"    {name},\n" for name in names) + ")"
             if names:
-                group.append(f"from {module} import {', '.join(names)}")
+                group.append(line)
         lines: list[str] = []
         for group in groups:
             if group:

@@ -196,8 +196,9 @@ def test_functions_become_task_groups_and_branches_are_wired(rendered_examples):
     text = rendered_examples["add_machine_to_backups"]
     assert '    with TaskGroup(\n        group_id="check_host",\n' in text
     assert "        check_host_inputs >> check_host_probe >> check_host_outputs\n" in text
-    assert "    check_host >> reachable\n    reachable >> [report_unreachable, agent_status]\n" in text
-    assert "    approve >> [add_client, tell_rejected]\n" in text  # an approval's else branch
+    assert "    check_host >> reachable\n    reachable >> [close_unreachable, agent_status]\n" in text
+    assert "    gold_copy >> approve >> [note_approved, tell_rejected]\n" in text  # an approval's else branch
+    assert "    gold_policy >> [gold_copy, approve]\n" in text  # the gold-only form, then the approval
     assert "    agent_status >> agent_installed >> [install_agent, plan_backup]\n" in text
     assert "scope=CHECK_HOST_SCOPE," in text and "scope=SCOPE," in text
     # a script with backslashes (printf '...\n') is a raw string, so it reads as written
@@ -452,25 +453,29 @@ def run_rendered(folder: Path, runs: list[tuple[str, dict]]) -> dict:
 
 
 def test_rendered_dags_run_like_the_factory_dags(
-    run_workflow, definitions_dir, tmp_path, backup_connections, smtp_server, slack_webhook
+    run_workflow, definitions_dir, tmp_path, backup_connections, smtp_server, slack_webhook, servicenow_default
 ):
     project = Project(definitions_dir)
     folder = tmp_path / "rendered"
     folder.mkdir()
     for dag_id, _ in RUNS:
         (folder / f"{dag_id}.py").write_text(render_workflow(project, dag_id), encoding="utf-8")
-    # the scenario's three approvals: alice's manager carol, operations (bob) and storage (dave)
-    with voting("add_machine_to_backups", {"carol": "approve", "bob": "approve", "dave": "approve"}):
+    # the scenario's three approvals: alice's manager carol, operations (bob) and storage (dave); for
+    # gold, storage first places the second copy
+    approvers = {"carol": "approve", "bob": "approve", "dave": "approve"}
+    second_copy = {"dave": {"array": "san01", "copy_policy": "silver"}}
+    with voting("add_machine_to_backups", approvers, answers=second_copy):
         rendered = run_rendered(folder, RUNS)
     backup_connections.reset()  # the factory runs meet the backup product as the rendered runs did
     for dag_id, conf in RUNS:
-        with voting(dag_id, {"carol": "approve", "bob": "approve", "dave": "approve"}):
+        with voting(dag_id, approvers, answers=second_copy):
             factory_run = run_workflow(dag_id, conf)
         assert rendered[dag_id]["state"] == str(factory_run.state), dag_id
         assert rendered[dag_id]["tasks"] == task_states(factory_run), dag_id
     assert rendered["hello_world"]["outputs"]["count"] == {"letters": len("HelloAda")}
     assert rendered["add_machine_to_backups"]["tasks"]["report_unreachable"] == "skipped"
     assert rendered["add_machine_to_backups"]["outputs"]["approve"]["outcome"] == "approved"
+    assert rendered["add_machine_to_backups"]["outputs"]["gold_copy"]["array"] == "san01"
     plan = rendered["add_machine_to_backups"]["outputs"]["plan_backup"]
     assert {k: plan[k] for k in ("hostname", "frequency", "retention_days")} == {
         "hostname": "localhost",
