@@ -122,6 +122,7 @@ export type RequestStep = { id: string; task_id: string; title: string | null; s
 export type RequestEntry = {
   dag_id: string; run_id: string; title: string | null; state: string; requester: string | null; created_at: string;
   form: Record<string, unknown>; steps: RequestStep[]; url: string; approvals: RequestApproval[]; tickets?: string[];
+  ticket_links?: { number: string; url?: string | null; table?: string | null }[];
 };
 /** An approval or mid-flow form as one request of GET /requests carries it. */
 export type RequestApproval = {

@@ -21,7 +21,17 @@ export function MyRequests(_: { session: Session }) {
             <span className="spacer" />
             <a href={r.url} target="_top" className="small">Open in Airflow</a>
           </div>
-          {r.tickets && r.tickets.length > 0 && <div className="small">Tickets: {r.tickets.join(", ")}</div>}
+          {r.tickets && r.tickets.length > 0 && (
+            <div className="small" data-testid="tickets">
+              Tickets:{" "}
+              {(r.ticket_links ?? r.tickets.map((number) => ({ number, url: null }))).map((t, i) => (
+                <span key={t.number}>
+                  {i > 0 && ", "}
+                  {t.url ? <a href={t.url} target="_blank" rel="noreferrer">{t.number}</a> : t.number}
+                </span>
+              ))}
+            </div>
+          )}
           <table className="list" style={{ marginTop: 8 }}>
             <tbody>
               {r.steps.map((s) => (
