@@ -13,6 +13,21 @@ def _text(label: str, description: str, **schema) -> dict:
     return {"label": label, "description": description, "schema": {"type": ["string", "null"], **schema}}
 
 
+#: Fields both HTTP connection types have (read by ``hooks.openapi.connection_extras``).
+_HTTP_FIELDS = {
+    "headers": {
+        "label": "Extra headers",
+        "description": "JSON object of headers sent with every request.",
+        "schema": {"type": ["object", "null"]},
+    },
+    "verify": {
+        "label": "Verify TLS certificates",
+        "description": "Default true.",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
+}
+
+
 #: The connection type for OpenAPI-described products (``autopilot_provider.hooks.openapi``). The
 #: extra fields are stored in the connection's extra JSON under these names.
 OPENAPI_CONNECTION = {
@@ -37,16 +52,7 @@ OPENAPI_CONNECTION = {
             "Security scheme", "Use this scheme of the OpenAPI document (default: the first one the credentials fit)."
         ),
         "base_path": _text("Base path", "Appended to the host. Default: the path of the document's first server."),
-        "headers": {
-            "label": "Extra headers",
-            "description": "JSON object of headers sent with every request.",
-            "schema": {"type": ["object", "null"]},
-        },
-        "verify": {
-            "label": "Verify TLS certificates",
-            "description": "Default true.",
-            "schema": {"type": ["boolean", "null"], "default": True},
-        },
+        **_HTTP_FIELDS,
     },
     "ui-field-behaviour": {
         "hidden-fields": [],
@@ -75,16 +81,7 @@ SERVICENOW_CONNECTION = {
     "hook-name": "ServiceNow (Autopilot)",
     "conn-fields": {
         "token": _secret("OAuth2 access token", "Sent as a bearer token instead of the login and password."),
-        "headers": {
-            "label": "Extra headers",
-            "description": "JSON object of headers sent with every request.",
-            "schema": {"type": ["object", "null"]},
-        },
-        "verify": {
-            "label": "Verify TLS certificates",
-            "description": "Default true.",
-            "schema": {"type": ["boolean", "null"], "default": True},
-        },
+        **_HTTP_FIELDS,
     },
     "ui-field-behaviour": {
         "hidden-fields": [],
