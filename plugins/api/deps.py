@@ -1,13 +1,10 @@
 """Dependencies shared by the plugin's routers: who is calling, what they may do, which store.
 
-Plugin routes are not protected by Airflow automatically, so every route declares one of
-``CanRead``/``CanWrite``. Both go through Airflow's configured auth manager (``requires_access_dag``):
-no or expired token → 401, invalid token or not allowed → 403. They use the process-wide
-``get_auth_manager()``, which works inside a mounted sub-app (``request.app.state.auth_manager`` does
-not: ``request.app`` is this sub-app).
-
-With the SimpleAuthManager, DAG ``GET`` is allowed from the ``viewer`` role up and DAG ``PUT`` from the
-``user`` role up (``op`` and ``admin`` included).
+Plugin routes are not protected by Airflow automatically, so every route declares a permission
+dependency from :mod:`autopilot_plugin.api.permissions` (``CanRead``, ``CanDesign``, or a check of the
+DAG it names). They go through Airflow's configured auth manager: no or expired token → 401, invalid
+token or not allowed → 403. They use the process-wide ``get_auth_manager()``, which works inside a
+mounted sub-app (``request.app.state.auth_manager`` does not: ``request.app`` is this sub-app).
 """
 
 from __future__ import annotations
@@ -15,15 +12,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from airflow.api_fastapi.core_api.security import GetUserDep
+from autopilot_plugin.api.permissions import CanDesign, CanRead
 from fastapi import Depends
 
 from autopilot_provider.store import DefinitionStore
 
-#: Reading definitions (and validating without saving) needs read access to DAGs.
-CanRead = Depends(requires_access_dag("GET"))
-#: Creating, changing or deleting a definition changes DAGs: it needs edit access to DAGs.
-CanWrite = Depends(requires_access_dag("PUT"))
+#: Older name of :data:`CanDesign`.
+CanWrite = CanDesign
 
 
 def get_store() -> DefinitionStore:
@@ -39,4 +35,4 @@ def user_name(user: BaseUser) -> str:
     return user.get_name() or str(user.get_id())
 
 
-__all__ = ["CanRead", "CanWrite", "GetUserDep", "StoreDep", "get_store", "user_name"]
+__all__ = ["CanDesign", "CanRead", "CanWrite", "GetUserDep", "StoreDep", "get_store", "user_name"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from autopilot_plugin.api.deps import CanRead, GetUserDep, user_name
+from autopilot_plugin.api.permissions import Permission, has_permission, may_dag, run_entity
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
@@ -16,7 +17,12 @@ router = APIRouter(tags=["UI"])
 class SessionOut(BaseModel):
     user: str = Field(description="The Airflow user name.")
     user_id: str
-    can_edit_definitions: bool = Field(description="DAG edit access: may save definitions in the designer.")
+    can_edit_definitions: bool = Field(
+        description="The designer permission ('Autopilot Definitions'): may save definitions in the designer."
+    )
+    can_author_code: bool = Field(
+        description="The code-author permission ('Autopilot Code'): may add or change scripts that workers run."
+    )
     can_trigger: bool = Field(description="DAG run create access: may start runs.")
 
 
@@ -35,15 +41,12 @@ class SchemaOut(BaseModel):
 @router.get("/session", operation_id="get_session", responses={401: {"description": "Not authenticated"}})
 def get_session(user: GetUserDep) -> SessionOut:
     """The calling user and the UI actions they are allowed."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-
-    manager = get_auth_manager()
     return SessionOut(
         user=user_name(user),
         user_id=str(user.get_id()),
-        can_edit_definitions=manager.is_authorized_dag(method="PUT", user=user),
-        can_trigger=manager.is_authorized_dag(method="POST", access_entity=DagAccessEntity.RUN, user=user),
+        can_edit_definitions=has_permission(user, Permission.DESIGN),
+        can_author_code=has_permission(user, Permission.AUTHOR_CODE),
+        can_trigger=may_dag(user, "POST", None, run_entity()),
     )
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from autopilot_plugin.api.deps import GetUserDep, StoreDep, user_name
+from autopilot_plugin.api.permissions import may_dag, run_entity
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -144,27 +145,8 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _may(user: Any, dag_id: str, method: str, entity: Any = None) -> bool:
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
-    from airflow.models import DagModel
-
-    return get_auth_manager().is_authorized_dag(
-        method=method,
-        access_entity=entity,
-        details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id)),
-        user=user,
-    )
-
-
-def _run_entity() -> Any:
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-
-    return DagAccessEntity.RUN
-
-
 def _summary(workflow: Any, user: Any) -> WorkflowOut:
-    return WorkflowOut(**forms.workflow_summary(workflow), can_request=_may(user, workflow.id, "POST", _run_entity()))
+    return WorkflowOut(**forms.workflow_summary(workflow), can_request=may_dag(user, "POST", workflow.id, run_entity()))
 
 
 WorkflowId = Annotated[str, Path(description="The workflow id (its Airflow DAG id).")]
@@ -174,7 +156,7 @@ def _requires(method: str, run: bool = False):
     """A dependency: the caller may do ``method`` on the workflow's DAG (runs, with ``run``), else 403."""
 
     def check(workflow_id: WorkflowId, user: GetUserDep) -> None:
-        if not _may(user, workflow_id, method, _run_entity() if run else None):
+        if not may_dag(user, method, workflow_id, run_entity() if run else None):
             what = "start runs of" if run and method == "POST" else "read"
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, detail={"message": f"you may not {what} workflow '{workflow_id}'"}
@@ -216,7 +198,7 @@ def list_workflows(
     found = [
         _summary(w, user)
         for w in forms.workflows(store.project())
-        if forms.matches(w, q, tag) and _may(user, w.id, "GET")
+        if forms.matches(w, q, tag) and may_dag(user, "GET", w.id)
     ]
     return WorkflowList(workflows=found, total_entries=len(found))
 
@@ -273,11 +255,11 @@ def list_requests(
     offset: Annotated[int, Query(ge=0, description="Runs to skip.")] = 0,
 ) -> RequestList:
     """Runs of Autopilot workflows, newest first, with their form values and each step's state."""
-    entity = _run_entity()
+    entity = run_entity()
     page, total = forms.list_requests(
         store.project(),
         user_name=user_name(user) if mine else None,
-        may_read=lambda dag_id: _may(user, dag_id, "GET", entity),
+        may_read=lambda dag_id: may_dag(user, "GET", dag_id, entity),
         limit=limit,
         offset=offset,
     )

@@ -90,7 +90,14 @@ const qs = (params: Record<string, string | number | boolean | undefined | null>
 
 // ---- types ------------------------------------------------------------------------------------
 
-export type Session = { user: string; user_id: string; can_edit_definitions: boolean; can_trigger: boolean };
+export type Session = {
+  user: string;
+  user_id: string;
+  can_edit_definitions: boolean;
+  /** May add or change scripts (the 'Autopilot Code' permission). */
+  can_author_code: boolean;
+  can_trigger: boolean;
+};
 export type StepKind = { kind: string; supported: boolean; note?: string | null };
 export type SchemaBundle = { definition: any; steps: Record<string, any>; step_kinds: StepKind[] };
 
@@ -100,8 +107,15 @@ export type DefinitionSummary = {
 };
 export type Definition = DefinitionSummary & { content: string; diagnostics: Diagnostic[] };
 export type Validation = { path: string; kind: string | null; id: string | null; valid: boolean; error_count: number; diagnostics: Diagnostic[] };
-export type SaveResult = { path: string; action: string; revision: number | null; version: string; kind: string | null; id: string | null };
-export type Revision = { number: number; version: string | null; author: string | null; created_at: string; action: string };
+export type SaveResult = {
+  path: string; action: string; revision: number | null; version: string; kind: string | null; id: string | null;
+  /** "pending_review" (HTTP 202): stored, not in effect until another user approves the revision */
+  state?: "applied" | "pending_review" | "rejected"; review_reasons?: string[];
+};
+export type Revision = {
+  number: number; version: string | null; author: string | null; created_at: string; action: string;
+  state?: "applied" | "pending_review" | "rejected"; reviewer?: string | null;
+};
 export type RevisionDetail = Revision & { path: string; content: string | null };
 
 export type ApiEntry = { id: string; title: string | null; valid: boolean; error?: string | null; operations?: number | null };

@@ -230,6 +230,15 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
       const result = loaded.isNew
         ? await api.create(loaded.path, content)
         : await api.update(loaded.path, content, loaded.version ?? "");
+      if (result.state === "pending_review") {
+        // four-eyes: the file is unchanged until another user approves this revision
+        const what = (result.review_reasons ?? []).join(" and ") || "approval rules";
+        setNotice({
+          kind: "info",
+          text: `Waiting for review: this change touches ${what}, so it was stored as revision ${result.revision ?? "–"} of ${result.path} and takes effect only once another user with edit rights approves it. Until then the saved workflow is unchanged.`,
+        });
+        return;
+      }
       setLoaded({ path: result.path, version: result.version, content, isNew: false });
       setNotice({ kind: "success", text: `Saved ${result.path} (revision ${result.revision ?? "–"}). Airflow picks the change up within seconds.` });
       refreshList();
@@ -299,25 +308,34 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
           <>
             <h3>Steps</h3>
             <p className="muted small" style={{ marginTop: 0 }}>Drag onto the canvas (or click +). Connect a step's bottom handle to another's top.</p>
-            {(schema?.step_kinds ?? []).map((k) => (
+            {(schema?.step_kinds ?? []).map((k) => {
+              // a script is code that workers run: adding one needs the code-author permission
+              const allowed = canEdit && (k.kind !== "script" || session.can_author_code);
+              return (
               <div
                 key={k.kind}
                 className="palette-item"
-                draggable={canEdit}
+                draggable={allowed}
                 data-testid={`palette-${k.kind}`}
                 onDragStart={(e) => {
                   e.dataTransfer.setData(DRAG_TYPE, k.kind);
                   e.dataTransfer.effectAllowed = "move";
                 }}
-                title={k.note ?? schema?.steps[k.kind]?.description ?? ""}
+                title={
+                  canEdit && !allowed
+                    ? "Scripts are code that workers run: adding one needs the 'Autopilot Code' permission"
+                    : k.note ?? schema?.steps[k.kind]?.description ?? ""
+                }
               >
                 <span>
                   <span className="kind">{k.kind}</span>
                   {!k.supported && <span className="muted small"> (soon)</span>}
+                  {canEdit && !allowed && <span className="muted small"> (code authors)</span>}
                 </span>
-                <button className="small" disabled={!canEdit} onClick={() => add(k.kind)} aria-label={`Add ${k.kind} step`}>+</button>
+                <button className="small" disabled={!allowed} onClick={() => add(k.kind)} aria-label={`Add ${k.kind} step`}>+</button>
               </div>
-            ))}
+              );
+            })}
           </>
         )}
       </aside>

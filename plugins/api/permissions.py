@@ -1,0 +1,164 @@
+"""Who may do what in Autopilot: the one implementation of every permission check of the plugin.
+
+Everything goes through Airflow's configured auth manager (``get_auth_manager()``); nothing here keeps
+its own user list. Two kinds of permission (docs/security.md has the table per endpoint):
+
+* **DAG permissions** (Airflow's own): reading definitions and workflows needs DAG read access,
+  starting a run needs DAG-run create access on that workflow, answering needs HITL access on it, and
+  saving a workflow needs DAG edit access on *that* workflow's DAG id. A check never takes the DAG id
+  from the caller's query string: it is either the id the route names or none (all DAGs).
+* **Autopilot permissions**, two custom resources an admin grants:
+
+  - ``Autopilot Definitions`` (*designer*): save definitions composed of reviewed parts — REST
+    operations, forms, approvals, decisions, notifications, tickets, functions, contacts, inventory.
+  - ``Autopilot Code`` (*code author*): save a definition that adds or changes code a worker runs (a
+    script's body, language, working directory or the connections it receives). Whoever can do that
+    can run anything the workers can, which Airflow's security model calls a DAG author.
+
+  With Airflow's FAB auth manager (or any other) they are custom-view permissions
+  (``is_authorized_custom_view``: ``can_edit`` on the resource). The SimpleAuthManager allows every
+  custom view to every user, so with it the roles are configured instead:
+  ``[autopilot] designer_roles`` (default ``user,op,admin``) and ``[autopilot] code_author_roles``
+  (default ``admin``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.core_api.security import GetUserDep
+from fastapi import Depends, HTTPException, status
+
+Method = Literal["GET", "POST", "PUT", "DELETE"]
+
+
+class Permission(StrEnum):
+    """Autopilot's own permissions (custom-view resources of the auth manager)."""
+
+    DESIGN = "Autopilot Definitions"
+    AUTHOR_CODE = "Autopilot Code"
+
+
+#: SimpleAuthManager: the roles holding each permission when the configuration does not say.
+DEFAULT_ROLES = {Permission.DESIGN: "user,op,admin", Permission.AUTHOR_CODE: "admin"}
+_ROLE_OPTIONS = {Permission.DESIGN: "designer_roles", Permission.AUTHOR_CODE: "code_author_roles"}
+_WHAT = {Permission.DESIGN: "save definitions", Permission.AUTHOR_CODE: "save code that workers run"}
+
+
+def _auth_manager() -> Any:
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return get_auth_manager()
+
+
+def _is_simple(manager: Any) -> bool:
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+    return isinstance(manager, SimpleAuthManager)
+
+
+def configured_roles(permission: Permission) -> set[str]:
+    """SimpleAuthManager roles (lower case) that hold ``permission``."""
+    from airflow.configuration import conf
+
+    raw = conf.get("autopilot", _ROLE_OPTIONS[permission], fallback=None)
+    if raw is None:
+        raw = DEFAULT_ROLES[permission]
+    return {part.strip().lower() for part in raw.split(",") if part.strip()}
+
+
+def has_permission(user: BaseUser, permission: Permission) -> bool:
+    """Whether ``user`` holds one of Autopilot's own permissions."""
+    manager = _auth_manager()
+    if _is_simple(manager):
+        role = getattr(user, "role", None)
+        if not role:
+            return False
+        return str(role).lower() in configured_roles(permission)
+    return bool(manager.is_authorized_custom_view(method="PUT", resource_name=permission.value, user=user))
+
+
+def team_of(dag_id: str) -> str | None:
+    """The team that owns a DAG (Airflow's multi-team mode), ``None`` when none does or it is unknown."""
+    try:
+        from airflow.models import DagModel
+
+        return DagModel.get_team_name(dag_id)
+    except Exception:  # noqa: BLE001 - a DAG not parsed yet, or no team tables: no team
+        return None
+
+
+def may_dag(user: BaseUser, method: Method, dag_id: str | None = None, entity: Any = None) -> bool:
+    """Airflow's DAG permission for ``dag_id`` (with its team), or for all DAGs when ``dag_id`` is None."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    details = DagDetails(id=dag_id, team_name=team_of(dag_id)) if dag_id else None
+    return bool(_auth_manager().is_authorized_dag(method=method, access_entity=entity, details=details, user=user))
+
+
+def run_entity() -> Any:
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    return DagAccessEntity.RUN
+
+
+def hitl_entity() -> Any:
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    return DagAccessEntity.HITL_DETAIL
+
+
+def forbidden(message: str, field: str | None = None) -> HTTPException:
+    detail: dict[str, Any] = {"message": message}
+    if field:
+        detail["field"] = field
+    return HTTPException(status.HTTP_403_FORBIDDEN, detail=detail)
+
+
+def require_permission(user: BaseUser, permission: Permission, *, field: str | None = None, why: str = "") -> None:
+    if not has_permission(user, permission):
+        raise forbidden(
+            f"you may not {_WHAT[permission]}{why}: that needs the '{permission.value}' permission", field=field
+        )
+
+
+def require_dag(user: BaseUser, method: Method, dag_id: str, *, what: str, field: str | None = None) -> None:
+    if not may_dag(user, method, dag_id):
+        raise forbidden(f"you may not {what} '{dag_id}'", field=field)
+
+
+def _reads_dags(user: GetUserDep) -> None:
+    # all DAGs: the id is never taken from the query string (a per-DAG auth manager would accept
+    # ``?dag_id=<one the caller may read>`` for every definition)
+    if not may_dag(user, "GET"):
+        raise forbidden("you may not read workflow definitions: that needs read access to DAGs")
+
+
+def _designs(user: GetUserDep) -> None:
+    require_permission(user, Permission.DESIGN)
+
+
+#: Reading definitions, the catalog and the schema: read access to (all) DAGs.
+CanRead = Depends(_reads_dags)
+#: Changing definitions or importing APIs: the designer permission. Routes that save content also
+#: call :func:`authorize_content` (DAG edit on the workflow's id, the code-author permission).
+CanDesign = Depends(_designs)
+
+
+def authorize_definition_change(user: BaseUser, path: str, old_text: str | None, new_text: str | None) -> None:
+    """Beyond the designer permission (the route's), what saving ``new_text`` over ``old_text`` at
+    ``path`` needs: DAG edit access on each workflow id involved (the one saved and the one replaced),
+    and the code-author permission when the new text adds or changes code a worker runs."""
+    from autopilot_provider.definitions.code import added_code
+    from autopilot_provider.definitions.source import quick_header
+
+    for text in (old_text, new_text):
+        kind, ident = quick_header(text) if text else (None, None)
+        if kind == "Workflow" and ident:
+            require_dag(user, "PUT", ident, what="change workflow", field="content")
+    added = added_code(old_text, new_text, path)
+    if added:
+        shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if len(added) > 3 else "")
+        require_permission(user, Permission.AUTHOR_CODE, field="content", why=f" ({shown})")
