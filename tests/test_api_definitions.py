@@ -222,7 +222,8 @@ def test_update_with_stale_version_conflicts_and_leaves_file(admin, editor, fold
     v1 = variant("api_test_update_me")
     assert admin.post(API, json={"path": rel, "content": v1}).status_code == 201
 
-    v2 = variant("api_test_update_me", "second")
+    # the editor (a designer, not a code author) changes the title, not the script
+    v2 = v1.replace("title: API test greeting", "title: Second title")
     stale = editor.put(f"{API}/{rel}", json={"content": v2, "version": sha("something else")})
     assert stale.status_code == 409
     assert stale.json()["detail"]["field"] == "version"
@@ -448,3 +449,167 @@ def test_failed_revision_insert_leaves_no_file(api_server, folder):
         with store.engine.begin() as connection:
             connection.execute(delete(revision_table).where(revision_table.c.path == rel))
             connection.execute(delete(head_table).where(head_table.c.path == rel))
+
+
+# ---------------------------------------------------------------------------------------------
+# Four-eyes review of approval rules ([autopilot] review_required_for, default: approvals)
+# ---------------------------------------------------------------------------------------------
+
+GUARDED = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: api_test_guarded
+steps:
+  - id: approve
+    approval:
+      from: [group:storage]
+      subject: Wipe the disk?
+"""
+
+
+def _propose(client, rel: str, content: str, version: str | None = None) -> dict:
+    if version is None:
+        response = client.post(API, json={"path": rel, "content": content})
+    else:
+        response = client.put(f"{API}/{rel}", json={"content": content, "version": version})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["state"] == "pending_review" and body["review_reasons"] == ["approvals"], body
+    return body
+
+
+def test_a_change_to_approval_rules_waits_for_a_second_persons_review(admin, editor, viewer, folder):
+    rel = "api_test/guarded.yaml"
+    proposed = _propose(editor, rel, GUARDED)
+    # stored as a revision, not written: the workflow does not exist yet
+    assert not (folder / rel).exists() and not stub(rel).exists()
+    [revision] = admin.get(f"{API}/{rel}/revisions").json()["revisions"]
+    assert (revision["number"], revision["state"], revision["author"]) == (
+        proposed["revision"],
+        "pending_review",
+        "editor",
+    )
+    pending = [r for r in viewer.get("/autopilot/api/v1/reviews").json()["reviews"] if r["path"] == rel]
+    assert [(r["number"], r["review_reasons"]) for r in pending] == [(proposed["revision"], ["approvals"])]
+
+    review = f"{API}/{rel}/revisions/{proposed['revision']}/review"
+    own = editor.post(review, json={"decision": "approve"})
+    assert own.status_code == 403 and own.json()["detail"]["field"] == "user", own.text
+    assert viewer.post(review, json={"decision": "approve"}).status_code == 403
+    assert not (folder / rel).exists()
+
+    approved = admin.post(review, json={"decision": "approve", "comment": "storage decides, as before"})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["state"] == "applied" and approved.json()["refreshed_bundles"] == ["autopilot"]
+    assert (folder / rel).read_text() == GUARDED and stub(rel).exists()
+    [revision] = admin.get(f"{API}/{rel}/revisions").json()["revisions"]
+    assert (revision["state"], revision["reviewer"], revision["review_comment"]) == (
+        "applied",
+        "admin",
+        "storage decides, as before",
+    )
+    assert admin.post(review, json={"decision": "approve"}).status_code == 409  # reviewed once
+    assert not [r for r in admin.get("/autopilot/api/v1/reviews").json()["reviews"] if r["path"] == rel]
+
+    # a change that leaves the approval rules alone applies at once
+    reworded = GUARDED.replace("Wipe the disk?", "Wipe the disk now?")
+    plain = editor.put(f"{API}/{rel}", json={"content": reworded, "version": sha(GUARDED)})
+    assert plain.status_code == 200 and plain.json()["state"] == "applied", plain.text
+    assert (folder / rel).read_text() == reworded
+
+    # rejected: nothing is written
+    wider = reworded.replace("from: [group:storage]", "from: [group:storage]\n      quorum: any")
+    proposed = _propose(editor, rel, wider, sha(reworded))
+    rejected = admin.post(
+        f"{API}/{rel}/revisions/{proposed['revision']}/review", json={"decision": "reject", "comment": "no"}
+    )
+    assert rejected.status_code == 200 and rejected.json()["state"] == "rejected", rejected.text
+    assert (folder / rel).read_text() == reworded
+    assert admin.get(f"{API}/{rel}/revisions/{proposed['revision']}").json()["state"] == "rejected"
+
+
+def test_an_approved_review_of_a_stale_base_conflicts(admin, editor, folder):
+    rel = "api_test/guarded_stale.yaml"
+    content = GUARDED.replace("api_test_guarded", "api_test_guarded_stale")
+    first = _propose(editor, rel, content)
+    assert (
+        admin.post(f"{API}/{rel}/revisions/{first['revision']}/review", json={"decision": "approve"}).status_code == 200
+    )
+    # a change of the approvers waits; meanwhile the file changes in another way
+    escalated = content.replace("from: [group:storage]", "from: [group:storage, group:operations]")
+    proposed = _propose(editor, rel, escalated, sha(content))
+    reworded = content.replace("Wipe the disk?", "Wipe it?")
+    assert editor.put(f"{API}/{rel}", json={"content": reworded, "version": sha(content)}).status_code == 200
+    stale = admin.post(f"{API}/{rel}/revisions/{proposed['revision']}/review", json={"decision": "approve"})
+    assert stale.status_code == 409, stale.text
+    assert stale.json()["detail"]["field"] == "version" and stale.json()["detail"]["current_version"] == sha(reworded)
+    assert (folder / rel).read_text() == reworded
+    # still waiting: it can be rejected (and proposed again on the current version)
+    assert admin.get(f"{API}/{rel}/revisions/{proposed['revision']}").json()["state"] == "pending_review"
+    assert (
+        admin.post(f"{API}/{rel}/revisions/{proposed['revision']}/review", json={"decision": "reject"}).status_code
+        == 200
+    )
+
+
+def test_exclude_requester_false_is_refused_unless_the_deployment_allows_self_approval(editor, folder):
+    rel = "api_test/self_approval.yaml"
+    content = GUARDED.replace("api_test_guarded", "api_test_self_approval").replace(
+        "from: [group:storage]", "from: [group:storage]\n      exclude_requester: false"
+    )
+    refused = editor.post(API, json={"path": rel, "content": content})
+    assert refused.status_code == 422, refused.text
+    [diagnostic] = refused.json()["detail"]["diagnostics"]
+    assert diagnostic["text"].startswith(f"{rel}:8:26: step 'approve': exclude_requester: false has no effect")
+    assert "[autopilot] allow_self_approval" in diagnostic["message"]
+    assert not (folder / rel).exists()
+
+
+def test_which_changes_need_review_follows_the_setting(folder, monkeypatch):
+    from autopilot_provider.store import DefinitionStore
+
+    store = DefinitionStore(folder, refresh=False)
+    scripted = variant("api_test_reasons")
+    rescripted = variant("api_test_reasons", "changed")
+    approval = GUARDED.replace("api_test_guarded", "api_test_reasons")
+    assert store.review_reasons("x.yaml", None, approval) == ["approvals"]
+    assert store.review_reasons("x.yaml", approval, approval.replace("Wipe", "Erase")) == []
+    assert store.review_reasons(
+        "x.yaml", approval, approval.replace("\n      subject", "\n      timeout: 1h\n      subject")
+    ) == ["approvals"]
+    assert store.review_reasons("x.yaml", approval, scripted) == ["approvals"]  # removed
+    assert store.review_reasons("x.yaml", scripted, rescripted) == []
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__REVIEW_REQUIRED_FOR", "approvals, scripts")
+    assert store.review_reasons("x.yaml", scripted, rescripted) == ["scripts"]
+    assert store.review_reasons("x.yaml", None, scripted) == ["scripts"]
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__REVIEW_REQUIRED_FOR", "")
+    assert store.review_reasons("x.yaml", None, approval) == []
+
+
+def test_the_review_migration_keeps_old_revisions(tmp_path):
+    """0004 adds the review columns to a revision table created before them; its rows read as applied."""
+    from sqlalchemy import create_engine, text
+
+    from autopilot_provider.store import DefinitionStore, _add_review_columns, head_table
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TABLE autopilot_definition_revision (path VARCHAR(512) NOT NULL, number INTEGER NOT NULL, "
+                "action VARCHAR(16) NOT NULL, version VARCHAR(64), author VARCHAR(250), created_at DATETIME NOT NULL, "
+                "content TEXT, PRIMARY KEY (path, number))"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO autopilot_definition_revision VALUES "
+                "('old.yaml', 1, 'create', 'v1', 'admin', '2026-01-01 00:00:00.000000', 'kind: Workflow')"
+            )
+        )
+        head_table.create(connection)
+        _add_review_columns(connection)
+        _add_review_columns(connection)  # idempotent
+    (tmp_path / "old.yaml").write_text("kind: Workflow")
+    [old] = DefinitionStore(tmp_path, engine=engine, refresh=False).revisions("old.yaml")
+    assert (old.number, old.author, old.state, old.reviewer) == (1, "admin", "applied", None)

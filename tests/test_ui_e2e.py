@@ -27,6 +27,10 @@ from autopilot_plugin import ui
 
 pytestmark = pytest.mark.server
 
+#: The designer scenario drags script steps onto the canvas as "editor": that is code authoring, so
+#: here the `user` role holds the code-author permission (by default only admins do).
+API_SERVER_ENV = {"AIRFLOW__AUTOPILOT__CODE_AUTHOR_ROLES": "user,op,admin"}
+
 REPO = Path(__file__).resolve().parent.parent
 E2E = REPO / "tests" / "e2e"
 ARTIFACTS = REPO / "tests" / "artifacts"
