@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -38,20 +39,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 2
     root = _root_for(paths, args.definitions)
     project = _project(root)
-    from dag_factory.project import is_definition_path
+    from dag_factory.project import encode_path, is_definition_path, misnamed_diagnostic, path_problem
 
     selected: list[str] = []
+    # files whose names are not allowed are never loaded: each is one error, its name percent-encoded
+    diagnostics = []
     for path in paths:
         if path.is_dir():
-            prefix = os.path.relpath(path.resolve(), project.root)
-            selected += [rel for rel in project.index() if prefix == "." or rel.startswith(prefix + os.sep)]
+            prefix = os.path.relpath(path.resolve(), project.root).replace(os.sep, "/")
+            selected += [rel for rel in project.index() if prefix == "." or rel.startswith(prefix + "/")]
+            diagnostics += [
+                d
+                for rel, d in zip(project.misnamed(), project.misnamed_diagnostics(), strict=True)
+                if prefix == "." or rel.startswith(prefix + "/")
+            ]
         else:
-            rel = os.path.relpath(path.resolve(), project.root)
+            rel = os.path.relpath(path.resolve(), project.root).replace(os.sep, "/")
             if rel.startswith("..") or not is_definition_path(rel):
                 project = _project(path.parent)
                 rel = path.name
-            selected.append(rel)
-    diagnostics = []
+            if path_problem(rel) is None:
+                selected.append(rel)
+            else:
+                diagnostics.append(misnamed_diagnostic(project.display(encode_path(rel)), rel))
     for rel in dict.fromkeys(selected):
         diagnostics += project.load(rel).diagnostics
     diagnostics += [d for d in project.duplicate_ids() if d.path in {project.display(r) for r in selected}]
@@ -123,8 +133,21 @@ def cmd_import_openapi(args: argparse.Namespace) -> int:
     from autopilot_provider.openapi.importer import ImportFailure, import_openapi
 
     root = Path(args.definitions)
+    document: dict = {"source": args.spec}
+    if re.match(r"^https?://", args.spec, re.IGNORECASE):
+        # the same rules as the API server's imports: internal addresses only when allow-listed
+        from airflow.configuration import conf
+
+        from autopilot_provider.openapi.sources import Allowlist
+
+        try:
+            allowlist = Allowlist.parse(conf.get("autopilot", "fetch_allowlist", fallback="") or "")
+        except ValueError as exc:
+            print(f"autopilot import-openapi: [autopilot] {exc}", file=sys.stderr)
+            return 1
+        document = {"url": args.spec, "allowlist": allowlist}
     try:
-        result = import_openapi(root, args.name, source=args.spec, connection=args.connection, force=args.force)
+        result = import_openapi(root, args.name, connection=args.connection, force=args.force, **document)
     except ImportFailure as exc:
         where = f"{args.spec}: " if exc.pointer is not None else ""
         print(f"autopilot import-openapi: {where}{exc}", file=sys.stderr)
@@ -138,6 +161,29 @@ def cmd_import_openapi(args: argparse.Namespace) -> int:
     )
     print(f"  {os.path.join(shown, result.spec_path)}")
     print(f"  {os.path.join(shown, result.api_path)} (connection: {result.connection})")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Delete a definition through the store (a revision keeps its content), also one whose file name
+    is not allowed (``--encoded``, the name percent-encoded as listings and diagnostics show it)."""
+    import getpass
+
+    from autopilot_provider.store import DefinitionStore, StoreError
+
+    store = DefinitionStore(args.definitions)
+    author = f"cli:{getpass.getuser()}"
+    try:
+        # the operator at the shell sees the files: without --version, whatever is there now goes
+        version = args.version or store.file_version(args.path, encoded=args.encoded) or ""
+        if args.encoded:
+            result = store.delete_misnamed(args.path, version, author=author)
+        else:
+            result = store.delete(args.path, version, author=author)
+    except StoreError as exc:
+        print(f"autopilot delete: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"deleted {result.path} (revision {result.revision})")
     return 0
 
 
@@ -167,12 +213,29 @@ def build_parser() -> argparse.ArgumentParser:
         "import-openapi",
         help="validate an OpenAPI document (file or URL) and add it as an Api definition under apis/",
     )
-    imp.add_argument("spec", help="the document: a file or an http(s) URL; JSON or YAML; Swagger 2.0, OpenAPI 3.0/3.1")
+    imp.add_argument(
+        "spec",
+        help="the document: a local file or an http(s) URL (internal addresses need [autopilot] fetch_allowlist); "
+        "JSON or YAML; Swagger 2.0, OpenAPI 3.0/3.1",
+    )
     imp.add_argument("--name", required=True, help="the Api id (letters, digits, underscores)")
     imp.add_argument("--connection", help="Airflow connection id with base URL and credentials (default: NAME_api)")
     imp.add_argument("--definitions", default=DEFAULT_ROOT, help="the definitions folder (default: definitions)")
     imp.add_argument("--force", action="store_true", help="replace an existing Api of that name")
     imp.set_defaults(func=cmd_import_openapi)
+
+    delete = sub.add_parser(
+        "delete", help="delete a definition file, recording a revision (as the API does); also a misnamed one"
+    )
+    delete.add_argument("path", help="relative to the definitions folder; with --encoded: the name percent-encoded")
+    delete.add_argument(
+        "--encoded",
+        action="store_true",
+        help="PATH is a file whose name is not allowed, percent-encoded as `autopilot validate` shows it",
+    )
+    delete.add_argument("--version", help="refuse unless the file still has this version (sha256); default: any")
+    delete.add_argument("--definitions", help="the definitions folder (default: the one Airflow is configured with)")
+    delete.set_defaults(func=cmd_delete)
 
     db = sub.add_parser("db", help="the Autopilot tables in the Airflow metadata database")
     db_sub = db.add_subparsers(dest="db_command", required=True)

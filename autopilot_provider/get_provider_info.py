@@ -100,6 +100,16 @@ SERVICENOW_CONNECTION = {
 }
 
 
+def _option(description: str, default: str, *, kind: str = "string", example: str | None = None) -> dict:
+    return {
+        "description": description,
+        "version_added": "0.1.0",
+        "type": kind,
+        "example": example,
+        "default": default,
+    }
+
+
 def get_provider_info() -> dict:
     return {
         "package-name": "airflow-provider-autopilot",
@@ -138,4 +148,110 @@ def get_provider_info() -> dict:
         "notifications": ["autopilot_provider.notifications.autopilot.AutopilotNotifier"],
         "connection-types": [OPENAPI_CONNECTION, SERVICENOW_CONNECTION],
         "bundles": [{"integration-name": "Autopilot", "python-modules": ["dag_factory.bundle"]}],
+        "config": {
+            "autopilot": {
+                "description": "Autopilot: definitions, approvals and the plugin's API.",
+                "options": {
+                    "designer_roles": _option(
+                        "SimpleAuthManager roles (comma separated) holding the designer permission: save "
+                        "definitions composed of reviewed parts. With another auth manager grant `can_edit` on "
+                        "the custom resource 'Autopilot Definitions' instead (docs/security.md).",
+                        "user,op,admin",
+                        example="op,admin",
+                    ),
+                    "code_author_roles": _option(
+                        "SimpleAuthManager roles (comma separated) holding the code-author permission: save "
+                        "definitions that add or change code workers run (scripts). With another auth manager "
+                        "grant `can_edit` on 'Autopilot Code'. A code author can run anything a worker can.",
+                        "admin",
+                        example="op,admin",
+                    ),
+                    "definitions_dir": _option(
+                        "The definitions folder the plugin API and the DAG bundle serve (default: the bundle's "
+                        "`definitions` argument, else [core] dags_folder). The environment variable "
+                        "AUTOPILOT_DEFINITIONS wins over it.",
+                        "",
+                        example="/opt/airflow/definitions",
+                    ),
+                    "on_behalf_users": _option(
+                        "Airflow accounts (comma separated; integrations, service accounts) that may name "
+                        "another person in a form's `requester` field. Nobody else can.",
+                        "",
+                        example="servicenow_bot",
+                    ),
+                    "choices_cache_seconds": _option(
+                        "How long a form field's choices fetched from an API operation are cached.", "30", kind="float"
+                    ),
+                    "approval_sweep_seconds": _option(
+                        "How often the API server asks, reminds, escalates and times out approvals (0: never).",
+                        "5",
+                        kind="float",
+                    ),
+                    "redeliver_seconds": _option(
+                        "First wait before a failed approval mail or Slack message is sent again (doubling, at most "
+                        "5 times).",
+                        "60",
+                        kind="float",
+                    ),
+                    "resume_grace_seconds": _option(
+                        "How long a decided approval waits for its task to resume by itself before the sweep "
+                        "resumes it.",
+                        "15",
+                        kind="float",
+                    ),
+                    "smtp_conn_id": _option("The SMTP connection approval mails go out through.", "smtp_default"),
+                    "slack_conn_id": _option("The Slack connection approval messages go out through.", "slack_default"),
+                    "fetch_allowlist": {
+                        "description": "Host names and IP networks (CIDR; an address is a network of one), comma "
+                        "separated, that OpenAPI imports by URL may fetch from although they are internal: "
+                        "loopback, private (RFC 1918), unique-local, link-local, CGNAT, multicast, reserved and "
+                        "unspecified addresses are refused otherwise. Checked for every address a host resolves "
+                        "to and on every redirect.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "docs.corp.example, 10.20.0.0/16",
+                        "default": "",
+                    },
+                    "oauth_token_url_allowlist": {
+                        "description": "Token URLs (an origin such as https://login.example.com, or a URL prefix "
+                        "ending at a path segment), comma separated, to which OAuth2 client credentials may be "
+                        "sent when the tokenUrl comes from the OpenAPI document. A token URL from the connection "
+                        "(extra `token_url`) or on the connection host's own origin needs no entry.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "https://login.microsoftonline.com/, https://auth.example.com/oauth2/",
+                        "default": "",
+                    },
+                    "allow_self_approval": {
+                        "description": "Let an approval step's `exclude_requester: false` take effect, so a "
+                        "requester may approve their own request (each such vote is logged and recorded as a "
+                        "`self_approval` event). Off: a requester never counts as an approver of their own "
+                        "request, and `exclude_requester: false` is a validation error.",
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": None,
+                        "default": "False",
+                    },
+                    "review_required_for": {
+                        "description": "Which changes to a definition need a second person's review before they "
+                        "take effect (four-eyes): a comma list of `approvals` (approval steps added, removed or "
+                        "changed) and `scripts` (a script step's code). Empty: no review.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "approvals,scripts",
+                        "default": "approvals",
+                    },
+                    "script_env_allowlist": {
+                        "description": "Comma-separated names or globs of the worker's environment variables that "
+                        "script steps may see, besides PATH, HOME, USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_*, TZ and "
+                        "TMPDIR. Variables whose names start with AIRFLOW (configuration, connections, variables) "
+                        "are never passed on, whatever this says.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "HTTPS_PROXY,NO_PROXY,REQUESTS_CA_BUNDLE,MYCOMPANY_*",
+                        "default": "",
+                    },
+                },
+            }
+        },
     }

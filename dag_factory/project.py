@@ -22,10 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from autopilot_provider.definitions.errors import Diagnostic
 from autopilot_provider.definitions.source import quick_header
 from autopilot_provider.definitions.validate import Loaded, load_data, load_text, suggest, validate
+from autopilot_provider.openapi.sources import SourceError, spec_file_problem, spec_path
+from autopilot_provider.openapi.spec import SpecError
 
 SUFFIXES = (".yaml", ".yml")
 #: Sub-folders of definitions/ that hold other things than definitions.
@@ -35,13 +38,74 @@ INDEX_VERSION = 1
 VALIDATION_CACHE_VERSION = 1
 
 
-def is_definition_path(rel: str) -> bool:
+#: Longest definition path (characters) and longest segment of one.
+MAX_PATH_LENGTH = 512
+MAX_SEGMENT_LENGTH = 255
+#: A definition's path, relative to the folder: segments of letters, digits, '.', '_' and '-', each
+#: starting with a letter, digit or '_', joined by '/', ending in .yaml or .yml. Paths reach generated
+#: Python (the stubs), Airflow's UI, logs and shells: nothing else is let through (issue 12, item 5).
+_SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
+PATH_PATTERN = re.compile(rf"(?:{_SEGMENT}/)*{_SEGMENT}\.(?:yaml|yml)")
+_PATH_CHARACTERS = re.compile(r"[A-Za-z0-9._/-]*")
+PATH_RULE = (
+    "letters, digits, '.', '_', '-' and '/' only; no segment may be empty or start with '.' or '-'; "
+    "it must end in .yaml or .yml"
+)
+
+
+def is_definition_candidate(rel: str) -> bool:
+    """Whether a file at ``rel`` is meant as a definition: ends in .yaml/.yml, not hidden, not under
+    schema/, templates/ or specs/ (whether its name is allowed is :func:`path_problem`'s business)."""
     parts = Path(rel).parts
     return (
         rel.endswith(SUFFIXES)
         and not any(p.startswith(".") for p in parts)
         and not (len(parts) > 1 and parts[0] in RESERVED_DIRS)
         and not any(p in RESERVED_DIRS for p in parts[:-1])
+    )
+
+
+def path_problem(rel: str) -> str | None:
+    """Why ``rel`` is not an allowed definition path (a message that never repeats the path), or None."""
+    if len(rel) > MAX_PATH_LENGTH:
+        return f"it is longer than {MAX_PATH_LENGTH} characters"
+    bad = _PATH_CHARACTERS.fullmatch(rel) is None
+    if bad:
+        char = next(ch for ch in rel if not _PATH_CHARACTERS.fullmatch(ch))
+        return f"it contains the character U+{ord(char):04X}; allowed: {PATH_RULE}"
+    if any(len(part) > MAX_SEGMENT_LENGTH for part in rel.split("/")):
+        return f"a segment is longer than {MAX_SEGMENT_LENGTH} characters"
+    if not PATH_PATTERN.fullmatch(rel):
+        return f"allowed: {PATH_RULE}"
+    return None
+
+
+def is_definition_path(rel: str) -> bool:
+    """A definition the folder serves: meant as one, and named within the allowed alphabet."""
+    return is_definition_candidate(rel) and path_problem(rel) is None
+
+
+def encode_path(rel: str) -> str:
+    """``rel`` with every character outside the path alphabet percent-encoded (UTF-8; bytes that are
+    not UTF-8 as themselves): how a file with a name that is not allowed is shown and named, in
+    diagnostics, the API and the CLI. The encoded form of such a name is never an allowed path."""
+    return quote(rel, safe="/", errors="surrogateescape")
+
+
+def decode_path(encoded: str) -> str:
+    """The file name :func:`encode_path` encoded."""
+    return unquote(encoded, errors="surrogateescape")
+
+
+def misnamed_diagnostic(display: str, rel: str) -> Diagnostic:
+    """The error a definition file whose name is not allowed gets instead of being loaded."""
+    encoded = encode_path(rel)
+    return Diagnostic(
+        display,
+        1,
+        1,
+        f"not loaded: the file name is not allowed ({path_problem(rel)}); rename the file, or delete it "
+        f"(autopilot delete --encoded {encoded}, or DELETE /autopilot/api/v1/definitions?encoded=...)",
     )
 
 
@@ -77,6 +141,8 @@ class Project:
         self.trust_index = trust_index
         self.display_root = self.root.name if display_root is None else display_root
         self._index: dict[str, IndexEntry] | None = None
+        self._misnamed: list[str] | None = None
+        self._cached_misnamed: list[str] = []
         self._loaded: dict[str, Loaded] = {}
         self._loading: list[str] = []
 
@@ -86,17 +152,33 @@ class Project:
         return f"{self.display_root}/{rel}" if self.display_root else rel
 
     def files(self) -> list[str]:
-        found = []
+        """The definition files, relative to the root (only those with an allowed name)."""
+        return self._walk()[0]
+
+    def misnamed(self) -> list[str]:
+        """Files meant as definitions whose names are not allowed (:func:`path_problem`): never loaded,
+        each reported by :meth:`misnamed_diagnostics` instead."""
+        if self._misnamed is None:
+            cached = self._read_index() if self.trust_index else {}
+            self._misnamed = list(self._cached_misnamed) if cached else self._walk()[1]
+        return self._misnamed
+
+    def misnamed_diagnostics(self) -> list[Diagnostic]:
+        return [misnamed_diagnostic(self.display(encode_path(rel)), rel) for rel in self.misnamed()]
+
+    def _walk(self) -> tuple[list[str], list[str]]:
+        found, misnamed = [], []
         for dirpath, dirnames, filenames in os.walk(self.root):
             rel_dir = os.path.relpath(dirpath, self.root)
             dirnames[:] = sorted(
                 d for d in dirnames if not d.startswith(".") and not (rel_dir == "." and d in RESERVED_DIRS)
             )
             for name in filenames:
-                rel = os.path.normpath(os.path.join(rel_dir, name))
-                if is_definition_path(rel):
-                    found.append(rel)
-        return sorted(found)
+                rel = os.path.normpath(os.path.join(rel_dir, name)).replace(os.sep, "/")
+                if is_definition_candidate(rel):
+                    (found if path_problem(rel) is None else misnamed).append(rel)
+        self._misnamed = sorted(misnamed)
+        return sorted(found), self._misnamed
 
     def index(self) -> dict[str, IndexEntry]:
         """rel path → (mtime, size, kind, id); re-reads only files whose mtime or size changed."""
@@ -130,19 +212,23 @@ class Project:
         # (A trusted index is never changed by a Project; a rewritten one has a new mtime.)
         seen = (str(self.index_path), str(self.root), stat.st_mtime_ns, stat.st_size)
         if self.trust_index and _INDEXES.get(seen) is not None:
-            files, self._fingerprint = _INDEXES[seen]
+            files, self._fingerprint, self._cached_misnamed = _INDEXES[seen]
             return files
         try:
             raw = json.loads(self.index_path.read_text())
             if raw.get("version") != INDEX_VERSION or raw.get("root") != str(self.root):
                 return {}
-            files = {rel: IndexEntry(**entry) for rel, entry in raw["files"].items()}
+            files = {rel: IndexEntry(**entry) for rel, entry in raw["files"].items() if is_definition_path(rel)}
             self._fingerprint = raw.get("fingerprint") if isinstance(raw.get("fingerprint"), str) else None
+            misnamed = raw.get("misnamed", [])
+            self._cached_misnamed = (
+                sorted(m for m in misnamed if isinstance(m, str)) if isinstance(misnamed, list) else []
+            )
         except (OSError, ValueError, TypeError, KeyError):
             return {}
         if self.trust_index:
             _INDEXES.clear()
-            _INDEXES[seen] = (files, self._fingerprint)
+            _INDEXES[seen] = (files, self._fingerprint, self._cached_misnamed)
         return files
 
     def write_index(self) -> None:
@@ -152,6 +238,7 @@ class Project:
             "version": INDEX_VERSION,
             "root": str(self.root),
             "files": {rel: vars(entry) for rel, entry in self.index().items()},
+            "misnamed": self.misnamed(),
             "fingerprint": tree_fingerprint(self.root),
         }
         atomic_write(self.index_path, json.dumps(data, sort_keys=True))
@@ -251,12 +338,21 @@ class Project:
             validate(loaded, self.function)
             if loaded.definition is not None:
                 loaded.diagnostics.extend(factory_diagnostics(loaded, self))
+                loaded.diagnostics.extend(self._api_file_problems(rel, loaded))
             loaded.diagnostics.sort()
         finally:
             self._loading.pop()
         if cache:
             self._loaded[rel] = loaded
         return loaded
+
+    def _api_file_problems(self, rel: str, loaded: Loaded) -> list[Diagnostic]:
+        """An Api's ``spec:`` names a regular file inside this folder, of a bounded size (a missing
+        file is reported where the document is used)."""
+        if loaded.kind != "Api" or loaded.located is None:
+            return []
+        problem = spec_file_problem(self.root, rel, loaded.definition.spec)
+        return [loaded.located.diagnostic(("spec",), problem)] if problem else []
 
     def function(self, function_id: str) -> Loaded | None:
         rel = self.find("Function", function_id)
@@ -327,8 +423,10 @@ class Project:
     def api_spec(self, api_id: str):
         """(Loaded Api definition, Spec) for an Api id, or None when there is no such Api.
 
-        The spec path in the Api definition is relative to that definition's file (or a URL).
-        Raises ``SpecError`` when the document cannot be read or is not OpenAPI.
+        The spec path in the Api definition is relative to that definition's file and lies inside the
+        definitions folder (:func:`autopilot_provider.openapi.sources.spec_path`): nothing is fetched
+        over the network and nothing outside the folder is read. Raises ``SpecError`` when the
+        document cannot be read or is not OpenAPI.
         """
         rel = self.find("Api", api_id)
         if rel is None:
@@ -336,14 +434,11 @@ class Project:
         loaded = self.load(rel)
         if not loaded.ok:
             return loaded, None
-        source = loaded.definition.spec
-        if re.match(r"^https?://", source):
-            self._remote = True  # a document elsewhere can change unseen: checks using it are not cached
-        else:
-            source = str((self.root / rel).parent / source)
-            if not os.path.realpath(source).startswith(str(self.root) + os.sep):
-                self._remote = True  # outside the folder, so outside its fingerprint
-        return loaded, cached_spec(source)
+        try:
+            source = spec_path(self.root, rel, loaded.definition.spec)
+        except SourceError as exc:
+            raise SpecError(exc.message, "") from None
+        return loaded, cached_spec(str(source))
 
     def unknown_function_hint(self, name: str) -> str:
         hint = suggest(name, self.ids("Function"))
@@ -371,7 +466,7 @@ def cached_spec(source: str):
 _SPECS: dict[tuple[str, int, int], Any] = {}
 
 #: The last trusted index read in this process: (path, root, mtime, size) → (files, fingerprint).
-_INDEXES: dict[tuple[str, str, int, int], tuple[dict[str, IndexEntry], str | None]] = {}
+_INDEXES: dict[tuple[str, str, int, int], tuple[dict[str, IndexEntry], str | None, list[str]]] = {}
 
 #: An index (held, so that its id stays its own) and the (rel, id) of its files by kind (filled as kinds
 #: are asked for), by the index's id. An index is never changed once built: a Project makes a new one.

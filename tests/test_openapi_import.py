@@ -13,22 +13,30 @@ import copy
 import functools
 import gzip
 import http.server
+import ipaddress
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import yaml
 
 from autopilot_provider.cli import main
-from autopilot_provider.openapi import cache, validation
+from autopilot_provider.hooks import openapi as hook_module
+from autopilot_provider.hooks.openapi import OpenApiAuthError, OpenApiHook
+from autopilot_provider.openapi import cache, sources, validation
 from autopilot_provider.openapi.importer import import_openapi
+from autopilot_provider.openapi.request import build_request
 from autopilot_provider.openapi.spec import SpecError, load_spec, normalise, parse_document
 from dag_factory.project import Project
+from tests.fixtures.api_server import ApiServer, migrate_autopilot
+from tests.fixtures.loopback import LoopbackHttpServer
 
 DATA = Path(__file__).resolve().parent / "data"
 SWAGGER2 = DATA / "inventory-swagger2.yaml"
@@ -84,6 +92,42 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "autopilot_provider.cli", *args], capture_output=True, text=True, env=os.environ.copy()
     )
+
+
+OAUTH_SECRET = "s3cret-of-the-connection"
+
+
+class Recorder(LoopbackHttpServer):
+    """A loopback HTTP server that records every request and answers from ``routes``
+    (path → (status, headers, body)); 404 for any other path."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                recorder.requests.append((self.command, self.path, dict(self.headers), body))
+                status, headers, payload = recorder.routes.get(self.path.split("?")[0], (404, {}, b"not here"))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._serve(Handler, "recorder")
+
+    def paths(self) -> list[str]:
+        return [path for _, path, _, _ in self.requests]
 
 
 def files(root: Path) -> list[str]:
@@ -459,7 +503,40 @@ def test_github_rest_api_imports_with_every_operation(defs, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 API = "/autopilot/api/v1/apis"
-NAMES = ("t_inventory", "t_backup", "t_storage", "t_broken")
+NAMES = ("t_inventory", "t_backup", "t_storage", "t_broken", "t_oauth")
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A loopback server that must see no request: the documents' token URLs and refused imports point here."""
+    server = Recorder()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def api_server(airflow_db, listener):
+    """This module's API server: imports may fetch from the host name ``localhost`` (allow-listed) and
+    no other internal address; a connection with OAuth2 client credentials whose host is not the
+    listener's."""
+    migrate_autopilot()
+    oauth = {
+        "conn_type": "autopilot_openapi",
+        "host": "http://127.0.0.1:9",  # never contacted: the token request is refused first
+        "extra": json.dumps({"client_id": "viewer-must-not-see", "client_secret": OAUTH_SECRET}),
+    }
+    server = ApiServer(
+        Path(os.environ["AIRFLOW_HOME"]),
+        extra_env={
+            "AIRFLOW__AUTOPILOT__FETCH_ALLOWLIST": "localhost",
+            "AIRFLOW_CONN_T_OAUTH_API": json.dumps(oauth),
+        },
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -480,7 +557,8 @@ def served():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    # by name: the module's API server allow-lists the host name localhost, not the address 127.0.0.1
+    yield f"http://localhost:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
 
@@ -625,3 +703,329 @@ def test_api_catalog_operation_ids_with_slashes_and_not_found(viewer, admin, fol
     assert "did you mean 'volumes/get'" in missing.json()["detail"]["message"]
     assert viewer.get(f"{API}/no_such_api/operations").status_code == 404
     assert viewer.get(f"{API}/no_such_api").status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# What the API server may fetch and read (issue 12, item 6)
+# ---------------------------------------------------------------------------------------------
+
+VALIDATE = "/autopilot/api/v1/definitions/validate"
+
+
+def _refused_port() -> tuple[socket.socket, int]:
+    """A port on 127.0.0.1 that refuses connections for as long as the socket is held (bound, not listening)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("fd00::1", "private"),
+        ("100.64.0.1", "shared (CGNAT)"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("ff02::1", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:169.254.169.254", "link-local"),
+        ("93.184.216.34", None),
+        ("2606:4700::1111", None),
+    ],
+)
+def test_internal_addresses_are_recognised(address, kind):
+    assert sources.internal_kind(ipaddress.ip_address(address)) == kind
+
+
+def test_allowlist_names_hosts_and_networks():
+    allow = sources.Allowlist.parse("docs.corp.example, 10.20.0.0/16 127.0.0.1,[::1]")
+    assert allow.allows("DOCS.corp.example", ipaddress.ip_address("10.9.9.9"))
+    assert allow.allows("x", ipaddress.ip_address("10.20.3.4"))
+    assert allow.allows("x", ipaddress.ip_address("127.0.0.1"))
+    assert allow.allows("x", ipaddress.ip_address("::1"))
+    assert not allow.allows("x", ipaddress.ip_address("127.0.0.2"))
+    assert not allow.allows("docs.corp.example.evil", ipaddress.ip_address("10.9.9.9"))
+    with pytest.raises(ValueError, match="fetch_allowlist entry 'http://x'"):
+        sources.Allowlist.parse("http://x")
+
+
+def test_fetch_refuses_loopback_before_connecting_unless_allow_listed():
+    server = Recorder()
+    try:
+        server.routes["/doc.yaml"] = (200, {}, OPENAPI30.read_bytes())
+        for host in ("localhost", "127.0.0.1", "[::ffff:127.0.0.1]", "127.1"):
+            with pytest.raises(sources.NotAllowed, match="fetch_allowlist"):
+                sources.fetch_url(f"http://{host}:{server.port}/doc.yaml")
+        assert server.requests == []  # refused before any connection
+
+        url = f"http://127.0.0.1:{server.port}/doc.yaml"
+        assert sources.fetch_url(url, allowlist=sources.Allowlist.parse("127.0.0.1")) == OPENAPI30.read_bytes()
+        by_name = f"http://localhost:{server.port}/doc.yaml"
+        assert sources.fetch_url(by_name, allowlist=sources.Allowlist.parse("localhost")) == OPENAPI30.read_bytes()
+        # the pinned address is connected to, the server still sees the URL's host
+        assert [r[2]["Host"] for r in server.requests] == [f"127.0.0.1:{server.port}", f"localhost:{server.port}"]
+    finally:
+        server.stop()
+
+
+def test_fetch_checks_every_redirect_and_caps_bytes_and_hops():
+    server = Recorder()
+    try:
+        local = sources.Allowlist.parse("localhost")
+        server.routes["/hop"] = (302, {"Location": f"http://127.0.0.1:{server.port}/doc.yaml"}, b"")
+        server.routes["/doc.yaml"] = (200, {}, OPENAPI30.read_bytes())
+        with pytest.raises(sources.NotAllowed, match="127.0.0.1 is a loopback address"):
+            sources.fetch_url(f"http://localhost:{server.port}/hop", allowlist=local)
+        assert server.paths() == ["/hop"]  # the loopback address it pointed to was never asked
+
+        server.routes["/loop"] = (307, {"Location": "/loop"}, b"")
+        with pytest.raises(sources.NotAllowed, match="redirects more than 5 times"):
+            sources.fetch_url(f"http://localhost:{server.port}/loop", allowlist=local)
+        assert server.paths().count("/loop") == 6
+
+        server.routes["/big"] = (200, {}, b"x" * 5000)
+        with pytest.raises(sources.TooLarge, match="larger than 1000 bytes"):
+            sources.fetch_url(f"http://localhost:{server.port}/big", allowlist=local, limit=1000)
+    finally:
+        server.stop()
+
+
+def test_read_file_refuses_fifos_devices_and_large_files(tmp_path):
+    fifo = tmp_path / "doc.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(sources.NotAllowed, match="not a regular file"):
+        sources.read_file(fifo)  # refused on the open descriptor, not waited on
+    with pytest.raises(sources.NotAllowed, match="not a regular file"):
+        sources.read_file("/dev/zero")
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"x" * 2000)
+    with pytest.raises(sources.NotAllowed, match="larger than 1000 bytes"):
+        sources.read_file(big, limit=1000)
+    assert sources.spec_file_problem(tmp_path, "api.yaml", "big.yaml", limit=1000) == (
+        "spec 'big.yaml' is larger than 1000 bytes"
+    )
+
+
+def test_spec_outside_the_folder_is_a_diagnostic_for_the_cli(defs, tmp_path, capsys):
+    (tmp_path / "outside.yaml").write_text(OPENAPI30.read_text())
+    (defs / "apis" / "specs").mkdir(parents=True)
+    (defs / "apis" / "specs" / "link.yaml").symlink_to(tmp_path / "outside.yaml")
+    for name, spec in [("up", "../../outside.yaml"), ("link", "specs/link.yaml"), ("abs", str(tmp_path))]:
+        (defs / "apis" / f"{name}.yaml").write_text(
+            f"apiVersion: autopilot/v1\nkind: Api\nid: {name}\nspec: {spec}\nconnection: c\n"
+        )
+    assert main(["validate", str(defs), "--definitions", str(defs)]) == 1
+    out = capsys.readouterr().out
+    assert "apis/up.yaml:4:7: spec '../../outside.yaml' lies outside the definitions folder" in out
+    assert "apis/link.yaml:4:7: spec 'specs/link.yaml' lies outside the definitions folder" in out
+    assert f"apis/abs.yaml:4:7: spec: '{tmp_path}' must be a relative path" in out
+    loaded, spec = Project(defs).api_spec("link")  # an Api with errors: its document is never read
+    assert spec is None and not loaded.ok
+
+
+@pytest.mark.server
+def test_api_import_refuses_internal_addresses_without_connecting(admin, listener, folder):
+    listener.routes["/doc.yaml"] = (200, {}, OPENAPI30.read_bytes())
+    seen = len(listener.requests)
+    port = listener.port
+    for url in [
+        f"http://127.0.0.1:{port}/doc.yaml",
+        f"http://[::1]:{port}/doc.yaml",
+        f"http://[::ffff:127.0.0.1]:{port}/doc.yaml",
+        f"http://0.0.0.0:{port}/doc.yaml",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/openapi.yaml",
+        "http://100.64.0.1/openapi.yaml",
+    ]:
+        response = admin.post(API, json={"name": "t_broken", "url": url})
+        assert response.status_code == 422, (url, response.text)
+        detail = response.json()["detail"]
+        assert detail["field"] == "url" and "fetch_allowlist" in detail["message"], detail
+    assert len(listener.requests) == seen  # no connection was made
+    assert not (folder / "apis" / "t_broken.yaml").exists()
+
+
+@pytest.mark.server
+def test_api_import_redirect_to_loopback_is_refused(admin, listener, folder):
+    hop = Recorder()  # reached by the allow-listed name localhost
+    try:
+        hop.routes["/openapi.yaml"] = (302, {"Location": f"http://127.0.0.1:{listener.port}/doc.yaml"}, b"")
+        seen = len(listener.requests)
+        response = admin.post(API, json={"name": "t_broken", "url": f"http://localhost:{hop.port}/openapi.yaml"})
+        assert response.status_code == 422, response.text
+        assert "127.0.0.1 is a loopback address" in response.json()["detail"]["message"]
+        assert hop.paths() == ["/openapi.yaml"] and len(listener.requests) == seen
+    finally:
+        hop.stop()
+    assert not (folder / "apis" / "t_broken.yaml").exists()
+
+
+@pytest.mark.server
+def test_api_import_reads_no_local_file(admin, folder):
+    for url in ["/etc/passwd", "file:///etc/passwd", "etc/passwd", "airflow.cfg", "/proc/self/environ"]:
+        response = admin.post(API, json={"name": "t_broken", "url": url})
+        assert response.status_code == 422, (url, response.text)
+        detail = response.json()["detail"]
+        assert detail["field"] == "url" and "absolute http:// or https:// URL" in detail["message"]
+        assert "root:" not in response.text
+    assert not (folder / "apis" / "t_broken.yaml").exists()
+
+
+@pytest.mark.server
+def test_api_import_unreachable_hosts_answer_one_message(admin):
+    sock, port = _refused_port()
+    try:
+        url = f"http://localhost:{port}/openapi.yaml"
+        refused = admin.post(API, json={"name": "t_broken", "url": url})
+    finally:
+        sock.close()
+    assert refused.status_code == 400
+    assert refused.json()["detail"] == {"message": f"could not fetch the document from {url}", "field": "url"}
+
+
+@pytest.mark.server
+def test_spec_must_be_a_regular_file_inside_the_folder_and_validation_fetches_nothing(viewer, listener, folder):
+    specs = folder / "apis" / "specs"
+    specs.mkdir(parents=True, exist_ok=True)
+    link, fifo = specs / "t_link.json", specs / "t_fifo.json"
+    remote = folder / "apis" / "t_remote.yaml"
+    seen = len(listener.requests)
+    try:
+        link.symlink_to("/etc/passwd")
+        os.mkfifo(fifo)
+        cases = {
+            "../../etc/passwd": "lies outside the definitions folder",
+            "/etc/passwd": "spec: '/etc/passwd' must be a relative path",
+            f"http://127.0.0.1:{listener.port}/doc.yaml": "is a URL; the document must be a file inside",
+            "specs/t_link.json": "lies outside the definitions folder",
+            "specs/t_fifo.json": "is not a regular file",
+        }
+        for spec, message in cases.items():
+            content = f"apiVersion: autopilot/v1\nkind: Api\nid: t_evil\nspec: {spec}\nconnection: c\n"
+            response = viewer.post(VALIDATE, json={"path": "apis/t_evil.yaml", "content": content})
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["valid"] is False, (spec, body)
+            (diagnostic,) = body["diagnostics"]
+            assert (diagnostic["line"], diagnostic["column"]) == (4, 7) and message in diagnostic["message"], spec
+
+        # An Api written to the folder by other means (a git pull) with a URL: using it fetches nothing.
+        remote.write_text(
+            f"apiVersion: autopilot/v1\nkind: Api\nid: t_remote\nspec: http://127.0.0.1:{listener.port}/doc.yaml\n"
+            "connection: c\n"
+        )
+        workflow = (
+            "apiVersion: autopilot/v1\nkind: Workflow\nid: t_uses_remote\nsteps:\n"
+            "  - id: list\n    task: {api: t_remote, operation: listJobs}\n"
+        )
+        checked = viewer.post(VALIDATE, json={"path": "t_uses_remote.yaml", "content": workflow}).json()
+        assert checked["valid"] is False
+        assert any("api 't_remote' has errors" in d["message"] for d in checked["diagnostics"]), checked
+        assert viewer.get(f"{API}/t_remote").json()["valid"] is False
+        assert viewer.get(f"{API}/t_remote/operations").status_code == 422
+    finally:
+        link.unlink(missing_ok=True)
+        fifo.unlink(missing_ok=True)
+        remote.unlink(missing_ok=True)
+    assert len(listener.requests) == seen
+
+
+def _oauth_document(token_url: str) -> dict:
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "OAuth product", "version": "1"},
+        "servers": [{"url": "https://oauth.example.com/api"}],
+        "security": [{"oauth": ["hosts:read"]}],
+        "components": {
+            "securitySchemes": {
+                "oauth": {
+                    "type": "oauth2",
+                    "flows": {"clientCredentials": {"tokenUrl": token_url, "scopes": {"hosts:read": "read"}}},
+                }
+            }
+        },
+        "paths": {
+            "/hosts": {
+                "get": {
+                    "operationId": "listHosts",
+                    "responses": {"200": {"description": "hosts", "content": {"application/json": {"schema": {}}}}},
+                }
+            }
+        },
+    }
+
+
+@pytest.mark.server
+def test_document_token_url_never_receives_a_connections_credentials(admin, viewer, listener, folder):
+    token_url = f"http://127.0.0.1:{listener.port}/token"
+    listener.routes["/token"] = (200, {"Content-Type": "application/json"}, b'{"access_token": "t"}')
+    imported = admin.post(
+        API, json={"name": "t_oauth", "content": json.dumps(_oauth_document(token_url)), "replace": True}
+    )
+    assert imported.status_code == 201, imported.text
+    workflow = folder / "t_oauth_form.yaml"
+    workflow.write_text(
+        "apiVersion: autopilot/v1\nkind: Workflow\nid: t_oauth_form\nform:\n  properties:\n"
+        "    host:\n      type: string\n      options: {api: t_oauth, operation: listHosts}\n"
+        "steps:\n  - id: hosts\n    task: {api: t_oauth, operation: listHosts}\n"
+    )
+    seen = len(listener.requests)
+    try:
+        form = viewer.get("/autopilot/api/v1/workflows/t_oauth_form/form")
+    finally:
+        workflow.unlink()
+    assert form.status_code == 502, form.text
+    message = form.json()["detail"]["message"]
+    assert f"the OAuth2 token URL {token_url}" in message and "oauth_token_url_allowlist" in message
+    assert OAUTH_SECRET not in form.text
+    assert len(listener.requests) == seen  # the client id and secret went nowhere
+
+
+def test_token_url_from_the_connection_or_the_allow_list_gets_the_credentials(monkeypatch):
+    server = Recorder()
+    try:
+        server.routes["/token"] = (200, {"Content-Type": "application/json"}, b'{"access_token": "tok"}')
+        server.routes["/api/hosts"] = (200, {"Content-Type": "application/json"}, b"[]")
+        document_url = f"http://localhost:{server.port}/token"  # another origin than the connection's host
+        spec = load_spec(_oauth_document(document_url))
+        operation = spec.operation("listHosts")
+        creds = {"client_id": "id", "client_secret": OAUTH_SECRET}
+
+        def run(extra: dict) -> dict:
+            hook_module._TOKENS.clear()
+            conn = {"conn_type": "autopilot_openapi", "host": f"http://127.0.0.1:{server.port}/api", "extra": extra}
+            monkeypatch.setenv("AIRFLOW_CONN_T_HOOK", json.dumps(conn))
+            hook = OpenApiHook("t_hook", spec=spec, retries=0)
+            return hook.run(operation, build_request(spec, operation, {}, None))
+
+        monkeypatch.delenv("AIRFLOW__AUTOPILOT__OAUTH_TOKEN_URL_ALLOWLIST", raising=False)
+        with pytest.raises(OpenApiAuthError, match="comes from the OpenAPI document, not from the connection"):
+            run(creds)
+        assert server.requests == []
+
+        monkeypatch.setenv("AIRFLOW__AUTOPILOT__OAUTH_TOKEN_URL_ALLOWLIST", f"http://localhost:{server.port}/tok")
+        with pytest.raises(OpenApiAuthError):  # a prefix ends at a path segment: /tok does not allow /token
+            run(creds)
+        monkeypatch.setenv("AIRFLOW__AUTOPILOT__OAUTH_TOKEN_URL_ALLOWLIST", f"http://localhost:{server.port}")
+        assert run(creds)["status"] == 200
+        assert server.paths() == ["/token", "/api/hosts"]
+
+        monkeypatch.delenv("AIRFLOW__AUTOPILOT__OAUTH_TOKEN_URL_ALLOWLIST")
+        assert run({**creds, "token_url": f"http://127.0.0.1:{server.port}/token"})["status"] == 200
+        same_origin = load_spec(_oauth_document("/token"))  # relative: on the connection host's origin
+        hook_module._TOKENS.clear()
+        hook = OpenApiHook("t_hook", spec=same_origin, retries=0)
+        op = same_origin.operation("listHosts")
+        assert hook.run(op, build_request(same_origin, op, {}, None))["status"] == 200
+        assert server.paths()[-2:] == ["/token", "/api/hosts"]
+    finally:
+        server.stop()

@@ -13,6 +13,7 @@ import json
 import socket
 import time
 
+import httpx
 import pytest
 from airflow.sdk._shared.secrets_masker import _secrets_masker, redact
 
@@ -587,15 +588,17 @@ def test_wait_fail_if_fails_at_once(backup, write_definition, run_workflow, capf
 
 
 # ------------------------------------------------------------------------------------------------
-# Base URL from the spec's server; spec from a URL
+# Base URL from the spec's server
 # ------------------------------------------------------------------------------------------------
 
 
-def test_spec_from_url_and_base_url_from_its_server(backup, write_definition, run_workflow):
+def test_base_url_from_the_documents_server(backup, write_definition, run_workflow):
     backup.connect("backup_nohost", host=False, extra={"token": TOKEN})
+    # the product's own document (its server is the product); an Api's spec is a file in the folder
+    write_definition("apis/specs/backup_remote.yaml", httpx.get(f"{backup.product.url}/openapi.yaml").text)
     write_definition(
         "apis/backup_remote.yaml",
-        f"apiVersion: autopilot/v1\nkind: Api\nid: backup_remote\nspec: {backup.product.url}/openapi.yaml\n"
+        "apiVersion: autopilot/v1\nkind: Api\nid: backup_remote\nspec: specs/backup_remote.yaml\n"
         "connection: backup_nohost\n",
     )
     write_definition(
@@ -919,11 +922,16 @@ def test_base_url_and_auth_selection():
     assert select_auth(spec, agent, both, "https://b")["headers"] == {"Authorization": "Basic dTpw"}
     forced = creds(login="u", password="p", extra_dejson={"token": "t0ken", "security_scheme": "bearerAuth"})
     assert select_auth(spec, agent, forced, "https://b")["headers"] == {"Authorization": "Bearer t0ken"}
-    oauth = select_auth(spec, add, creds(extra_dejson={"client_id": "i", "client_secret": "s"}), "https://b/api/v1")
+    oauth = select_auth(
+        spec, add, creds(host="b", extra_dejson={"client_id": "i", "client_secret": "s"}), "https://b/api/v1"
+    )
     assert oauth["oauth2"]["token_url"] == "https://b/api/v1/oauth/token"
     assert oauth["oauth2"]["scopes"] == ["clients:write"]
     # login/password double as OAuth2 client credentials
-    assert select_auth(spec, add, creds(login="u", password="p"), "https://b")["oauth2"]["client_id"] == "u"
+    assert select_auth(spec, add, creds(host="b", login="u", password="p"), "https://b")["oauth2"]["client_id"] == "u"
+    # a token URL that only the document chose (no connection host to be on) gets no credentials
+    with pytest.raises(OpenApiAuthError, match="comes from the OpenAPI document, not from the connection"):
+        select_auth(spec, add, creds(login="u", password="p"), "https://b")
     with pytest.raises(OpenApiAuthError) as caught:
         select_auth(spec, add, creds(extra_dejson={"api_key": "k3y"}), "https://b")
     assert "has no credentials that operation 'addClient' accepts" in str(caught.value)

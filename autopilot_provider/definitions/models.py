@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from autopilot_provider.bounded import PatternError, compile_pattern
+
 API_VERSION = "autopilot/v1"
 
 IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_]*$"
@@ -108,6 +110,55 @@ class OptionsSource(Strict):
         return self.label or "name"
 
 
+#: The JSON Schema formats a form value is checked against (by jsonschema's FormatChecker with its
+#: `format-nongpl` extra: tests/test_security_paths.py checks that each one is checked), and the
+#: formats that only choose a widget. Any other `format` is an error: it would not be checked.
+CHECKED_FORMATS = (
+    "date",
+    "date-time",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uri-template",
+    "uuid",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+)
+WIDGET_FORMATS = ("multiline", "password")
+
+
+def schema_pattern_problem(schema: Any, where: str = "items") -> str | None:
+    """Why a field's free-form JSON Schema (``items``) cannot be used, or None: each ``pattern`` must
+    compile with RE2 (see :func:`~autopilot_provider.bounded.compile_pattern`), and
+    ``patternProperties`` is refused (jsonschema would match its keys with Python's backtracking
+    ``re``)."""
+    stack: list[tuple[Any, str]] = [(schema, where)]
+    while stack:
+        node, at = stack.pop()
+        if isinstance(node, dict):
+            if "patternProperties" in node:
+                return f"{at}: patternProperties is not supported in forms (use properties or additionalProperties)"
+            if isinstance(node.get("pattern"), str):
+                try:
+                    compile_pattern(node["pattern"])
+                except PatternError as exc:
+                    return f"{at}.pattern: invalid regular expression: {exc}"
+            stack.extend((v, f"{at}.{k}") for k, v in node.items() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, f"{at}[{i}]") for i, v in enumerate(node) if isinstance(v, (dict, list)))
+    return None
+
+
 class FormField(Strict):
     """One request-form field: a JSON Schema property plus Airflow's Param UI keys."""
 
@@ -137,11 +188,31 @@ class FormField(Strict):
     @field_validator("pattern")
     @classmethod
     def _pattern_compiles(cls, value: str | None) -> str | None:
+        # values are matched by RE2 (linear time), on the API server and in the _check_form task
         if value is not None:
             try:
-                re.compile(value)
-            except re.error as exc:
+                compile_pattern(value)
+            except PatternError as exc:
                 raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+    @field_validator("items")
+    @classmethod
+    def _item_patterns_compile(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            problem = schema_pattern_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _format_is_checked(cls, value: str | None) -> str | None:
+        if value is not None and value not in CHECKED_FORMATS + WIDGET_FORMATS:
+            raise ValueError(
+                f"unknown format {value!r}: it would not be checked; use one of {', '.join(CHECKED_FORMATS)}, "
+                f"or {' or '.join(WIDGET_FORMATS)} for the widget"
+            )
         return value
 
     def json_schema(self) -> dict[str, Any]:
@@ -215,10 +286,28 @@ class SshScript(Strict):
     command: Template
 
 
-class ScriptStep(Strict):
-    """Run a script. Stdout's last JSON line becomes the step's outputs."""
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+EnvName = Annotated[
+    str,
+    Field(pattern=ENV_NAME, max_length=100, description="An environment variable name: letters, digits, `_`."),
+]
+CONNECTION_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+ConnectionId = Annotated[
+    str,
+    Field(pattern=CONNECTION_ID, max_length=250, description="An Airflow connection id."),
+]
 
-    bash: Template | None = Field(None, description="Bash script. Template values are shell-quoted automatically.")
+
+class ScriptStep(Strict):
+    """Run a script. Its outputs are what it writes to the file named by `$AUTOPILOT_OUTPUT` (`name=value`
+    lines, `name<<DELIM` blocks or JSON-object lines; python: `output(name=value)`); stdout is only
+    logged. The script sees an allow-listed environment, its `env` and its `connections`, nothing else."""
+
+    bash: str | None = Field(
+        None,
+        description="Bash script. It is not templated: pass values through `env` and use them quoted, "
+        '`"$HOST"`.',
+    )
     python: str | None = Field(
         None,
         description="Python source run in its own interpreter. It is not templated: the values "
@@ -227,7 +316,17 @@ class ScriptStep(Strict):
     ansible: AnsibleScript | None = None
     terraform: TerraformScript | None = None
     ssh: SshScript | None = None
-    env: dict[str, Template] = Field(default_factory=dict, description="Extra environment variables.")
+    env: dict[EnvName, Template] = Field(
+        default_factory=dict,
+        description="Environment variables for the script; values are templates rendered as data "
+        "(`{HOST: \"{{ form.hostname }}\"}`), never as shell code.",
+    )
+    connections: dict[EnvName, ConnectionId] = Field(
+        default_factory=dict,
+        description="Airflow connections the script uses, by environment prefix: `{BACKUP: backup_api}` "
+        "gives BACKUP_HOST, BACKUP_PORT, BACKUP_LOGIN, BACKUP_PASSWORD, BACKUP_SCHEMA, BACKUP_EXTRA (JSON) "
+        "and BACKUP_URI. Secrets are masked in the task log.",
+    )
     cwd: str | None = None
 
     @model_validator(mode="after")
@@ -643,10 +742,40 @@ class Resources(Header):
     items: list[Resource] = Field(default_factory=list)
 
 
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+
+
+def spec_reference_problem(spec: str) -> str | None:
+    """Why an Api's ``spec:`` is not a relative path (None when it is one), worded to follow the
+    field's name. That it stays inside the definitions folder, and names a regular file, is checked
+    where the folder is known."""
+    if not spec.strip():
+        return "must name the document: a path relative to this file"
+    if _URL_SCHEME.match(spec):
+        return (
+            f"{spec!r} is a URL; the document must be a file inside the definitions folder, named relative to "
+            "this file (import a document from a URL with `autopilot import-openapi` or POST /apis)"
+        )
+    if spec.startswith(("/", "\\", "~")) or "\\" in spec or "\x00" in spec:
+        return f"{spec!r} must be a relative path (with '/') inside the definitions folder"
+    return None
+
+
 class Api(Header):
     kind: Literal["Api"]
-    spec: str = Field(description="Path (relative to this file) or URL of the OpenAPI document.")
+    spec: str = Field(
+        description="Path of the OpenAPI document, relative to this file and inside the definitions folder "
+        "(a regular file; import documents from URLs with `autopilot import-openapi`)."
+    )
     connection: str = Field(description="Default Airflow connection id (base URL and credentials).")
+
+    @field_validator("spec")
+    @classmethod
+    def _relative_spec(cls, value: str) -> str:
+        problem = spec_reference_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 KINDS: dict[str, type[Header]] = {

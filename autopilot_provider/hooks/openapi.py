@@ -10,6 +10,10 @@ credentials of an Airflow Connection of type ``autopilot_openapi``.
   in a header, the query or a cookie (extra ``api_key``), OAuth2 client credentials (extra
   ``client_id``/``client_secret``, ``token_url`` and ``scopes`` default to the spec's flow). OAuth2
   tokens are cached per process until shortly before they expire, and fetched again after a 401.
+  The client credentials go only to a token URL that the deployment chose: the connection's extra
+  ``token_url``, or the document's ``tokenUrl`` when it is on the connection host's origin or matches
+  ``[autopilot] oauth_token_url_allowlist`` — never to a URL that only the document names (whoever
+  may import a document would otherwise receive the secrets of any connection an Api names).
 * **Re-sending** on 429, 5xx and connection errors with backoff (``Retry-After`` wins), see
   :class:`~autopilot_provider.openapi.request.RetryPolicy`.
 * **Secrets** (password, token, API key, client secret, fetched tokens, basic credentials) are
@@ -33,7 +37,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, conf
 
 from autopilot_provider.openapi.request import PreparedRequest, RetryPolicy, excerpt, parse_body
 from autopilot_provider.openapi.spec import Operation, Spec
@@ -247,9 +251,12 @@ def _scheme_auth(name: str, scheme: dict[str, Any], scopes: list[str], creds: Cr
             token_url = creds.token_url or flow.get("tokenUrl")
             if not token_url:
                 return None
+            token_url = urljoin(base.rstrip("/") + "/", str(token_url))
+            if not creds.token_url:
+                check_document_token_url(token_url, creds, name)
             return {
                 "oauth2": {
-                    "token_url": urljoin(base.rstrip("/") + "/", str(token_url)),
+                    "token_url": token_url,
                     "client_id": client_id,
                     "client_secret": client_secret,
                     "scopes": list(creds.scopes if creds.scopes is not None else scopes),
@@ -260,6 +267,53 @@ def _scheme_auth(name: str, scheme: dict[str, Any], scopes: list[str], creds: Cr
     if kind == "openIdConnect" and creds.token:
         return {"headers": {"Authorization": f"Bearer {creds.token}"}}
     return None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower().rstrip("."), port
+
+
+def token_url_allowlist() -> list[str]:
+    """``[autopilot] oauth_token_url_allowlist``: origins or URL prefixes, comma separated."""
+    raw = conf.get("autopilot", "oauth_token_url_allowlist", fallback="") or ""
+    return [entry.strip() for entry in raw.replace("\n", ",").split(",") if entry.strip()]
+
+
+def token_url_allowed(token_url: str, allowlist: list[str]) -> bool:
+    """Whether ``token_url`` is on an entry's origin and, when the entry has a path, under it (at a
+    segment boundary: ``https://a/oauth`` allows ``https://a/oauth/token``, not ``https://a/oauth2``)."""
+    origin = _origin(token_url)
+    if not origin[1] or origin[0] not in ("http", "https"):
+        return False
+    path = urlsplit(token_url).path or "/"
+    for entry in allowlist:
+        if _origin(entry) != origin:
+            continue
+        prefix = urlsplit(entry).path or "/"
+        if prefix == "/" or path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def check_document_token_url(token_url: str, creds: Credentials, scheme: str) -> None:
+    """A token URL taken from the OpenAPI document receives the connection's client credentials only
+    on the connection host's origin or when the allow-list names it; else OpenApiAuthError (and
+    nothing is sent)."""
+    if creds.host_url and _origin(token_url) == _origin(creds.host_url) and _origin(token_url)[1]:
+        return
+    if token_url_allowed(token_url, token_url_allowlist()):
+        return
+    raise OpenApiAuthError(
+        f"connection '{creds.conn_id}': the OAuth2 token URL {token_url} of security scheme '{scheme}' comes "
+        "from the OpenAPI document, not from the connection, so the client credentials are not sent to it; "
+        "set the connection's extra `token_url`, or add the URL to [autopilot] oauth_token_url_allowlist"
+    )
 
 
 def select_auth(spec: Spec, operation: Operation, creds: Credentials, base: str) -> dict[str, Any]:

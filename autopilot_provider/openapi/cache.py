@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from autopilot_provider.openapi import spec as S
+from autopilot_provider.openapi.sources import SourceError, read_file
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,11 @@ def load(path: Path, *, validate: bool = False) -> S.Spec:
 
 
 def _read(path: Path) -> bytes:
+    """A regular file of at most MAX_DOCUMENT bytes (a FIFO or device is refused, not waited on)."""
     try:
-        return path.read_bytes()
+        return read_file(path)
+    except SourceError as exc:
+        raise S.SpecError(f"cannot read {path}: {exc.message}", "") from None
     except OSError as exc:
         raise S.SpecError(f"cannot read {path}: {exc.strerror or exc}", "") from None
 
@@ -214,7 +218,7 @@ class LazyDocument:
     def full(self) -> dict[str, Any]:
         """The whole original document (parsed from the source file)."""
         if self._full is None:
-            data = self.source.read_bytes()
+            data = _read(self.source)
             if hashlib.sha256(data).hexdigest() != self.sha:
                 log.warning("%s changed since its spec was loaded; reading the new content", self.source)
             self._full = S.parse_document(data, source=str(self.source))

@@ -2,7 +2,10 @@
 
 ``import_openapi(definitions, name, source=... | content=...)``:
 
-1. reads the document (a file, an http(s) URL or text), JSON or YAML, Swagger 2.0 / OpenAPI 3.0 / 3.1;
+1. reads the document, JSON or YAML, Swagger 2.0 / OpenAPI 3.0 / 3.1: ``content`` (text; the REST
+   API), ``url`` (an absolute http(s) URL, fetched under the rules of
+   :mod:`autopilot_provider.openapi.sources`: internal addresses only when the ``allowlist`` names
+   them) or ``source`` (a local file: the CLI only, where the operator names it);
 2. validates it (:func:`autopilot_provider.openapi.spec.validate_document`: errors name the JSON
    pointer of the bad part) and normalises it (``$ref``s, operation ids) — nothing is written when
    either fails;
@@ -37,6 +40,8 @@ from typing import Any
 
 import yaml
 
+from autopilot_provider.bounded import MAX_DEPTH, LimitError, load_yaml
+from autopilot_provider.openapi.sources import MAX_DOCUMENT, Allowlist, SourceError, fetch_url, read_file
 from autopilot_provider.openapi.spec import (
     SpecError,
     is_json_text,
@@ -46,14 +51,11 @@ from autopilot_provider.openapi.spec import (
     validate_document,
 )
 
-#: Largest document accepted (bytes).
-MAX_DOCUMENT = 64 * 1024 * 1024
 API_DIR = "apis"
 SPEC_DIR = "specs"
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
-NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-CONNECTION = re.compile(r"^[A-Za-z0-9_.\-]+$")
-FETCH_TIMEOUT = 60.0
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # fullmatch: `$` would let a trailing newline through
+CONNECTION = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 class ImportFailure(Exception):
@@ -130,7 +132,7 @@ def api_paths(name: str, *, json_document: bool) -> tuple[str, str]:
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not NAME.match(name) or len(name) > 200:
+    if not isinstance(name, str) or not NAME.fullmatch(name) or len(name) > 200:
         raise InvalidInput(
             f"name {name!r} is not an identifier: letters, digits and underscores, starting with a letter",
             field="name",
@@ -138,39 +140,30 @@ def check_name(name: Any) -> str:
     return name
 
 
-def fetch(url: str, *, timeout: float = FETCH_TIMEOUT, limit: int = MAX_DOCUMENT) -> bytes:
-    """GET an http(s) URL (redirects followed), at most ``limit`` bytes."""
-    import httpx
-
-    if not re.match(r"^https?://", url, re.IGNORECASE):
-        raise InvalidInput(f"url must be an http:// or https:// URL, got {url!r}", field="url")
+def fetch(url: str, *, allowlist: Allowlist | None = None, limit: int = MAX_DOCUMENT) -> bytes:
+    """GET an absolute http(s) URL under the rules of :func:`autopilot_provider.openapi.sources.fetch_url`
+    (internal addresses only when allow-listed, redirects checked, a byte cap, one message for every
+    unreachable case)."""
     try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=timeout) as response:
-            if response.status_code >= 400:
-                raise SourceUnavailable(f"GET {url} answered {response.status_code}", field="url")
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise SourceUnavailable(f"{url} is larger than {limit} bytes", field="url")
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except httpx.HTTPError as exc:
-        raise SourceUnavailable(f"cannot GET {url}: {exc}", field="url") from None
+        return fetch_url(url, allowlist=allowlist, limit=limit)
+    except SourceError as exc:
+        raise _failure(exc, "url") from None
 
 
 def read(source: str | Path) -> bytes:
-    """The bytes of a file or an http(s) URL."""
-    text = str(source)
-    if re.match(r"^https?://", text, re.IGNORECASE):
-        return fetch(text)
+    """The bytes of a local file named by the operator (the CLI): a regular file, size-capped."""
     try:
-        size = os.path.getsize(source)
-        if size > MAX_DOCUMENT:
-            raise SourceUnavailable(f"{source} is larger than {MAX_DOCUMENT} bytes", field="spec")
-        return Path(source).read_bytes()
+        return read_file(source)
+    except SourceError as exc:
+        raise _failure(exc, "spec") from None
     except OSError as exc:
         raise SourceUnavailable(f"cannot read {source}: {exc.strerror or exc}", field="spec") from None
+
+
+def _failure(exc: SourceError, where: str) -> ImportFailure:
+    failure = SourceUnavailable(exc.message, field=where)
+    failure.status = exc.status
+    return failure
 
 
 def api_yaml(name: str, title: str, spec_file: str, connection: str, source: str | None = None) -> str:
@@ -190,40 +183,45 @@ def import_openapi(
     name: str,
     *,
     source: str | Path | None = None,
+    url: str | None = None,
     content: str | bytes | None = None,
     connection: str | None = None,
     force: bool = False,
     store=None,
     author: str | None = None,
+    allowlist: Allowlist | None = None,
 ) -> ImportResult:
     """Validate and store an OpenAPI document plus its ``Api`` definition (see the module docstring).
 
-    Exactly one of ``source`` (a file or an http(s) URL) and ``content`` (the text) is given. Raises
-    :class:`ImportFailure` (nothing written) or, with a ``store``, its ``StoreError``s.
+    Exactly one of ``source`` (a local file), ``url`` (an http(s) URL, internal addresses only as
+    ``allowlist`` allows) and ``content`` (the text) is given. Raises :class:`ImportFailure`
+    (nothing written) or, with a ``store``, its ``StoreError``s.
     """
     with quiet_gc():
-        return _import(definitions, name, source, content, connection, force, store, author)
+        return _import(definitions, name, source, url, content, connection, force, store, author, allowlist)
 
 
-def _import(definitions, name, source, content, connection, force, store, author) -> ImportResult:
+def _import(definitions, name, source, url, content, connection, force, store, author, allowlist) -> ImportResult:
     from autopilot_provider.openapi import cache
     from dag_factory.project import Project
 
     root = Path(definitions).resolve()
     name = check_name(name)
-    if connection is not None and (not isinstance(connection, str) or not CONNECTION.match(connection)):
+    if connection is not None and (not isinstance(connection, str) or not CONNECTION.fullmatch(connection)):
         raise InvalidInput(f"connection {connection!r} is not an Airflow connection id", field="connection")
-    if (source is None) == (content is None):
+    if sum(given is not None for given in (source, url, content)) != 1:
         raise InvalidInput("give exactly one of url and content", field="content" if content is None else "url")
-    where = "content" if content is not None else ("url" if re.match(r"^https?://", str(source), re.I) else "spec")
     if content is not None:
+        where, label = "content", "content"
         data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
         if len(data) > MAX_DOCUMENT:
             raise InvalidInput(f"content is larger than {MAX_DOCUMENT} bytes", field="content")
-        label = "content"
+    elif url is not None:
+        where, label = "url", str(url)
+        data = fetch(str(url), allowlist=allowlist)
     else:
+        where, label = "spec", str(source)
         data = read(source)
-        label = str(source)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
 
@@ -269,7 +267,7 @@ def _import(definitions, name, source, content, connection, force, store, author
     if connection is None:
         connection = _existing_connection(project, api_rel) if api_file.exists() else None
         connection = connection or f"{name}_api"
-    described = str(source) if source is not None and where == "url" else None
+    described = label if where == "url" else None
     definition = api_yaml(name, spec.title, f"{SPEC_DIR}/{Path(spec_rel).name}", connection, described)
     _check_definition(api_rel, definition)
 
@@ -331,11 +329,12 @@ def _check_definition(rel: str, text: str) -> None:
 
 def _existing_connection(project, rel: str) -> str | None:
     try:
-        data = yaml.safe_load((project.root / rel).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        text = (project.root / rel).read_text(encoding="utf-8")
+        data = load_yaml(text, getattr(yaml, "CSafeLoader", yaml.SafeLoader), max_depth=MAX_DEPTH)
+    except (OSError, ValueError, yaml.YAMLError, LimitError):
         return None
     value = data.get("connection") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and CONNECTION.match(value) else None
+    return value if isinstance(value, str) and CONNECTION.fullmatch(value) else None
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:

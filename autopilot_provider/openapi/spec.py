@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import gc
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from autopilot_provider.bounded import LimitError, linear_time, load_json, load_yaml
+from autopilot_provider.openapi.sources import SourceError, read_file
+
+log = logging.getLogger(__name__)
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 LOCATIONS = ("path", "query", "header", "cookie")
@@ -243,15 +249,21 @@ def is_json_text(text: str | bytes) -> bool:
 
 
 def parse_document(text: str | bytes, *, source: str = "<document>") -> dict[str, Any]:
-    """JSON or YAML text → dict (JSON is valid YAML, but json.loads is much faster for big specs)."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8-sig")
+    """JSON or YAML text → dict (JSON is valid YAML, but json.loads is much faster for big specs).
+
+    Aliases and nesting are bounded (:mod:`autopilot_provider.bounded`): a document that would expand
+    beyond the limits is a SpecError naming the position of the alias or node."""
     try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8-sig")
         with quiet_gc():
             if is_json_text(text):
-                data = json.loads(text)
+                data = load_json(text)
             else:
-                data = _string_keys(yaml.load(text, Loader=_yaml_loader()))  # noqa: S506 - a safe loader
+                data = _string_keys(load_yaml(text, _yaml_loader()))
+    except LimitError as exc:
+        where = f"{source}:{exc.line}:{exc.column}" if exc.line > 1 or exc.column > 1 else source
+        raise SpecError(f"{where}: {'JSON' if is_json_text(text) else 'YAML'}: {exc.message}", exc.pointer) from None
     except (ValueError, yaml.YAMLError) as exc:
         raise SpecError(f"{source} is neither JSON nor YAML: {exc}", "") from None
     if not isinstance(data, dict):
@@ -260,15 +272,21 @@ def parse_document(text: str | bytes, *, source: str = "<document>") -> dict[str
 
 
 def read_source(source: str | Path) -> str:
-    """Read a file path or an http(s) URL."""
+    """Read a local file (a regular file, size-capped). Nothing is fetched over the network here:
+    documents from URLs are imported (:mod:`autopilot_provider.openapi.importer`) and read as files."""
     text = str(source)
-    if re.match(r"^https?://", text):
-        import httpx
-
-        response = httpx.get(text, follow_redirects=True, timeout=60)
-        response.raise_for_status()
-        return response.text
-    return Path(source).read_text(encoding="utf-8-sig")
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", text):
+        raise SpecError(
+            f"{text}: OpenAPI documents are read from files; import a URL with `autopilot import-openapi`", ""
+        )
+    try:
+        return read_file(source).decode("utf-8-sig")
+    except SourceError as exc:
+        raise SpecError(f"cannot read {source}: {exc.message}", "") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read {source}: {exc.strerror or exc}", "") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{source} is not UTF-8 text: {exc}", "") from None
 
 
 def validate_document(document: dict[str, Any]) -> None:
@@ -280,7 +298,7 @@ def validate_document(document: dict[str, Any]) -> None:
 
 
 def load_spec(source: str | Path | dict[str, Any], *, validate: bool = True, cache: bool = True) -> Spec:
-    """Load an OpenAPI document from a dict, a file or a URL, validate it and normalise it.
+    """Load an OpenAPI document from a dict or a local file, validate it and normalise it.
 
     A local file is normalised once per content (sha256) into the cache folder
     (:func:`autopilot_provider.openapi.cache.cache_dir`); later loads read that. ``cache=False`` skips it.
@@ -290,7 +308,7 @@ def load_spec(source: str | Path | dict[str, Any], *, validate: bool = True, cac
             validate_document(source)
         return normalise(source)
     text = str(source)
-    if cache and not re.match(r"^https?://", text):
+    if cache and not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", text):
         from autopilot_provider.openapi import cache as spec_cache
 
         return spec_cache.load(Path(source), validate=validate)
@@ -345,11 +363,19 @@ class _Resolver:
 
     Each reference is resolved once: a result that does not depend on where the cycle was cut is
     cached (and shared — treat resolved schemas as read-only).
+
+    One :meth:`resolve` builds at most :data:`MAX_RESOLVED_NODES` nodes *as expanded* (a shared
+    result counts each time it is used): references that double at every level would otherwise
+    cost exponential time, and every consumer that serialises the result (the catalog API, a
+    form's schema) exponential output. References past the budget are cut to ``{}`` like cycles.
     """
 
     def __init__(self, root: Any):
         self.root = root  # a dict, or anything with .node(parts) (the lazy cached document)
         self.cache: dict[str, Any] = {}
+        self.sizes: dict[str, int] = {}  # ref → nodes its cached result expands to
+        self.left = MAX_RESOLVED_NODES
+        self.spent = 0  # nodes built by every resolve() so far
 
     def target(self, ref: str) -> Any:
         return self.node(ref_parts(ref), ref)
@@ -375,9 +401,15 @@ class _Resolver:
         return node
 
     def resolve(self, node: Any) -> Any:
-        return self._deep(node, {})[0]
+        self.left = MAX_RESOLVED_NODES
+        value = self._deep(node, {})[0]
+        self.spent += MAX_RESOLVED_NODES - self.left
+        if self.left < 0:
+            log.warning("a schema expands to more than %d nodes; references past that are cut", MAX_RESOLVED_NODES)
+        return value
 
     def _deep(self, node: Any, active: dict[str, bool]) -> tuple[Any, set[str] | None]:
+        self.left -= 1
         if isinstance(node, dict):
             ref = node.get("$ref")
             if isinstance(ref, str):
@@ -408,12 +440,16 @@ class _Resolver:
         return node, None
 
     def _ref(self, ref: str, active: dict[str, bool]) -> tuple[Any, set[str] | None]:
+        if self.left < 0:
+            return {}, {_OVER_BUDGET}
         cached = self.cache.get(ref, _MISSING)
         if cached is not _MISSING:
+            self.left -= self.sizes[ref]
             return cached, None
         if ref in active:
             return {}, {ref}
         active[ref] = True
+        before = self.left
         try:
             value, cuts = self._deep(self.target(ref), active)
         finally:
@@ -422,6 +458,7 @@ class _Resolver:
             cuts.discard(ref)
         if not cuts:
             self.cache[ref] = value
+            self.sizes[ref] = before - self.left
             return value, None
         return value, cuts
 
@@ -435,6 +472,10 @@ class _Resolver:
 
 
 _MISSING = object()
+#: the "cut" of a reference past the resolver's budget (never a real reference: results holding it are not cached)
+_OVER_BUDGET = "budget"
+#: nodes one resolved schema may expand to (the largest in GitHub's REST API description has about 19,000)
+MAX_RESOLVED_NODES = 100_000
 
 
 def _union(a: set[str] | None, b: set[str] | None) -> set[str] | None:
@@ -723,7 +764,7 @@ def schema_validator(spec: Spec, schema: dict[str, Any]):
     import jsonschema
 
     copied = copy.deepcopy(schema)
-    validator = cls(copied, format_checker=jsonschema.FormatChecker())
+    validator = linear_time(cls)(copied, format_checker=jsonschema.FormatChecker())
     if len(validators) >= 256:
         validators.clear()
     # the schema itself is held so that its id stays its own; the copy the validator uses is the

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from autopilot_plugin.api.deps import CanRead, CanWrite, GetUserDep, StoreDep, user_name
+from autopilot_plugin.api.deps import CanDesign, CanRead, GetUserDep, StoreDep, user_name
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
@@ -27,7 +27,12 @@ router = APIRouter(prefix="/apis", tags=["APIs"])
 
 class ApiImport(BaseModel):
     name: str = Field(description="The Api id: letters, digits and underscores, starting with a letter.")
-    url: str | None = Field(None, description="An http(s) URL the API server fetches the document from.")
+    url: str | None = Field(
+        None,
+        description="An absolute http(s) URL the API server fetches the document from. Loopback, private and "
+        "link-local addresses are refused unless `[autopilot] fetch_allowlist` names them; a path or a "
+        "file:// URL is refused (send the document as `content`).",
+    )
     content: str | None = Field(None, description="The document text (JSON or YAML). Give `url` or `content`.")
     connection: str | None = Field(
         None,
@@ -147,12 +152,13 @@ class ErrorOut(BaseModel):
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
         400: "Invalid input (the `field` names it), or the URL could not be fetched",
+        503: "The Autopilot tables are missing (`autopilot db migrate`), or `[autopilot] fetch_allowlist` is malformed",
         401: "Not authenticated",
         403: "Not allowed",
         404: "No such Api or operation",
         409: "An Api of that name exists (send `replace: true`), or its id is used by another file",
-        422: "Not a valid OpenAPI document (`pointer` names the bad part), or the Api cannot be loaded",
-        503: "The Autopilot tables are missing: run `autopilot db migrate`",
+        422: "Not a valid OpenAPI document (`pointer` names the bad part), a `url` that is not an absolute "
+        "http(s) URL or is at an address not allowed, or the Api cannot be loaded",
     }
     return {code: {"model": ErrorOut, "description": text[code]} for code in codes}
 
@@ -167,6 +173,15 @@ def _project(store):
     return Project(store.root, display_root="")
 
 
+def fetch_allowlist():
+    """``[autopilot] fetch_allowlist``: the internal hosts and networks imports may fetch from."""
+    from airflow.configuration import conf
+
+    from autopilot_provider.openapi.sources import Allowlist
+
+    return Allowlist.parse(conf.get("autopilot", "fetch_allowlist", fallback="") or "")
+
+
 ApiName = Annotated[str, Path(description="The Api id.")]
 
 
@@ -178,7 +193,7 @@ ApiName = Annotated[str, Path(description="The Api id.")]
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    dependencies=[CanWrite],
+    dependencies=[CanDesign],
     operation_id="import_api",
     responses=_responses(400, 401, 403, 409, 422, 503),
 )
@@ -193,11 +208,16 @@ def import_api(body: ApiImport, store: StoreDep, user: GetUserDep) -> ImportOut:
             status_code=400, detail={"message": "give exactly one of url and content", "field": "content"}
         )
     try:
+        allowlist = fetch_allowlist() if body.url is not None else None
+    except ValueError as exc:
+        raise HTTPException(status_code=503, detail={"message": f"[autopilot] {exc}", "field": "url"}) from None
+    try:
         result = import_openapi(
             store.root,
             body.name,
-            source=body.url,
+            url=body.url,
             content=body.content,
+            allowlist=allowlist,
             connection=body.connection,
             force=body.replace,
             store=store,
