@@ -400,6 +400,9 @@ class DefinitionSummary:
     version: str
     valid: bool
     error_count: int
+    #: For a file whose name is not allowed: ``path`` is its name percent-encoded, and this says why
+    #: it is not loaded (delete it with :meth:`DefinitionStore.delete_misnamed`).
+    problem: str | None = None
 
 
 @dataclass
@@ -472,7 +475,7 @@ class DefinitionStore:
 
     def clean_path(self, rel: Any, *, name: str = "path") -> str:
         """Check that ``rel`` names a definition file inside the folder; return it normalized."""
-        from dag_factory.project import is_definition_path
+        from dag_factory.project import encode_path, is_definition_path, path_problem
 
         if not isinstance(rel, str) or not rel.strip():
             raise InvalidInput(f"{name} is required", field=name)
@@ -485,6 +488,9 @@ class DefinitionStore:
         parts = rel.split("/")
         if any(part in ("", ".", "..") for part in parts):
             raise InvalidInput(f"{name} must not contain '..', '.' or empty segments: {rel!r}", field=name)
+        problem = path_problem(rel)
+        if problem is not None:
+            raise InvalidInput(f"{name} {encode_path(rel)!r} is not an allowed definition path: {problem}", field=name)
         if not is_definition_path(rel):
             raise InvalidInput(
                 f"{name} {rel!r} is not a definition path: it must end in .yaml or .yml, no segment may start "
@@ -500,8 +506,12 @@ class DefinitionStore:
         return self.root / rel
 
     def _read(self, rel: str) -> bytes | None:
+        return self._read_file(self._file(rel))
+
+    @staticmethod
+    def _read_file(path: Path) -> bytes | None:
         try:
-            return self._file(rel).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             return None
 
@@ -569,7 +579,85 @@ class DefinitionStore:
                     error_count=errors,
                 )
             )
+        if kind is None:
+            result += self._misnamed_summaries(project)
         return result
+
+    # -- files whose names are not allowed ------------------------------------------------------
+
+    def _misnamed_summaries(self, project) -> list[DefinitionSummary]:
+        from dag_factory.project import encode_path, misnamed_diagnostic
+
+        result = []
+        for rel in project.misnamed():
+            try:
+                data = self._file(rel).read_bytes()
+            except OSError:  # gone meanwhile, or not a readable file
+                continue
+            encoded = encode_path(rel)
+            result.append(
+                DefinitionSummary(
+                    path=encoded,
+                    kind=None,
+                    id=None,
+                    title=None,
+                    version=content_version(data),
+                    valid=False,
+                    error_count=1,
+                    problem=misnamed_diagnostic(encoded, rel).message,
+                )
+            )
+        return result
+
+    def misnamed_file(self, encoded: Any) -> str:
+        """The file that ``encoded`` (a ``path`` the listing shows for a file whose name is not allowed)
+        names. Only such a file, found in the folder, is ever named this way: it can be deleted, never
+        read or written as a definition."""
+        from dag_factory.project import decode_path
+
+        if not isinstance(encoded, str) or not encoded.strip():
+            raise InvalidInput("encoded is required", field="encoded")
+        if len(encoded) > 4 * MAX_PATH:
+            raise InvalidInput(f"encoded is longer than {4 * MAX_PATH} characters", field="encoded")
+        rel = decode_path(encoded)
+        if rel not in self.project().misnamed():
+            raise NotFound(
+                f"no definition file whose name is not allowed is listed as {encoded!r}; "
+                "a file with an allowed name is deleted by its path",
+                field="encoded",
+            )
+        return rel
+
+    def file_version(self, rel: Any, *, encoded: bool = False) -> str | None:
+        """The current version of the file at ``rel`` (or named by ``encoded``), None when missing."""
+        data = self._read(self.misnamed_file(rel) if encoded else self.clean_path(rel))
+        return None if data is None else content_version(data)
+
+    def misnamed_text(self, encoded: Any) -> str | None:
+        data = self._read(self.misnamed_file(encoded))
+        return None if data is None else data.decode("utf-8", errors="replace")
+
+    def delete_misnamed(self, encoded: Any, version: str, *, author: str | None) -> SaveResult:
+        """Delete a definition file whose name is not allowed (listed with its name percent-encoded).
+        Like :meth:`delete`: ``version`` must be current, and a revision records the removed content
+        (under the encoded name, shortened with a hash when longer than the path column)."""
+        from dag_factory.project import encode_path
+
+        rel = self.misnamed_file(encoded)
+        key = encode_path(rel)
+        if len(key) > MAX_PATH:
+            key = f"{key[: MAX_PATH - 18]}#{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        file = self._file(rel)
+        current = self._read(rel)
+        self._expect(key, version, current)
+        removed = current.decode("utf-8", errors="replace") if current is not None else None
+
+        def apply(now: bytes | None) -> None:
+            self._expect(key, version, now)
+            file.unlink()
+
+        checked = Validation(key, None, None, True)
+        return self._save(key, "delete", removed, author, apply, checked, version=version, file=file)
 
     def get(self, rel: str) -> DefinitionDetail:
         rel = self.clean_path(rel)
@@ -698,14 +786,16 @@ class DefinitionStore:
         checked: Validation,
         *,
         version: str | None = None,
+        file: Path | None = None,
     ) -> SaveResult:
+        """``file``: the file changed, when ``rel`` (the revision's path) does not name it."""
         engine = self.engine
         _require_tables(engine)
-        path = self._file(rel)
+        path = file or self._file(rel)
         with self._transaction(engine) as connection:
             number = self._next_number(connection, rel)
             # Under the lock: the file is exactly what the version check sees until we commit.
-            previous = self._read(rel)
+            previous = self._read_file(path)
             saved_version = version if action == "delete" else content_version(content or "")
             connection.execute(
                 insert(revision_table).values(

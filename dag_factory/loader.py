@@ -43,3 +43,19 @@ def load_dag_file(root: str, rel: str, stub_file: str | None = None):
     from dag_factory.builder import build_dag
 
     return build_dag(loaded.definition, project, source=project.display(rel))
+
+
+def report_misnamed(root: str, stub_file: str) -> None:
+    """Called by the stub ``sync_stubs`` writes while definition files with names that are not
+    allowed exist: raises one ``DefinitionError`` naming each (percent-encoded), which Airflow records
+    as that stub's import error. Such files are never loaded; every other definition loads as usual."""
+    from airflow.sdk import get_parsing_context
+
+    if get_parsing_context().dag_id is not None:  # a worker running a task: not its business
+        return
+    index = Path(stub_file).parent / INDEX_NAME
+    has_index = index.exists()
+    project = Project(Path(root), index_path=index if has_index else None, trust_index=has_index)
+    diagnostics = project.misnamed_diagnostics()
+    if diagnostics:
+        raise DefinitionError(diagnostics)

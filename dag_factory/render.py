@@ -17,6 +17,7 @@ import ast
 import hashlib
 import keyword
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,9 +29,11 @@ from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import DefinitionError
 from autopilot_provider.definitions.validate import suggest
 from dag_factory.builder import build_dag
-from dag_factory.project import SUFFIXES, Project
+from dag_factory.project import SUFFIXES, Project, encode_path, path_problem
 
 WIDTH = 88
+#: What a comment line may show as is: the characters of a definition path (no line breaks, no quotes).
+_SAFE_COMMENT = re.compile(r"[A-Za-z0-9._/-]+")
 INDENT = "    "
 #: Operator constructor arguments that never appear in the file: the DAG and group come from the
 #: enclosing ``with`` blocks, params from the DAG.
@@ -53,6 +56,10 @@ def render_workflow(project: Project, workflow: str) -> str:
     or to the current directory.
     """
     project, rel = _resolve(project, workflow)
+    problem = path_problem(rel)
+    if problem is not None:
+        shown = project.display(encode_path(rel))
+        raise RenderError(f"{shown}: not a definition: the file name is not allowed ({problem})")
     source = project.display(rel)
     loaded = project.load(rel)
     if not loaded.ok:
@@ -157,10 +164,14 @@ class _Renderer:
         return "\n".join(lines) + "\n"
 
     def _header(self) -> list[str]:
-        digest = f" (sha256 {self.digest})" if self.digest else ""
+        # A comment cannot be escaped: only text of the path alphabet goes into one (else it is
+        # named in doc_md, a string literal, only).
+        digest = f" (sha256 {self.digest})" if _SAFE_COMMENT.fullmatch(self.digest) else ""
+        dag_id = f" {self.dag.dag_id}" if _SAFE_COMMENT.fullmatch(self.dag.dag_id) else ""
+        source = self.source if _SAFE_COMMENT.fullmatch(self.source) else "the definition file named in doc_md"
         return [
-            f"# Airflow DAG {self.dag.dag_id!r}, rendered by `autopilot render` from",
-            f"# {self.source}{digest}.",
+            f"# Airflow DAG{dag_id}, rendered by `autopilot render` from",
+            f"# {source}{digest}.",
             "#",
             "# This file no longer needs the YAML definition: it is an ordinary DAG file to edit,",
             "# review and deploy like any other. Stop serving the YAML (delete it, or move it out",
@@ -252,8 +263,11 @@ class _Renderer:
     def _name_nodes(self, group: TaskGroup) -> None:
         for node_id, child in group.children.items():
             name = "_".join(part.strip("_") or "_" for part in node_id.split("."))
+            name = re.sub(r"\W", "_", name, flags=re.ASCII)  # a variable name, whatever the id holds
             if keyword.iskeyword(name) or not name.isidentifier():
                 name += "_"
+            if not name.isidentifier():  # it started with a digit
+                name = "_" + name
             base, n = name, 2
             while name in self.taken:
                 name, n = f"{base}_{n}", n + 1
@@ -320,6 +334,9 @@ class _Renderer:
             kept[key] = value
         order = ["task_id", "doc_md", *own]
         keys = [k for k in order if k in kept] + [k for k in kept if k not in order]
+        for key in keys:
+            if not key.isidentifier() or keyword.iskeyword(key):
+                raise RenderError(f"task {task.task_id!r}: argument {key!r} is not a Python name")
         return [(key, self._task_value(key, kept[key])) for key in keys]
 
     def _task_value(self, key: str, value: Any) -> Any:
@@ -572,7 +589,17 @@ def _source(value: Any) -> str:
 
 
 def _quote(text: str) -> str:
-    """A one-line string literal, with the quotes ruff prefers (double unless that needs more escapes)."""
+    """A one-line string literal, with the quotes ruff prefers (double unless that needs more escapes);
+    ``repr(text)`` whenever the literal would not read back as ``text``."""
+    literal = _ruff_quote(text)
+    try:
+        same = ast.literal_eval(literal) == text and "\n" not in literal and "\r" not in literal
+    except (SyntaxError, ValueError):
+        same = False
+    return literal if same else repr(text)
+
+
+def _ruff_quote(text: str) -> str:
     quote = "'" if text.count('"') > text.count("'") else '"'
     out = []
     for ch in text:

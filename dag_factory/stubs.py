@@ -13,19 +13,32 @@ import json
 import os
 from pathlib import Path
 
-from dag_factory.project import INDEX_VERSION, Project, atomic_write, tree_fingerprint
+from dag_factory.project import INDEX_VERSION, Project, atomic_write, is_definition_path, tree_fingerprint
 
 INDEX_NAME = "_autopilot_index.json"
 #: What the last sync saw and left (see ``stubs_up_to_date``).
 SYNCED_NAME = "_autopilot_synced.json"
 STUB_SUFFIX = ".py"
 
+# Nothing from the definitions folder is written here but through repr(): no name in the comments
+# (a comment cannot be escaped), the path and the root as string literals. The path has passed
+# ``is_definition_path`` too (the index holds no other), so the stub's name is safe as well.
 _TEMPLATE = """\
-# Autopilot: the Airflow DAG for {rel} (sha256 {digest}).
+# Autopilot: the Airflow DAG for the definition named below (sha256 {digest}).
 # Generated from the definition; edit the YAML, not this file.
 from dag_factory.loader import load_dag_file
 
 dag = load_dag_file({root!r}, {rel!r}, __file__)
+"""
+#: The module that reports the definition files whose names are not allowed (one import error for
+#: all of them, naming each percent-encoded); only present while there are such files.
+MISNAMED_STUB = "_autopilot_misnamed_files.py"
+_MISNAMED_TEMPLATE = """\
+# Autopilot: definition files whose names are not allowed; they are not loaded (see the import error).
+# (Airflow parses a file only when it mentions both "airflow" and "dag", as this line does.)
+from dag_factory.loader import report_misnamed
+
+report_misnamed({root!r}, __file__)
 """
 
 
@@ -47,11 +60,16 @@ def sync_stubs(definitions: Path, stubs: Path) -> Project:
     source = _source_state(definitions, stubs)
     project = Project(definitions, index_path=stubs / INDEX_NAME)
     wanted: set[Path] = set()
+    generated: dict[Path, str] = {}
     for rel in project.index():
-        target = stubs / stub_name(rel)
-        wanted.add(target)
+        if not is_definition_path(rel):  # the index holds none: a second lock on the same door
+            continue
         digest = hashlib.sha256((project.root / rel).read_bytes()).hexdigest()[:16]
-        text = _TEMPLATE.format(rel=rel, digest=digest, root=str(project.root))
+        generated[stubs / stub_name(rel)] = _TEMPLATE.format(rel=rel, digest=digest, root=str(project.root))
+    if project.misnamed():
+        generated[stubs / MISNAMED_STUB] = _MISNAMED_TEMPLATE.format(root=str(project.root))
+    for target, text in generated.items():
+        wanted.add(target)
         try:
             if target.read_text(encoding="utf-8") == text:
                 continue
@@ -94,7 +112,7 @@ def stubs_up_to_date(definitions: Path, stubs: Path) -> bool:
 def _source_state(definitions: Path, stubs: Path) -> str:
     """The definitions folder's state, where stubs of it go, and how they are written."""
     digest = hashlib.sha256()
-    for part in (str(definitions.resolve()), str(stubs.resolve()), _TEMPLATE, str(INDEX_VERSION)):
+    for part in (str(definitions.resolve()), str(stubs.resolve()), _TEMPLATE, _MISNAMED_TEMPLATE, str(INDEX_VERSION)):
         digest.update(part.encode() + b"\0")
     digest.update(tree_fingerprint(definitions.resolve()).encode())
     return digest.hexdigest()

@@ -9,13 +9,21 @@ header after a CORS preflight, which Airflow does not grant unless its operator 
 
 Clients with a bearer token are unaffected: a cross-site page cannot attach a token it does not have,
 and ``get_user`` prefers the header over the cookie anyway.
+
+The rule reads a request exactly as Airflow's ``get_user`` does, so that the cookie is never the
+credential without the check: the first ``Authorization`` header exempts the request only when
+FastAPI's ``HTTPBearer`` would take it (scheme ``Bearer``, any case, and a credential); any other
+``Authorization`` header (Basic, garbage) does not, since ``get_user`` then falls back to the cookie.
+Cookies are parsed by Starlette's ``cookie_parser`` over every ``Cookie`` header, as
+``request.cookies`` is.
 """
 
 from __future__ import annotations
 
 import json
-from http.cookies import SimpleCookie
 
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: The header the UI sends with every request (any non-empty value is accepted).
@@ -28,25 +36,38 @@ MESSAGE = (
 )
 
 
-def _has_session_cookie(raw: str) -> bool:
-    cookies = SimpleCookie()
-    try:
-        cookies.load(raw)
-    except Exception:
-        # an unparsable Cookie header may still carry the token as far as another parser is concerned
-        return COOKIE_NAME in raw
+def _has_session_cookie(cookie_headers: list[str]) -> bool:
+    """Whether ``request.cookies`` has the session cookie (Starlette merges every Cookie header)."""
+    cookies: dict[str, str] = {}
+    for header in cookie_headers:
+        cookies.update(cookie_parser(header))
     return COOKIE_NAME in cookies
 
 
-def needs_proof(method: str, headers: dict[bytes, bytes]) -> bool:
-    """Whether a request is cookie-authenticated, state-changing and lacks the CSRF header."""
+def _sends_bearer(authorization: str | None) -> bool:
+    """Whether ``get_user`` takes its user from this header (``HTTPBearer``'s reading of it)."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    return bool(authorization and scheme and credentials) and scheme.lower() == "bearer"
+
+
+def needs_proof(method: str, headers: list[tuple[bytes, bytes]] | dict[bytes, bytes]) -> bool:
+    """Whether a request is state-changing, has the session cookie as its credential (no bearer token)
+    and lacks the CSRF header. ``headers``: the ASGI (name, value) pairs, names lower-case."""
     if method.upper() in SAFE_METHODS:
         return False
-    if headers.get(b"authorization", b"").strip():
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
+    first: dict[bytes, str] = {}
+    cookie_headers: list[str] = []
+    for name, value in pairs:
+        text = value.decode("latin-1")
+        if name == b"cookie":
+            cookie_headers.append(text)
+        first.setdefault(name, text)  # Starlette's Headers.get: the first one counts
+    if _sends_bearer(first.get(b"authorization")):
         return False
-    if headers.get(CSRF_HEADER.encode(), b"").strip():
+    if first.get(CSRF_HEADER.encode(), "").strip():
         return False
-    return _has_session_cookie(headers.get(b"cookie", b"").decode("latin-1"))
+    return _has_session_cookie(cookie_headers)
 
 
 class CsrfMiddleware:
@@ -57,14 +78,7 @@ class CsrfMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            headers: dict[bytes, bytes] = {}
-            for name, value in scope["headers"]:
-                # several Cookie headers are joined; for the others the first one counts
-                if name == b"cookie" and name in headers:
-                    headers[name] += b"; " + value
-                else:
-                    headers.setdefault(name, value)
-            if needs_proof(scope["method"], headers):
+            if needs_proof(scope["method"], scope["headers"]):
                 body = json.dumps({"detail": {"message": MESSAGE, "field": "X-Autopilot-Request"}}).encode()
                 await send(
                     {

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from autopilot_plugin.api.deps import CanRead, CanWrite, GetUserDep, StoreDep, user_name
+from autopilot_plugin.api.permissions import authorize_definition_change
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, Field
 
@@ -41,6 +42,11 @@ class DefinitionSummaryOut(BaseModel):
     version: str = Field(description="sha256 of the file content; send it back to update or delete.")
     valid: bool
     error_count: int
+    problem: str | None = Field(
+        None,
+        description="Set for a file whose name is not allowed: it is not loaded, `path` is its name "
+        "percent-encoded, and it can only be deleted (`DELETE /definitions?encoded=<path>&version=...`).",
+    )
 
 
 class DefinitionList(BaseModel):
@@ -219,6 +225,30 @@ def validate_definition(body: ValidateRequest, store: StoreDep) -> ValidationOut
 def create_definition(body: DefinitionCreate, store: StoreDep, user: GetUserDep) -> SaveOut:
     """Create a definition file. The content is validated first; nothing is written if it is invalid."""
     return _saved(store.create(body.path, body.content, author=user_name(user)))
+
+
+@router.delete(
+    "",
+    dependencies=[CanWrite],
+    operation_id="delete_misnamed_definition",
+    responses=_responses(400, 401, 403, 404, 409, 503),
+)
+def delete_misnamed_definition(
+    store: StoreDep,
+    user: GetUserDep,
+    encoded: Annotated[
+        str,
+        Query(
+            description="The `path` the listing shows for a file whose name is not allowed (its name "
+            "percent-encoded); send it percent-encoded once more in the URL, as any query value."
+        ),
+    ],
+    version: Annotated[str, Query(description="The current version of the file (from the listing).")],
+) -> SaveOut:
+    """Delete a definition file whose name is not allowed (such a file is never loaded, read or
+    written as a definition; the listing shows it with `problem` set). A revision keeps its content."""
+    authorize_definition_change(user, encoded, store.misnamed_text(encoded), None)
+    return _saved(store.delete_misnamed(encoded, version, author=user_name(user)))
 
 
 @router.get(
