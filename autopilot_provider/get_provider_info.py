@@ -199,6 +199,18 @@ def get_provider_info() -> dict:
                         "15",
                         kind="float",
                     ),
+                    "max_request_bytes": _option(
+                        "Largest request body the Autopilot API accepts (bytes; larger ones are answered 413 "
+                        "before they are parsed), except OpenAPI imports (max_import_bytes).",
+                        "2097152",
+                        kind="integer",
+                    ),
+                    "max_import_bytes": _option(
+                        "Largest request body of an OpenAPI import (`POST /autopilot/api/v1/apis`, the document "
+                        "sent as `content`), in bytes.",
+                        "33554432",
+                        kind="integer",
+                    ),
                     "smtp_conn_id": _option("The SMTP connection approval mails go out through.", "smtp_default"),
                     "slack_conn_id": _option("The Slack connection approval messages go out through.", "slack_default"),
                     "fetch_allowlist": {

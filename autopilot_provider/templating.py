@@ -1,8 +1,8 @@
-"""Sandboxed Jinja for user-authored text: templates, shell templates and decision expressions.
+"""Sandboxed Jinja for user-authored text: templates, environment values and decision expressions.
 
 User text is data, never code: templates and expressions render in Jinja's SandboxedEnvironment
-(no attribute access to internals, no unsafe callables). In shell templates every ``{{ value }}`` is
-shell-quoted, so a form value ``x; touch /tmp/pwned`` stays one harmless word.
+(no attribute access to internals, no unsafe callables). Script bodies are never templated: values
+reach a script as environment variables (``render_env_value``), which no shell parses.
 """
 
 from __future__ import annotations
@@ -32,29 +32,38 @@ def _make_env(**kwargs: Any) -> ImmutableSandboxedEnvironment:
     return env
 
 
-def _shell_finalize(value: Any) -> str:
+def _data_finalize(value: Any) -> str:
+    """Values as a program reads them: lists and mappings as JSON, booleans as true/false, None as ""."""
     if isinstance(value, (dict, list)):
-        value = _tojson(value)
-    elif isinstance(value, bool):
-        value = "true" if value else "false"
-    return shlex.quote("" if value is None else str(value))
+        return _tojson(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 TEXT = _make_env()
-SHELL = _make_env(finalize=_shell_finalize)
+DATA = _make_env(finalize=_data_finalize)
 
 
 @lru_cache(maxsize=2048)
 def _compile(env_name: str, source: str):
-    env = SHELL if env_name == "shell" else TEXT
+    env = DATA if env_name == "data" else TEXT
     return env.from_string(source)
 
 
-def render(source: str, scope: Mapping[str, Any], *, shell: bool = False) -> str:
+def render(source: str, scope: Mapping[str, Any]) -> str:
     """Render a template string with ``scope``. Undefined names raise instead of vanishing."""
     if "{" not in source:
         return source
-    return _compile("shell" if shell else "text", source).render(**scope)
+    return _compile("text", source).render(**scope)
+
+
+def render_env_value(source: str, scope: Mapping[str, Any]) -> str:
+    """Render the value of a script's environment variable: the text as data (lists and mappings as
+    JSON, booleans as true/false), with no quoting, since no shell ever parses it."""
+    if "{" not in source:
+        return source
+    return _compile("data", source).render(**scope)
 
 
 def render_value(value: Any, scope: Mapping[str, Any]) -> Any:

@@ -1,9 +1,16 @@
-"""Script steps: values are quoted, outputs flow through XCom, functions and decisions route them."""
+"""Script steps: values stay data, outputs come from $AUTOPILOT_OUTPUT, scripts see only what they
+declare; outputs flow through XCom, functions and decisions route them."""
 
 from __future__ import annotations
 
+import json
+import textwrap
 from pathlib import Path
 
+import pytest
+
+from autopilot_provider.definitions.validate import load_text, validate
+from autopilot_provider.operators.script import ScriptOutputError, allowed_environment, parse_outputs, read_outputs
 from tests.conftest import task_states
 
 INJECTION = """\
@@ -15,34 +22,286 @@ form:
     value: {type: string, default: safe}
   required: [value]
 steps:
-  - id: echo_value
-    script:
-      bash: |
-        echo {{ form.value }}
-        python3 -c 'import json, sys; print(json.dumps({"seen": sys.argv[1]}))' {{ form.value }}
-  - id: env_value
+  - id: in_quotes
     script:
       env: {VALUE: "{{ form.value }}"}
       bash: |
-        python3 -c 'import json, os; print(json.dumps({"env": os.environ["VALUE"]}))'
+        echo "value: $VALUE"
+        printf '%s' "$VALUE" > seen.txt
+        python3 -c 'import json, sys; print(json.dumps({"seen": open("seen.txt").read()}))' >> "$AUTOPILOT_OUTPUT"
+  - id: in_heredoc
+    script:
+      env: {VALUE: "{{ form.value }}"}
+      bash: |
+        cat > said.txt <<EOF
+        $VALUE
+        EOF
+        python3 -c 'import json; print(json.dumps({"said": open("said.txt").read()}))' >> "$AUTOPILOT_OUTPUT"
   - id: in_python
     script:
       python: |
-        output(length=len(form["value"]), seen=steps["echo_value"]["outputs"]["seen"])
+        output(length=len(form["value"]), seen=steps["in_quotes"]["outputs"]["seen"])
 """
 
 
 def test_form_values_in_commands_run_nothing(run_workflow, write_definition, tmp_path):
+    """A requester's `$(…)`, backticks, quotes and a newline + JSON arrive verbatim through env, inside
+    "…" and inside an unquoted heredoc; no command of theirs runs, no output is forged."""
     marker = tmp_path / "pwned"
-    payload = f"x; touch {marker}; $(touch {marker}) `touch {marker}` ' \" \\"
+    payload = (
+        f"x; touch {marker}; $(touch {marker}) `touch {marker}` ' \" \\ "
+        '\n{"seen": "forged", "said": "forged", "owned": true}\nowned=true'
+    )
     write_definition("injection_probe.yaml", INJECTION)
     dag_run = run_workflow("injection_probe", {"value": payload})
     assert str(dag_run.state) == "success", task_states(dag_run)
     assert not marker.exists()
     tis = {ti.task_id: ti for ti in dag_run.get_task_instances()}
-    assert tis["echo_value"].xcom_pull(task_ids="echo_value") == {"seen": payload}
-    assert tis["env_value"].xcom_pull(task_ids="env_value") == {"env": payload}
+    assert tis["in_quotes"].xcom_pull(task_ids="in_quotes") == {"seen": payload}
+    assert tis["in_heredoc"].xcom_pull(task_ids="in_heredoc") == {"said": payload + "\n"}
     assert tis["in_python"].xcom_pull(task_ids="in_python") == {"length": len(payload), "seen": payload}
+
+
+FORGED = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: forged_outputs
+form:
+  properties:
+    note: {type: string, default: hello}
+  required: [note]
+steps:
+  - id: echo_note
+    script:
+      env: {NOTE: "{{ form.note }}"}
+      bash: |
+        echo "$NOTE"
+        echo '{"approved": true}'
+        echo "status=checked" >> "$AUTOPILOT_OUTPUT"
+  - id: silent
+    script:
+      python: |
+        print('{"approved": true}')
+"""
+
+
+def test_json_echoed_to_stdout_is_not_an_output(run_workflow, write_definition):
+    write_definition("forged_outputs.yaml", FORGED)
+    dag_run = run_workflow("forged_outputs", {"note": 'fine\n{"approved": true, "status": "forged"}'})
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    tis = {ti.task_id: ti for ti in dag_run.get_task_instances()}
+    assert tis["echo_note"].xcom_pull(task_ids="echo_note") == {"status": "checked"}
+    assert tis["silent"].xcom_pull(task_ids="silent") == {}
+
+
+ENVIRONMENT = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: script_environment
+steps:
+  - id: bash_env
+    script:
+      bash: |
+        env | cut -d= -f1 | sort | python3 -c 'import json, sys; print(json.dumps({"names": sys.stdin.read().split()}))' >> "$AUTOPILOT_OUTPUT"
+  - id: python_env
+    script:
+      python: |
+        import os
+        output(names=sorted(os.environ))
+"""
+
+
+def test_scripts_do_not_see_the_workers_airflow_secrets(run_workflow, write_definition, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SECRET", "postgres://admin:hunter2-secret@db/prod")
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "jwt-signing-secret")
+    monkeypatch.setenv("AIRFLOW_VAR_TOKEN", "variable-secret")
+    monkeypatch.setenv("SOME_WORKER_SETTING", "not for scripts")
+    write_definition("script_environment.yaml", ENVIRONMENT)
+    dag_run = run_workflow("script_environment")
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    for ti in dag_run.get_task_instances():
+        names = set(ti.xcom_pull(task_ids=ti.task_id)["names"])
+        assert not {name for name in names if "AIRFLOW" in name.upper()}, names
+        assert "SOME_WORKER_SETTING" not in names
+        assert {"PATH", "AUTOPILOT_RUN_ID", "AUTOPILOT_OUTPUT"} <= names
+
+
+def test_the_admins_allow_list_adds_names_but_never_airflows():
+    worker = {
+        "PATH": "/usr/bin",
+        "LC_ALL": "C.UTF-8",
+        "HTTPS_PROXY": "http://proxy:3128",
+        "CORP_REGION": "eu",
+        "CORP_TOKEN_FILE": "/run/token",
+        "OTHER": "x",
+        "AIRFLOW_CONN_DB": "postgres://u:p@h/db",
+        "AIRFLOW__CORE__FERNET_KEY": "key",
+        "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "d",
+    }
+    assert allowed_environment(worker) == {"PATH": "/usr/bin", "LC_ALL": "C.UTF-8"}
+    assert allowed_environment(worker, ["HTTPS_PROXY", "CORP_*", "AIRFLOW*", "*"]) == {
+        k: v for k, v in worker.items() if "AIRFLOW" not in k
+    }
+    assert set(allowed_environment(worker, ["HTTPS_PROXY", "CORP_*"])) == {
+        "PATH",
+        "LC_ALL",
+        "HTTPS_PROXY",
+        "CORP_REGION",
+        "CORP_TOKEN_FILE",
+    }
+
+
+CONNECTED = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: uses_a_connection
+steps:
+  - id: call_backup
+    script:
+      connections: {BACKUP: backup_api}
+      bash: |
+        echo "logging in to $BACKUP_HOST:$BACKUP_PORT as $BACKUP_LOGIN with $BACKUP_PASSWORD via $BACKUP_URI"
+        echo "token $(python3 -c 'import json, os; print(json.loads(os.environ["BACKUP_EXTRA"])["api_token"])')"
+        echo "host=$BACKUP_HOST" >> "$AUTOPILOT_OUTPUT"
+        echo "password_length=${#BACKUP_PASSWORD}" >> "$AUTOPILOT_OUTPUT"
+        python3 -c 'import json, os; print(json.dumps({"extra": json.loads(os.environ["BACKUP_EXTRA"])}))' >> "$AUTOPILOT_OUTPUT"
+"""
+
+
+@pytest.fixture
+def task_logging():
+    """Logs configured as a worker's task runner configures them (with Airflow's secrets masking), at
+    INFO where a script's output is logged; dag.test() alone uses the plain configuration."""
+    from airflow.logging_config import configure_logging
+    from airflow.sdk.log import configure_logging as configure_task_logging
+
+    configure_task_logging.__wrapped__(log_level="INFO")
+    yield
+    configure_logging()
+
+
+def test_a_declared_connection_reaches_the_script_and_its_secrets_are_masked(
+    task_logging, run_workflow, write_definition, monkeypatch, capfd
+):
+    password, token = "s3cret-Passw0rd!", "tok-9f8e7d6c5b4a"
+    connection = {
+        "conn_type": "http",
+        "host": "backup.example.com",
+        "port": 8443,
+        "login": "autopilot",
+        "password": password,
+        "schema": "https",
+        "extra": {"api_token": token, "region": "eu-west"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_BACKUP_API", json.dumps(connection))
+    write_definition("uses_a_connection.yaml", CONNECTED)
+    dag_run = run_workflow("uses_a_connection")
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    ti = dag_run.get_task_instances()[0]
+    assert ti.xcom_pull(task_ids="call_backup") == {
+        "host": "backup.example.com",
+        "password_length": str(len(password)),
+        "extra": {"api_token": token, "region": "eu-west"},
+    }
+    out, err = capfd.readouterr()
+    log = out + err
+    assert "logging in to backup.example.com:8443 as autopilot with *** via ***" in log
+    assert "token ***" in log
+    assert password not in log and token not in log
+
+
+def test_outputs_file_format():
+    text = textwrap.dedent(
+        """\
+        name=value with = signs and "quotes"
+        empty=
+
+        {"count": 3, "ok": true, "items": [1, 2]}
+        notes<<END_OF_NOTES
+        line one
+        name=not an output
+        END_OF_NOTES
+        count=4
+        """
+    )
+    assert parse_outputs(text) == {
+        "name": 'value with = signs and "quotes"',
+        "empty": "",
+        "count": "4",
+        "ok": True,
+        "items": [1, 2],
+        "notes": "line one\nname=not an output",
+    }
+    for bad, message in [
+        ("just text", "line 1: expected name=value"),
+        ("a=1\n{not json", "line 2: invalid JSON"),
+        ("[1, 2]", "line 1: expected name=value"),
+        ("notes<<EOF\nnever closed", "line 1: the value of 'notes' is not closed"),
+        ("bad-name=1", "invalid output name 'bad-name'"),
+    ]:
+        with pytest.raises(ScriptOutputError, match=message.replace("[", r"\[")):
+            parse_outputs(bad)
+
+
+def test_an_outputs_file_over_the_limit_fails_the_step(run_workflow, write_definition, tmp_path):
+    write_definition(
+        "large_outputs.yaml",
+        "apiVersion: autopilot/v1\nkind: Workflow\nid: large_outputs\nsteps:\n  - id: big\n    script:\n"
+        '      bash: head -c 2000000 /dev/zero | tr "\\\\0" a | sed "s/^/blob=/" >> "$AUTOPILOT_OUTPUT"\n',
+    )
+    dag_run = run_workflow("large_outputs")
+    assert str(dag_run.state) == "failed"
+    big = tmp_path / "big"
+    big.write_text("blob=" + "a" * (1024 * 1024))
+    with pytest.raises(ScriptOutputError, match="outputs are limited to 1048576 bytes"):
+        read_outputs(str(big))
+    link = tmp_path / "link"
+    link.symlink_to(big)
+    with pytest.raises(ScriptOutputError, match="symbolic link"):
+        read_outputs(str(link))
+
+
+TEMPLATED_BASH = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: templated_bash
+form:
+  properties:
+    hostname: {type: string, default: web01}
+steps:
+  - id: ping
+    script:
+      bash: |
+        echo start
+        ping -c 1 "{{ form.hostname }}"
+  - id: inline
+    script: {bash: "echo {% if form.hostname %}yes{% endif %}"}
+  - id: fine
+    script:
+      env: {HOST: "{{ form.hostname }}", BACKUP_PASSWORD: x, AIRFLOW_HOME: /tmp}
+      connections: {BACKUP: backup_api}
+      bash: |
+        echo "${#HOST}" '{"a": 1}'
+"""
+
+
+def test_templates_in_bash_are_validation_errors_that_show_the_env_form():
+    loaded = validate(load_text(TEMPLATED_BASH, "templated_bash.yaml"), lambda name: None)
+    messages = [str(d) for d in loaded.diagnostics]
+    assert messages[0] == (
+        "templated_bash.yaml:12:20: step 'ping': bash scripts are not templated: {{ form.hostname }} would be "
+        'pasted into shell code. Pass the value as an environment variable and use it quoted: env: {HOSTNAME: '
+        '"{{ form.hostname }}"}, then "$HOSTNAME" in the script'
+    )
+    assert messages[1].startswith(
+        "templated_bash.yaml:14:26: step 'inline': bash scripts are not templated: {% ... %} is not allowed"
+    )
+    assert messages[2:] == [
+        "templated_bash.yaml:18:21: step 'fine': connection 'backup_api' as BACKUP sets BACKUP_PASSWORD, which "
+        "env: also sets",
+        "templated_bash.yaml:17:62: step 'fine': AIRFLOW_HOME is reserved (names starting with AIRFLOW or "
+        "AUTOPILOT_ are Airflow's configuration and Autopilot's own variables); choose another name",
+    ]
 
 
 FAILING = """\
@@ -52,9 +311,10 @@ id: failing_script
 steps:
   - id: first
     script:
+      env: {MARKER: "{{ run.conf.marker }}"}
       bash: |
         false
-        echo "not reached" > {{ run.conf.marker }}
+        echo "not reached" > "$MARKER"
   - id: second
     script: {bash: echo never}
 """
@@ -114,8 +374,9 @@ outputs:
 steps:
   - id: compute
     script:
+      env: {NUMBER: "{{ inputs.number }}"}
       bash: |
-        echo "{\\"result\\": $(( {{ inputs.number }} * 2 ))}"
+        echo "{\\"result\\": $(( 10#$NUMBER * 2 ))}" >> "$AUTOPILOT_OUTPUT"
 """
 
 

@@ -119,12 +119,39 @@ class Located:
             loc = loc[:-1]
             key = False
 
-    def text_position(self, loc: Path_, line_in_text: int) -> tuple[int, int]:
-        """Position of a line inside a string value (templates report lines relative to themselves)."""
+    def text_position(self, loc: Path_, line_in_text: int, column_in_text: int | None = None) -> tuple[int, int]:
+        """Position of a line (and, given ``column_in_text``, of a character on it; both 1-based) inside a
+        string value (templates report lines relative to themselves)."""
         line, col = self.position(loc)
         if loc in self.block_scalars:
-            return line + line_in_text, 1
-        return (line, col) if line_in_text <= 1 else (line + line_in_text - 1, 1)
+            line += line_in_text
+            return line, self._block_column(loc, line, line_in_text, column_in_text)
+        if line_in_text > 1:
+            return line + line_in_text - 1, 1
+        if column_in_text is not None and self.text is not None:
+            lines = self.text.splitlines()
+            quoted = line <= len(lines) and lines[line - 1][col - 1 : col] in ("'", '"')
+            col += column_in_text - 1 + quoted
+        return line, col
+
+    def _block_column(self, loc: Path_, line: int, line_in_text: int, column_in_text: int | None) -> int:
+        """The file column of a character of a literal block scalar's line: the block's indentation
+        plus its column in the text (1 when the file line does not hold the text line as written)."""
+        if column_in_text is None or self.text is None:
+            return 1
+        value: Any = self.data
+        for part in loc:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                return 1
+        lines, text_lines = self.text.splitlines(), str(value).splitlines()
+        if not (line <= len(lines) and 1 <= line_in_text <= len(text_lines)):
+            return 1
+        file_line, text_line = lines[line - 1], text_lines[line_in_text - 1]
+        if not file_line.endswith(text_line):
+            return 1
+        return len(file_line) - len(text_line) + column_in_text
 
     def diagnostic(self, loc: Path_, message: str, *, key: bool = False) -> Diagnostic:
         line, col = self.position(loc, key=key)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -17,6 +18,7 @@ from typing import Any
 import jsonschema
 from pydantic import BaseModel, ValidationError
 
+from autopilot_provider.bounded import linear_time
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import Diagnostic
 from autopilot_provider.definitions.source import Located, YamlError, parse
@@ -36,8 +38,13 @@ CRON_PRESETS = {
     "@yearly",
     "@annually",
 }
-#: Values whose text is code or SQL, never a template.
-UNTEMPLATED = {("script", "python"), ("sql", "query")}
+#: Values whose text is code or SQL, never a template (a bash body holding one is an error: `script`).
+UNTEMPLATED = {("script", "python"), ("script", "bash"), ("sql", "query")}
+#: Environment names a script step may not set: Airflow's configuration and secrets, and the
+#: variables Autopilot itself gives every script.
+RESERVED_ENV_PREFIXES = ("AIRFLOW", "AUTOPILOT_")
+#: The variables a declared connection `{PREFIX: conn_id}` gives a script: PREFIX_HOST, ...
+CONNECTION_ENV_SUFFIXES = ("HOST", "PORT", "LOGIN", "PASSWORD", "SCHEMA", "EXTRA", "URI")
 EXPRESSION_KEYS = {"if", "when", "until", "fail_if"}
 #: Expressions of REST steps that also see the HTTP `response` (`status`, `headers`, `body`).
 RESPONSE_EXPRESSION_KEYS = {"until", "fail_if"}
@@ -404,6 +411,8 @@ class _Checker:
                         self.error(where, f"step '{step.id}': else: unknown step '{target}'{suggest(target, known)}")
             if step.use is not None:
                 self.use(step, loc + (i, "use"))
+            if step.script is not None:
+                self.script(step, loc + (i, "script"))
             for fld in ("retry_delay", "timeout"):
                 self._duration(getattr(step, fld), loc + (i, fld))
         if not self.diagnostics:
@@ -435,6 +444,40 @@ class _Checker:
                 self.error(where, f"step '{step.id}': a decision cannot branch to itself")
             elif target not in known:
                 self.error(where, f"step '{step.id}': branch to unknown step '{target}'{suggest(target, known)}")
+
+    def script(self, step: m.Step, loc: tuple) -> None:
+        """Values stay data: a bash body is never templated (``{{ }}`` in it is an error that shows
+        the environment-variable form), and the names a step sets do not shadow Airflow's or ours."""
+        spec = step.script
+        assert spec is not None
+        if spec.bash is not None:
+            found = _template_in_bash(spec.bash)
+            if found is not None:
+                line_in_text, column_in_text, message = found
+                line, col = self.located.text_position(loc + ("bash",), line_in_text, column_in_text)
+                self.diagnostics.append(Diagnostic(self.located.path, line, col, f"step '{step.id}': {message}"))
+        given: dict[str, tuple] = {}
+        for name in spec.env:
+            given[name] = loc + ("env", name)
+        for prefix, conn_id in spec.connections.items():
+            for suffix in CONNECTION_ENV_SUFFIXES:
+                name = f"{prefix}_{suffix}"
+                if name in given:
+                    self.error(
+                        loc + ("connections", prefix),
+                        f"step '{step.id}': connection '{conn_id}' as {prefix} sets {name}, which env: also sets",
+                        key=True,
+                    )
+                    break
+                given[name] = loc + ("connections", prefix)
+        for name, where in list(given.items()):
+            if name.upper().startswith(RESERVED_ENV_PREFIXES):
+                self.error(
+                    where,
+                    f"step '{step.id}': {name} is reserved (names starting with AIRFLOW or AUTOPILOT_ are "
+                    "Airflow's configuration and Autopilot's own variables); choose another name",
+                    key=True,
+                )
 
     def use(self, step: m.Step, loc: tuple) -> None:
         spec = step.use
@@ -577,7 +620,8 @@ def _field_problems(schema: dict[str, Any], default: Any) -> tuple[str | None, s
     else:
         errors = []
         if default is not None:
-            validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+            # patterns on RE2: the schema and the default come from whoever sends the definition
+            validator = linear_time(jsonschema.Draft7Validator)(schema, format_checker=jsonschema.FormatChecker())
             errors = list(validator.iter_errors(default))
         result = (None, errors[0].message if errors else None)
     if key is not None:
@@ -598,6 +642,47 @@ def _plain(value: Any) -> bool:
     if kind is list:
         return all(_plain(v) for v in value)
     return kind in (str, int, float, bool, type(None))
+
+
+def _template_in_bash(body: str) -> tuple[int, int, str] | None:
+    """(line, column, message) of the first ``{{`` or ``{%`` in a bash body, or None. Bash bodies
+    are not templated: a value pasted into shell text is code to the shell, however it is quoted."""
+    starts = [i for i in (body.find("{{"), body.find("{%")) if i >= 0]
+    if not starts:
+        return None
+    start = min(starts)
+    line = body.count("\n", 0, start) + 1
+    column = start - (body.rfind("\n", 0, start) + 1) + 1
+    if body.startswith("{{", start):
+        end = body.find("}}", start)
+        snippet = body[start : end + 2] if end >= 0 and "\n" not in body[start:end] else "{{ ... }}"
+        expression = snippet[2:-2].strip() if snippet != "{{ ... }}" else "..."
+        name = _env_name_for(expression)
+        message = (
+            f"bash scripts are not templated: {snippet} would be pasted into shell code. Pass the value "
+            f'as an environment variable and use it quoted: env: {{{name}: "{{{{ {expression} }}}}"}}, '
+            f'then "${name}" in the script'
+        )
+    else:
+        message = (
+            "bash scripts are not templated: {% ... %} is not allowed in a bash body. Pass the values "
+            'through env (env: {VALUE: "{{ form.field }}"}) and branch in bash on "$VALUE"'
+        )
+    return line, column, message
+
+
+def _env_name_for(expression: str) -> str:
+    """A variable name for the hint: ``form.hostname`` → HOSTNAME, ``run.id`` → RUN_ID."""
+    path = re.search(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*", expression)
+    if path is None:
+        return "VALUE"
+    words = path.group().split(".")
+    name = words[-1].upper()
+    if words[0] == "run" and len(words) > 1:
+        name = f"RUN_{name}"
+    if name.startswith(RESERVED_ENV_PREFIXES) or not name[0].isalpha():
+        name = f"VALUE_{name}".rstrip("_")
+    return name
 
 
 def _is_template(value: Any) -> bool:

@@ -11,6 +11,7 @@ def compile_script(step: m.Step, ctx) -> ScriptOperator:
         language=spec.language,
         script=getattr(spec, spec.language),
         env=dict(spec.env),
+        connections=dict(spec.connections),
         cwd=spec.cwd,
         scope=ctx.scope(),
         **ctx.task_kwargs(step),
