@@ -167,7 +167,7 @@ class _Renderer:
         # A comment cannot be escaped: only text of the path alphabet goes into one (else it is
         # named in doc_md, a string literal, only).
         digest = f" (sha256 {self.digest})" if _SAFE_COMMENT.fullmatch(self.digest) else ""
-        dag_id = f" {self.dag.dag_id}" if _SAFE_COMMENT.fullmatch(self.dag.dag_id) else ""
+        dag_id = f" {self.dag.dag_id!r}" if _SAFE_COMMENT.fullmatch(self.dag.dag_id) else ""
         source = self.source if _SAFE_COMMENT.fullmatch(self.source) else "the definition file named in doc_md"
         return [
             f"# Airflow DAG{dag_id}, rendered by `autopilot render` from",
