@@ -103,18 +103,19 @@ def test_bad_templates_and_unknown_names(tmp_path):
         steps:
           - id: a
             script:
-              bash: |
-                echo {{ form.hostnme }}
-                echo {{ steps.b.outputs.x }}
+              env:
+                HOST: "{{ form.hostnme }}"
+                X: "{{ steps.b.outputs.x }}"
+              bash: echo "$HOST $X"
           - id: b
-            script: {bash: "echo {% if %}"}
+            script: {env: {V: "{% if %}"}, bash: echo}
           - id: c
-            script: {bash: "echo {{ secrets.password }}"}
+            script: {env: {P: "{{ secrets.password }}"}, bash: echo}
         """)
     assert errors(tmp_path, text) == [
-        "defs/wf.yaml:11:1: step 'a': unknown form field 'hostnme' in template (did you mean 'hostname'?)",
-        "defs/wf.yaml:14:20: step 'b': invalid template: Expected an expression, got 'end of statement block'",
-        "defs/wf.yaml:16:20: step 'c': unknown name 'secrets' in template; known names: form, steps, run, resources,"
+        "defs/wf.yaml:11:15: step 'a': unknown form field 'hostnme' in template (did you mean 'hostname'?)",
+        "defs/wf.yaml:15:23: step 'b': invalid template: Expected an expression, got 'end of statement block'",
+        "defs/wf.yaml:17:23: step 'c': unknown name 'secrets' in template; known names: form, steps, run, resources,"
         " contacts",
     ]
 
@@ -123,7 +124,8 @@ def test_later_step_outputs_are_known_to_templates(tmp_path):
     """Templates may name any step of the workflow (the run reads what has happened so far)."""
     text = (
         HEADER
-        + "steps:\n  - id: a\n    script: {bash: 'echo {{ steps.b.outputs }}'}\n  - id: b\n    script: {bash: echo}\n"
+        + "steps:\n  - id: a\n    script: {env: {B: '{{ steps.b.outputs }}'}, bash: echo}\n"
+        + "  - id: b\n    script: {bash: echo}\n"
     )
     assert errors(tmp_path, text) == []
 
@@ -150,7 +152,7 @@ def test_unknown_function_and_bad_inputs(tmp_path):
           hostname: {type: string, required: true}
         steps:
           - id: probe
-            script: {bash: "echo {{ inputs.hostname }}"}
+            script: {env: {HOST: "{{ inputs.hostname }}"}, bash: 'echo "$HOST"'}
         """
     text = HEADER + textwrap.dedent("""\
         steps:
