@@ -35,7 +35,6 @@ from autopilot_provider.openapi.importer import import_openapi
 from autopilot_provider.openapi.request import build_request
 from autopilot_provider.openapi.spec import SpecError, load_spec, normalise, parse_document
 from dag_factory.project import Project
-from tests.fixtures.api_server import ApiServer, migrate_autopilot
 from tests.fixtures.loopback import LoopbackHttpServer
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -514,29 +513,18 @@ def listener():
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def api_server(airflow_db, listener):
-    """This module's API server: imports may fetch from the host name ``localhost`` (allow-listed) and
-    no other internal address; a connection with OAuth2 client credentials whose host is not the
-    listener's."""
-    migrate_autopilot()
-    oauth = {
-        "conn_type": "autopilot_openapi",
-        "host": "http://127.0.0.1:9",  # never contacted: the token request is refused first
-        "extra": json.dumps({"client_id": "viewer-must-not-see", "client_secret": OAUTH_SECRET}),
-    }
-    server = ApiServer(
-        Path(os.environ["AIRFLOW_HOME"]),
-        extra_env={
-            "AIRFLOW__AUTOPILOT__FETCH_ALLOWLIST": "localhost",
-            "AIRFLOW_CONN_T_OAUTH_API": json.dumps(oauth),
-        },
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+#: This module's API server: imports may fetch from the host name ``localhost`` (allow-listed) and from
+#: no other internal address; a connection with OAuth2 client credentials whose host is never contacted.
+API_SERVER_ENV = {
+    "AIRFLOW__AUTOPILOT__FETCH_ALLOWLIST": "localhost",
+    "AIRFLOW_CONN_T_OAUTH_API": json.dumps(
+        {
+            "conn_type": "autopilot_openapi",
+            "host": "http://127.0.0.1:9",
+            "extra": json.dumps({"client_id": "viewer-must-not-see", "client_secret": OAUTH_SECRET}),
+        }
+    ),
+}
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ class ApiOut(BaseModel):
     id: str
     path: str = Field(description="The Api definition, relative to the definitions folder.")
     title: str | None
-    spec: str | None = Field(description="The document, relative to the definition (or a URL).")
+    spec: str | None = Field(description="The document, relative to the definition (inside the definitions folder).")
     connection: str | None
     valid: bool
     error: str | None = Field(None, description="Why the definition or its document cannot be loaded.")
