@@ -719,9 +719,9 @@ def format_checker() -> jsonschema.FormatChecker:
     hostname, uri, iri, uri-template, json-pointer) with a stricter email. A format of
     :data:`~autopilot_provider.definitions.models.CHECKED_FORMATS` that this installation cannot check
     refuses every value: a format is never silently skipped."""
-    # the 2020-12 checkers only: a plain FormatChecker() mixes in draft 3's (its "time" wants no offset)
-    checker = jsonschema.FormatChecker(formats=())
-    checker.checkers.update(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)
+    # the checkers Airflow's Params use (FormatChecker() of every draft: "time" is draft 3's HH:MM:SS),
+    # so that a value passes here exactly when it passes Airflow's trigger paths; email stricter
+    checker = jsonschema.FormatChecker()
     checker.checkers["email"] = (_is_email, ())
     for name in m.CHECKED_FORMATS:
         if name not in checker.checkers:
