@@ -201,9 +201,10 @@ def test_functions_become_task_groups_and_branches_are_wired(rendered_examples):
     assert "    gold_policy >> [gold_copy, approve]\n" in text  # the gold-only form, then the approval
     assert "    agent_status >> agent_installed >> [install_agent, plan_backup]\n" in text
     assert "scope=CHECK_HOST_SCOPE," in text and "scope=SCOPE," in text
-    # a script with backslashes (printf '...\n') is a raw string, so it reads as written
-    assert 'script=r"""echo "Request {{ run.id }}' in text
-    assert 'printf \'{"requester": "%s", "hostname": "%s"}\\n\' {{ run.requester }}' in text
+    # a script with backslashes (echo "{\"reachable\": ...}") is a raw string, so it reads as written
+    assert 'script=r"""address=$(getent hosts "$HOST"' in text
+    assert 'echo "{\\"reachable\\": $reachable}" >> "$AUTOPILOT_OUTPUT"\n' in text
+    assert 'env={"HOST": "{{ inputs.hostname }}", "PING": "{{ inputs.ping }}"},' in text
     nightly = rendered_examples["nightly_disk_report"]
     assert 'schedule="0 6 * * *",' in nightly
     assert 'start_date=pendulum.datetime(2024, 1, 1, tz="Europe/Paris"),' in nightly
@@ -226,7 +227,7 @@ outputs:
   total: "{{ steps.join.outputs.total }}"
 steps:
   - id: start
-    script: {bash: "echo start {{ inputs.label }}"}
+    script: {env: {LABEL: "{{ inputs.label }}"}, bash: 'echo start "$LABEL"'}
   - id: left
     after: start
     script: {python: "output(n=1)"}

@@ -11,7 +11,7 @@ def compile_script(step: m.Step, ctx) -> ScriptOperator:
         language=spec.language,
         script=getattr(spec, spec.language),
         env=dict(spec.env),
-        connections=dict(spec.connections),
+        connections=dict(spec.connections) or None,
         cwd=spec.cwd,
         scope=ctx.scope(),
         **ctx.task_kwargs(step),
