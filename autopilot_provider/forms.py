@@ -35,6 +35,7 @@ from urllib.parse import quote
 
 import jsonschema
 
+from autopilot_provider.bounded import depth_problem, linear_time
 from autopilot_provider.definitions import models as m
 
 #: How long the API server reuses an API's answer for a field's choices, unless
@@ -302,6 +303,34 @@ def api_fields(form: m.Form) -> list[str]:
     return [name for name, f in form.properties.items() if f.options is not None and f.options.api is not None]
 
 
+def pattern_fields(form: m.Form) -> list[str]:
+    """Fields with a ``pattern`` (their own or in ``items``): Airflow would match it with Python's
+    backtracking ``re`` when a run is triggered, so their Params leave it out and the ``_check_form``
+    task matches it with RE2 instead."""
+    return [name for name, f in form.properties.items() if f.pattern is not None or _has_pattern(f.items)]
+
+
+def _has_pattern(schema: Any) -> bool:
+    if isinstance(schema, dict):
+        return isinstance(schema.get("pattern"), str) or any(_has_pattern(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_has_pattern(v) for v in schema)
+    return False
+
+
+def _without_patterns(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _without_patterns(v) for k, v in schema.items() if not (k == "pattern" and isinstance(v, str))}
+    if isinstance(schema, list):
+        return [_without_patterns(v) for v in schema]
+    return schema
+
+
+def _is_string_field(f: m.FormField) -> bool:
+    kinds = f.type if isinstance(f.type, list) else [f.type]
+    return "string" in kinds
+
+
 def resolve_choices(
     form: m.Form, project: Any, *, api: bool = True, max_age: float | None = None
 ) -> dict[str, list[Choice]]:
@@ -502,8 +531,14 @@ def labels(f: m.FormField, choices: list[Choice] | None) -> dict[str, str]:
 
 
 def param_schema(f: m.FormField, choices: list[Choice] | None = None) -> dict[str, Any]:
-    """The field for an Airflow ``Param`` (Airflow's UI keys included), with resolved choices."""
-    schema = f.json_schema()
+    """The field for an Airflow ``Param`` (Airflow's UI keys included), with resolved choices.
+
+    Airflow checks a run's values against it on every trigger path, on the API server: patterns are
+    left out (Airflow would match them with Python's backtracking ``re``; the ``_check_form`` task
+    matches them with RE2), and a string field without ``maxLength`` gets :data:`MAX_VALUE_CHARS`."""
+    schema = _without_patterns(f.json_schema())
+    if _is_string_field(f) and f.maxLength is None and not f.enum and f.const is None:
+        schema["maxLength"] = MAX_VALUE_CHARS
     if choices is not None:
         _with_choices(schema, f, choices)
         shown = labels(f, choices)
@@ -677,6 +712,9 @@ def check_form(
     choices = choices or {}
     if not isinstance(values, Mapping):
         return {}, [FieldError("", "the form must be a JSON object of field values")]
+    too_big = size_errors(form, values)
+    if too_big:
+        return {}, too_big
     errors: list[FieldError] = []
     for name in values:
         if name not in form.properties:
@@ -694,7 +732,7 @@ def check_form(
                 given[name] = f.default
     schema = request_schema(form, choices)
     schema["additionalProperties"] = True  # unknown fields are reported above, with suggestions
-    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class = linear_time(jsonschema.validators.validator_for(schema))  # patterns on RE2
     validator = validator_class(schema, format_checker=format_checker())
     order = {name: i for i, name in enumerate(form.properties)}
     found = [_message(error, form, choices) for error in validator.iter_errors(given)]
@@ -702,6 +740,56 @@ def check_form(
     errors += sorted(found, key=lambda e: (order.get(top.match(e.field).group(0), -1), e.field))
     result = {name: given.get(name) for name in form.properties}
     return result, errors
+
+
+#: Longest string (anywhere in a field's value) when the field sets no ``maxLength`` of its own.
+MAX_VALUE_CHARS = 64 * 1024
+#: Largest submission: all the form's values as JSON.
+MAX_FORM_BYTES = 1024 * 1024
+#: Deepest nesting of lists and objects in one field's value.
+MAX_VALUE_DEPTH = 32
+
+
+def size_errors(form: m.Form, values: Mapping[str, Any]) -> list[FieldError]:
+    """The fields whose values are too large to check or run with: a string longer than the field's
+    ``maxLength`` allows — or than :data:`MAX_VALUE_CHARS` when it sets none — anywhere in the value,
+    a value nested deeper than :data:`MAX_VALUE_DEPTH`, and the field with the largest value when all
+    of them exceed :data:`MAX_FORM_BYTES`."""
+    errors: list[FieldError] = []
+    sizes: dict[str, int] = {}
+    for name, value in values.items():
+        f = form.properties.get(name) if isinstance(name, str) else None
+        own = f.maxLength if f is not None and f.maxLength is not None and isinstance(value, str) else None
+        limit = max(own, MAX_VALUE_CHARS) if own is not None else MAX_VALUE_CHARS
+        if depth_problem(value, MAX_VALUE_DEPTH) is not None:
+            errors.append(FieldError(str(name), f"is nested deeper than {MAX_VALUE_DEPTH} levels"))
+            continue
+        longest = _longest_string(value)
+        if longest > limit:
+            errors.append(FieldError(str(name), f"holds a text of {longest} characters, more than the {limit} allowed"))
+            continue
+        sizes[str(name)] = len(json.dumps(value, default=str))
+    total = sum(sizes.values())
+    if not errors and total > MAX_FORM_BYTES:
+        largest = max(sizes, key=lambda k: sizes[k])
+        errors.append(
+            FieldError(largest, f"the form's values are {total} bytes as JSON, more than the {MAX_FORM_BYTES} allowed")
+        )
+    return errors
+
+
+def _longest_string(value: Any) -> int:
+    longest, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            longest = max(longest, len(item))
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+            stack.extend(k for k in item if isinstance(k, str))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return longest
 
 
 #: An e-mail address as a form takes it: a local part without spaces or '@', and a domain of at least

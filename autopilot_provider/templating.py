@@ -7,18 +7,263 @@ reach a script as environment variables (``render_env_value``), which no shell p
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import json
+import re
 import shlex
-from collections.abc import Iterator, Mapping
+import string
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import BaseLoader, StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.compiler import CodeGenerator
+from jinja2.exceptions import SecurityError
+from jinja2.meta import TrackingCodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import _PassArg
 
 SCOPE_NAMES = ("form", "steps", "run", "resources", "contacts", "inputs")
+
+# ---------------------------------------------------------------------------------------------
+# Bounded work: what one template or expression may cost
+# ---------------------------------------------------------------------------------------------
+
+#: longest template text (a definition's string, or a file under templates/)
+MAX_TEMPLATE_CHARS = 100_000
+#: longest expression (a decision case, an output, a `{{ … }}`)
+MAX_EXPRESSION_CHARS = 4_000
+#: deepest nesting of a template's syntax tree (parentheses, brackets, operators, blocks)
+MAX_NESTING = 48
+#: largest string, list or mapping an operator, filter or method may build while rendering
+MAX_SIZE = 1_000_000
+#: largest rendered text
+MAX_OUTPUT = 10_000_000
+#: largest integer ``**`` may compute, in bits (2 ** 4096 has 1234 digits)
+MAX_INT_BITS = 4096
+#: widths and counts that string methods, filters and ``%`` formats may ask for
+MAX_WIDTH = 10_000
+#: numbers all the ``range()``s of one rendering may produce together
+MAX_RANGE_TOTAL = 1_000_000
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, (str, bytes, list, tuple, dict, set, frozenset)) else 0
+
+
+def _checked(value: Any) -> Any:
+    if _size(value) > MAX_SIZE:
+        raise SecurityError(f"the value would have more than {MAX_SIZE} characters or items")
+    return value
+
+
+def _check_power(left: Any, right: Any) -> None:
+    if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+        if left.bit_length() * right > MAX_INT_BITS:
+            raise SecurityError(f"the power would have more than {MAX_INT_BITS} bits")
+
+
+def _check_product(left: Any, right: Any) -> None:
+    if isinstance(left, int) and isinstance(right, int):
+        if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise SecurityError(f"the product would have more than {MAX_INT_BITS} bits")
+    else:
+        _check_repeat(left, right)
+
+
+def _check_repeat(left: Any, right: Any) -> None:
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(times, int) and not isinstance(times, bool) and _size(seq):
+            if _size(seq) * times > MAX_SIZE:
+                raise SecurityError(f"the repetition would have more than {MAX_SIZE} characters or items")
+
+
+_FORMAT_NUMBER = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _check_percent_format(text: Any) -> None:
+    """A ``%`` format's widths and precisions (``'%0999999999d'`` would build a gigabyte)."""
+    if not isinstance(text, str) or "%" not in text:
+        return
+    for match in _FORMAT_NUMBER.finditer(text):
+        for number in match.groups():
+            if number == "*" or (number and int(number) > MAX_WIDTH):
+                raise SecurityError(f"format widths above {MAX_WIDTH} (and '*') are not allowed")
+
+
+def _check_format_spec(text: Any) -> None:
+    """A ``str.format`` template's widths (``'{:>999999999}'``); nested fields (``{:{}}``) are refused."""
+    if not isinstance(text, str):
+        return
+    try:
+        fields = list(string.Formatter().parse(text))
+    except ValueError:
+        return  # the call itself reports it
+    for _, _name, spec, _ in fields:
+        if spec and ("{" in spec or any(int(n) > MAX_WIDTH for n in re.findall(r"\d+", spec))):
+            raise SecurityError(f"format widths above {MAX_WIDTH} (and nested fields) are not allowed")
+
+
+def _check_numbers(args: tuple, kwargs: Mapping[str, Any]) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_WIDTH:
+            raise SecurityError(f"widths and counts above {MAX_WIDTH} are not allowed")
+
+
+#: str methods whose result grows with a number argument
+_WIDTH_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs"}
+
+
+def _check_call(obj: Any, args: tuple, kwargs: Mapping[str, Any]) -> None:
+    method = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format
+    owner, name = getattr(method, "__self__", None), getattr(method, "__name__", "")
+    if isinstance(owner, str):
+        if name in _WIDTH_METHODS:
+            _check_numbers(args, kwargs)
+        elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+            _check_replace(owner, args[0], args[1])
+        elif name in ("format", "format_map"):
+            _check_format_spec(owner)
+        elif name == "join" and args:
+            _check_join(owner, args[0])
+    elif isinstance(owner, string.Formatter) and args:  # the sandbox's str.format stand-in
+        _check_format_spec(args[0])
+
+
+def _check_replace(text: str, old: str, new: str) -> None:
+    grows = len(new) - len(old)
+    if grows > 0 and len(text) + (text.count(old) if old else len(text) + 1) * grows > MAX_SIZE:
+        raise SecurityError(f"the replacement would have more than {MAX_SIZE} characters")
+
+
+def _check_join(separator: Any, items: Any) -> None:
+    if _size(items) > 1 and _size(separator) * (_size(items) - 1) > MAX_SIZE:
+        raise SecurityError(f"the joined text would have more than {MAX_SIZE} characters")
+
+
+def _bounded_filter(name: str, func: Any) -> Any:
+    """A built-in filter whose result is checked against MAX_SIZE, and whose width arguments are
+    checked before it runs where the result grows with them."""
+
+    skip = 0 if _PassArg.from_obj(func) is None else 1  # the context, eval context or environment
+
+    @functools.wraps(func)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        plain = args[skip:]
+        if name in ("center", "indent", "slice"):
+            _check_numbers(tuple(plain[1:]), kwargs)
+        elif name == "replace" and len(plain) >= 3:
+            _check_replace(str(plain[0]), str(plain[1]), str(plain[2]))
+        elif name == "format" and plain:
+            _check_percent_format(plain[0])
+        elif name == "join" and plain:
+            items = plain[0] if isinstance(plain[0], (str, list, tuple, dict)) else list(plain[0])
+            _check_join(plain[1] if len(plain) > 1 else kwargs.get("d", ""), items)
+            args = (*args[:skip], items, *plain[1:])
+        return _checked(func(*args, **kwargs))
+
+    return bounded
+
+
+_RANGE_LEFT: contextvars.ContextVar[list[int]] = contextvars.ContextVar("autopilot_range_left")
+
+
+@contextlib.contextmanager
+def _fresh_budget() -> Iterator[None]:
+    """A new range() budget for one rendering or evaluation."""
+    token = _RANGE_LEFT.set([MAX_RANGE_TOTAL])
+    try:
+        yield
+    finally:
+        _RANGE_LEFT.reset(token)
+
+
+def _bounded_range(*args: int) -> range:
+    numbers = range(*args)
+    left = _RANGE_LEFT.get(None)
+    if left is None:  # rendered outside the functions of this module (a template's own render())
+        left = [MAX_RANGE_TOTAL]
+        _RANGE_LEFT.set(left)
+    left[0] -= len(numbers)
+    if len(numbers) > MAX_SIZE or left[0] < 0:
+        raise SecurityError(f"range() produced more than {MAX_RANGE_TOTAL} numbers in one evaluation")
+    return numbers
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Concatenation (``~`` and text around ``{{ }}``) checked against MAX_SIZE as it is built."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
+        self.write("environment.checked(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox with bounded work: ``**``, ``*``, ``+`` and ``%`` are checked before they run,
+    str methods and filters that build text from a number have that number capped, ``range()``
+    draws from one budget per evaluation, and rendered text is capped. Nothing is computed at compile
+    time (``optimized=False``: Jinja would otherwise fold ``'a' * 10 ** 9`` while *parsing*)."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%", "//", "/"})
+    code_generator_class = _BoundedCodeGenerator
+
+    @staticmethod
+    def checked(value: Any) -> Any:
+        return _checked(value)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            _check_power(left, right)
+        elif operator == "*":
+            _check_product(left, right)
+        elif operator == "%":
+            _check_percent_format(left)
+        return _checked(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        _check_call(__obj, args, kwargs)
+        return _checked(super().call(__context, __obj, *args, **kwargs))
+
+    @staticmethod
+    def concat(parts: Iterable[str]) -> str:  # type: ignore[override]
+        out: list[str] = []
+        total = 0
+        for part in parts:
+            total += len(part)
+            if total > MAX_OUTPUT:
+                raise SecurityError(f"the rendered text would be longer than {MAX_OUTPUT} characters")
+            out.append(part)
+        return "".join(out)
+
+
+class _Tracking(TrackingCodeGenerator):
+    """Jinja's introspection without its optimizer (which would compute constant parts)."""
+
+    def __init__(self, environment: Any) -> None:
+        CodeGenerator.__init__(self, environment, "<introspection>", "<introspection>", optimized=False)
+        self.undeclared_identifiers: set[str] = set()
+
+
+def undeclared_names(tree: nodes.Template) -> set[str]:
+    """``jinja2.meta.find_undeclared_variables`` without computing anything."""
+    generator = _Tracking(tree.environment)  # type: ignore[attr-defined]
+    generator.visit(tree)
+    return generator.undeclared_identifiers
+
+
+def nesting(tree: nodes.Node) -> int:
+    """How deep ``tree`` nests (iteratively: any depth is safe to measure)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return deepest
 
 
 def _tojson(value: Any) -> str:
@@ -26,9 +271,12 @@ def _tojson(value: Any) -> str:
 
 
 def _make_env(**kwargs: Any) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, **kwargs)
+    env = _BoundedSandbox(undefined=StrictUndefined, keep_trailing_newline=True, optimized=False, **kwargs)
     env.filters["tojson"] = _tojson
     env.filters["shell_quote"] = lambda v: shlex.quote(str(v))
+    for name, func in list(env.filters.items()):
+        env.filters[name] = _bounded_filter(name, func)
+    env.globals["range"] = _bounded_range
     return env
 
 
@@ -55,7 +303,8 @@ def render(source: str, scope: Mapping[str, Any]) -> str:
     """Render a template string with ``scope``. Undefined names raise instead of vanishing."""
     if "{" not in source:
         return source
-    return _compile("text", source).render(**scope)
+    with _fresh_budget():
+        return _compile("text", source).render(**scope)
 
 
 def render_env_value(source: str, scope: Mapping[str, Any]) -> str:
@@ -63,7 +312,8 @@ def render_env_value(source: str, scope: Mapping[str, Any]) -> str:
     JSON, booleans as true/false), with no quoting, since no shell ever parses it."""
     if "{" not in source:
         return source
-    return _compile("data", source).render(**scope)
+    with _fresh_budget():
+        return _compile("data", source).render(**scope)
 
 
 def render_value(value: Any, scope: Mapping[str, Any]) -> Any:
@@ -94,8 +344,9 @@ def _compile_expression(source: str):
 
 
 def evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
-    """Evaluate a decision expression in the sandbox."""
-    return _compile_expression(expression)(**scope)
+    """Evaluate a decision expression in the sandbox (bounded: see MAX_SIZE and the limits above)."""
+    with _fresh_budget():
+        return _compile_expression(expression)(**scope)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,15 +364,24 @@ class Reference:
 
 
 def check_template(source: str, *, expression: bool = False) -> tuple[str | None, int, list[Reference], set[str]]:
-    """Parse user text. Returns (syntax error or None, error line, references, undeclared names)."""
+    """Parse user text. Returns (syntax error or None, error line, references, undeclared names).
+
+    Nothing is computed: text longer than MAX_TEMPLATE_CHARS (MAX_EXPRESSION_CHARS for an expression)
+    or nested deeper than MAX_NESTING is an error, and no constant part is folded."""
+    limit = MAX_EXPRESSION_CHARS if expression else MAX_TEMPLATE_CHARS
+    if len(source) > limit:
+        what = "an expression" if expression else "a template"
+        return f"{what} may be at most {limit} characters long (this one has {len(source)})", 1, [], set()
     text = "{{ " + source + " }}" if expression else source
     try:
         tree = TEXT.parse(text)
+        if nesting(tree) > MAX_NESTING:
+            return f"nested more than {MAX_NESTING} levels deep", 1, [], set()
+        undeclared = undeclared_names(tree) - set(TEXT.globals)
     except TemplateSyntaxError as exc:
         return exc.message or str(exc), exc.lineno or 1, [], set()
-    from jinja2 import meta
-
-    undeclared = meta.find_undeclared_variables(tree) - set(TEXT.globals)
+    except RecursionError:  # Jinja's parser recurses per level of parentheses, brackets, operators
+        return f"nested more than {MAX_NESTING} levels deep", 1, [], set()
     return None, 1, list(_references(tree)), undeclared
 
 
@@ -163,7 +423,8 @@ def render_slack(source: str, scope: Mapping[str, Any]) -> str:
     """Render an inline template for a Slack message: every ``{{ value }}`` is Slack-escaped."""
     if "{" not in source:
         return source
-    return _compile_slack(source).render(**scope)
+    with _fresh_budget():
+        return _compile_slack(source).render(**scope)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,10 +565,11 @@ class FileTemplate:
 
         try:
             template = env.get_template(file)
-            if block is None:
-                return template.render(**scope)
-            context = template.new_context(dict(scope))
-            return env.concat(template.blocks[block](context))  # type: ignore[attr-defined]
+            with _fresh_budget():
+                if block is None:
+                    return template.render(**scope)
+                context = template.new_context(dict(scope))
+                return env.concat(template.blocks[block](context))  # type: ignore[attr-defined]
         except TemplateFileError:
             raise
         except JinjaTemplateError as exc:
@@ -329,9 +591,18 @@ class FileTemplate:
             label = f"{TEMPLATES_DIR}/{file}"
             try:
                 source, _, _ = env.loader.get_source(env, file)  # type: ignore[union-attr]
+                if len(source) > MAX_TEMPLATE_CHARS:
+                    problems.append(f"{label}: longer than {MAX_TEMPLATE_CHARS} characters")
+                    continue
                 tree = env.parse(source)
+                if nesting(tree) > MAX_NESTING:
+                    problems.append(f"{label}: nested more than {MAX_NESTING} levels deep")
+                    continue
             except TemplateSyntaxError as exc:
                 problems.append(f"{label}:{exc.lineno}: invalid template: {exc.message}")
+                continue
+            except RecursionError:
+                problems.append(f"{label}: nested more than {MAX_NESTING} levels deep")
                 continue
             for other in meta.find_referenced_templates(tree):
                 if other is None:
@@ -341,7 +612,7 @@ class FileTemplate:
                         problems.append(f"{label}: includes {other!r}, which is not in {TEMPLATES_DIR}/")
                 except TemplateFileError as exc:
                     problems.append(f"{label}: {exc}")
-            undeclared = meta.find_undeclared_variables(tree) - set(env.globals)
+            undeclared = undeclared_names(tree) - set(env.globals)
             for unknown in sorted(undeclared - set(names)):
                 problems.append(f"{label}: unknown name '{unknown}'; known names: {', '.join(names)}")
             seen: set[tuple[str, str]] = set()

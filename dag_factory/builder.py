@@ -202,13 +202,14 @@ def build_dag(workflow: m.Workflow, project: Any, *, source: str = "") -> DAG:
 
 
 def check_form_task(workflow: m.Workflow, ctx: CompileContext) -> Any:
-    """A first task ``_check_form`` when the form has fields whose choices come from an API: it
-    checks the run's values against the live choices before anything else runs (and before the
-    start notification). Create it inside the DAG before the steps, so it comes first."""
-    from autopilot_provider.forms import CHECK_TASK_ID, api_fields
+    """A first task ``_check_form`` when the form has fields whose choices come from an API or that
+    have a ``pattern``: it checks the run's values against the live choices and matches patterns with
+    RE2 before anything else runs (and before the start notification). Create it inside the DAG before the steps, so it comes first."""
+    from autopilot_provider.forms import CHECK_TASK_ID, api_fields, pattern_fields
     from autopilot_provider.operators.check_form import CheckFormOperator
 
-    if not api_fields(workflow.form):
+    # patterns too: the DAG's Params leave them out (Airflow would match them with backtracking `re`)
+    if not api_fields(workflow.form) and not pattern_fields(workflow.form):
         return None
     kwargs: dict[str, Any] = {"task_id": CHECK_TASK_ID, "doc_md": "Check the request form against the live choices."}
     if workflow.defaults.retries is not None:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from autopilot_plugin import ui
 from autopilot_plugin.api import apis, approvals, definitions, session, workflows
+from autopilot_plugin.body_limit import BodyLimitMiddleware
 from autopilot_plugin.csrf import CsrfMiddleware
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -95,6 +96,7 @@ def create_app() -> FastAPI:
     )
     app.add_exception_handler(StoreError, store_error_handler)
     app.include_router(definitions.router, prefix=API_PREFIX)
+    app.include_router(definitions.reviews, prefix=API_PREFIX)
     app.include_router(apis.router, prefix=API_PREFIX)
     app.include_router(workflows.router, prefix=API_PREFIX)
     app.include_router(session.router, prefix=API_PREFIX)
@@ -102,6 +104,7 @@ def create_app() -> FastAPI:
     app.include_router(approvals.pages)
     app.include_router(ui.router)
     app.add_middleware(CsrfMiddleware)
+    app.add_middleware(BodyLimitMiddleware)  # the outermost: an oversize body is refused first
     return app
 
 

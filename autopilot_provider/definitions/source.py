@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from autopilot_provider.bounded import MAX_DEPTH, LimitError, check_yaml, load_yaml
 from autopilot_provider.definitions.errors import Diagnostic
 
 try:  # libyaml is much faster and keeps marks too
@@ -169,9 +170,15 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 
 def _compose(text: str, path: str) -> yaml.Node:
-    """The one document's root node; raise :class:`YamlError` with its position on any problem."""
+    """The one document's root node; raise :class:`YamlError` with its position on any problem,
+    including aliases and nesting beyond the limits of :mod:`autopilot_provider.bounded`."""
     try:
+        check_yaml(text, _Loader)
         nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except LimitError as exc:
+        raise YamlError(Diagnostic(path, exc.line, exc.column, f"YAML: {exc.message}")) from None
+    except RecursionError:  # the pure-Python composer recurses per level (libyaml stops at 1000)
+        raise YamlError(Diagnostic(path, 1, 1, f"YAML: nesting deeper than {MAX_DEPTH} levels")) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -212,8 +219,12 @@ def _key(key_node: yaml.Node, path: str, constructor: _Constructor) -> Any:
     return key
 
 
-def _build(node: yaml.Node, path: str, constructor: _Constructor) -> Any:
-    """The data of ``node``: duplicate and non-scalar keys are errors, merge keys (<<) apply."""
+def _build(node: yaml.Node, path: str, constructor: _Constructor, depth: int = 1) -> Any:
+    """The data of ``node``: duplicate and non-scalar keys are errors, merge keys (<<) apply, and
+    collections nest at most MAX_DEPTH deep (``depth`` is ``node``'s)."""
+    if isinstance(node, (MappingNode, SequenceNode)) and depth > MAX_DEPTH:
+        line, col = _mark(node)
+        raise YamlError(Diagnostic(path, line, col, f"YAML: nesting deeper than {MAX_DEPTH} levels"))
     if isinstance(node, MappingNode):
         constructor.flatten_mapping(node)  # merge keys (<<)
         result: dict[Any, Any] = {}
@@ -225,10 +236,10 @@ def _build(node: yaml.Node, path: str, constructor: _Constructor) -> Any:
                 raise YamlError(
                     Diagnostic(path, line, col, f"duplicate key '{key}' (first defined at line {first[0]})")
                 )
-            result[key] = _build(value_node, path, constructor)
+            result[key] = _build(value_node, path, constructor, depth + 1)
         return result
     if isinstance(node, SequenceNode):
-        return [_build(item, path, constructor) for item in node.value]
+        return [_build(item, path, constructor, depth + 1) for item in node.value]
     return _scalar(node, constructor)
 
 
@@ -252,8 +263,8 @@ def _record(node: yaml.Node, loc: Path_, tables: _Tables, constructor: _Construc
 def quick_header(text: str) -> tuple[str | None, str | None]:
     """(kind, id) of a definition without building positions, or (None, None) if unreadable."""
     try:
-        data = yaml.load(text, Loader=_QuickLoader)
-    except yaml.YAMLError:
+        data = load_yaml(text, _QuickLoader, max_depth=MAX_DEPTH)
+    except (yaml.YAMLError, LimitError):
         return None, None
     if not isinstance(data, dict):
         return None, None

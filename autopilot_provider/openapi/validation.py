@@ -28,10 +28,22 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-from autopilot_provider.openapi.spec import METHODS, SpecError, _Resolver, pointer, quiet_gc, ref_parts, walk
+from autopilot_provider.bounded import PatternError, compile_pattern
+from autopilot_provider.openapi.spec import (
+    MAX_RESOLVED_NODES,
+    METHODS,
+    SpecError,
+    _Resolver,
+    pointer,
+    quiet_gc,
+    ref_parts,
+    walk,
+)
 
 #: Longest instance text quoted in a message.
 _QUOTE = 80
+#: Resolved schema nodes after which default values are no longer checked (the checks stay bounded)
+MAX_DEFAULT_NODES = 20 * MAX_RESOLVED_NODES
 #: Swagger 2.0 parameter fields that are not JSON Schema keywords.
 _PARAMETER_FIELDS = {"name", "in", "required", "description", "allowEmptyValue", "collectionFormat"}
 
@@ -285,7 +297,11 @@ class Draft4Check:
     @staticmethod
     def _object(schema: dict[str, Any], compile_):
         props = {k: compile_(v) for k, v in (schema.get("properties") or {}).items()}
-        patterns = [(re.compile(p), compile_(v)) for p, v in (schema.get("patternProperties") or {}).items()]
+        patterns = [
+            (regex, compile_(v))
+            for p, v in (schema.get("patternProperties") or {}).items()
+            if (regex := _regex(p)) is not None
+        ]
         extra = schema.get("additionalProperties", True)
         extra = None if extra is True or extra == {} else (False if extra is False else compile_(extra))
         required = list(schema.get("required") or [])
@@ -399,8 +415,18 @@ def _unique(values: list) -> bool:
     return True
 
 
+def _regex(pattern: str) -> Any:
+    """``pattern`` for checking a document's default values: RE2, which matches in linear time (the
+    document's author chooses both the pattern and the default, on the API server). None when RE2
+    cannot run it: defaults are a lint, and such a pattern is not checked."""
+    try:
+        return compile_pattern(pattern)
+    except PatternError:
+        return None
+
+
 def _string(schema: dict[str, Any]):
-    regex = re.compile(schema["pattern"]) if "pattern" in schema else None
+    regex = _regex(schema["pattern"]) if isinstance(schema.get("pattern"), str) else None
     low, high = schema.get("minLength"), schema.get("maxLength")
 
     def check(x: Any) -> bool:
@@ -762,6 +788,8 @@ class _Walker:
         return None
 
     def default(self, schema: dict, value: Any, where: str) -> Iterator[SpecError]:
+        if self.resolver.spent > MAX_DEFAULT_NODES:
+            return  # defaults are a lint: a document whose schemas expand this much gets no more of it
         try:
             resolved = self.resolver.resolve(schema)
         except SpecError:

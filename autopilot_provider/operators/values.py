@@ -8,6 +8,7 @@ from typing import Any
 import jsonschema
 from airflow.sdk import BaseOperator
 
+from autopilot_provider.bounded import linear_time
 from autopilot_provider.runtime import ScopeSpec, build_scope
 from autopilot_provider.templating import render_value
 
@@ -36,7 +37,9 @@ class ValuesOperator(BaseOperator):
                 if name not in result and "default" in prop:
                     result[name] = prop["default"]
             try:
-                jsonschema.validate(result, self.schema, format_checker=jsonschema.FormatChecker())
+                # patterns on RE2 (linear time): the values can hold what a requester typed
+                validator = linear_time(jsonschema.validators.validator_for(self.schema))
+                jsonschema.validate(result, self.schema, cls=validator, format_checker=jsonschema.FormatChecker())
             except jsonschema.ValidationError as exc:
                 where = ".".join(str(p) for p in exc.absolute_path) or "inputs"
                 raise ValueError(f"{where}: {exc.message}") from None
