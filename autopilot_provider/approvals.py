@@ -36,13 +36,17 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from autopilot_provider.contacts import ContactError
 from autopilot_provider.operators.human import (
     APPROVE,
     AUTOPILOT_USER,
     AUTOPILOT_USER_ID,
     REJECT,
     REQUEST_XCOM_KEY,
+    RULES_FIELD,
     SUBMIT,
+    resolve_slots,
+    self_approval_allowed,
 )
 from autopilot_provider.store import (
     Conflict,
@@ -149,6 +153,12 @@ def members(slot: Mapping[str, Any]) -> set[str]:
 
 def is_requester(spec: Mapping[str, Any], username: str) -> bool:
     return bool(username) and (spec.get("requester") or {}).get("username") == username
+
+
+def requester_may_approve(spec: Mapping[str, Any]) -> bool:
+    """Whether the requester counts as an approver of this request: never, unless the workflow says
+    ``exclude_requester: false`` *and* the deployment allows it (``[autopilot] allow_self_approval``)."""
+    return spec.get("exclude_requester", True) is False and self_approval_allowed()
 
 
 def entitled_slots(spec: Mapping[str, Any], username: str, escalated: bool) -> list[int]:
@@ -406,6 +416,11 @@ class Approvals:
                     created.append(approval_id)
             except IntegrityError:  # another API server worker recorded it first
                 continue
+            except ContactError:
+                # the approvers of the run's own version cannot be resolved any more (a contact was
+                # removed): nobody is asked rather than the wrong people; Airflow's backstop ends it
+                log.exception("%s %s %s: cannot resolve the run's approvers", r.dag_id, r.run_id, r.task_id)
+                continue
         self._close_orphans()
         return created
 
@@ -427,7 +442,7 @@ class Approvals:
             ).first()
             if xcom is None:
                 return False  # the task writes its description before the HITL row; try again next sweep
-            spec = XComModel.deserialize_value(xcom)
+            spec, pinned = self._pin_rules(session, r, XComModel.deserialize_value(xcom))
             now = self._now()
             timeout = spec.get("timeout_seconds")
             remind = spec.get("remind_every_seconds")
@@ -451,7 +466,50 @@ class Approvals:
                 )
             )
             self._event(session, approval_id, "created", {"slots": [s["label"] for s in spec.get("slots", [])]})
+            self._event(session, approval_id, pinned.pop("event"), pinned)
         return True
+
+    def _pin_rules(self, session, r: Any, spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The request's rules as the DAG version the run started with has them — not as the task
+        (which parses the definition when it starts, so it sees edits made since) sent them.
+
+        Scalar rules (quorum, exclude_requester, timeout, …) are taken from that version; when the
+        approvers (``from``/``escalate_to``) differ, they are resolved here from that version's
+        references. Returns the spec and the event to record (``rules_pinned``, ``rules_changed`` or
+        ``rules_unpinned`` when the run has no serialized DAG version)."""
+        rules = _run_rules(session, r.dag_id, r.run_id, r.task_id)
+        if rules is None:
+            log.warning("%s %s: no DAG version for the run; using the rules the task sent", r.dag_id, r.run_id)
+            return spec, {"event": "rules_unpinned"}
+        pinned = dict(spec)
+        changed = sorted(k for k in rules if k not in ("from", "escalate_to") and spec.get(k) != rules[k])
+        pinned.update({k: v for k, v in rules.items() if k not in ("from", "escalate_to")})
+        refs = {"from": [s["ref"] for s in spec.get("slots", [])]}
+        if "escalate_to" in rules:
+            refs["escalate_to"] = [s["ref"] for s in spec.get("escalate_to", [])]
+        moved = [k for k, sent in refs.items() if sent != list(rules.get(k) or [])]
+        if moved:
+            scope = {"run": {"requester": _triggering_user(session, r.dag_id, r.run_id)}, "form": spec.get("request")}
+            from autopilot_provider.store import definitions_root
+
+            folder = str(definitions_root())
+            if "from" in moved:
+                pinned["slots"] = resolve_slots(rules["from"], scope, folder)
+            if "escalate_to" in moved:
+                pinned["escalate_to"] = (
+                    resolve_slots(rules["escalate_to"], scope, folder) if rules["escalate_to"] else []
+                )
+            changed += moved
+        if changed:
+            log.warning(
+                "%s %s %s: the definition changed since the run started (%s); the run keeps its own rules",
+                r.dag_id,
+                r.run_id,
+                r.task_id,
+                ", ".join(changed),
+            )
+            return pinned, {"event": "rules_changed", "kept": changed}
+        return pinned, {"event": "rules_pinned"}
 
     def _close_orphans(self) -> None:
         """Pending requests whose task is no longer waiting (cleared, marked by hand, timed out by
@@ -520,7 +578,8 @@ class Approvals:
         if request.row.kind != "approval":
             raise Conflict("this is a form request: answer it with its fields (responses)", field="id")
         self._check_open(request)
-        if spec.get("exclude_requester", True) and is_requester(spec, username):
+        self_approval = is_requester(spec, username)
+        if self_approval and not requester_may_approve(spec):
             raise Forbidden("you requested this: you cannot approve your own request", field="user")
         chosen = self._choose_slot(request, username, slot)
         if decision == "reject" and spec.get("comment_required_on_reject", True) and not comment:
@@ -528,6 +587,14 @@ class Approvals:
         label = "escalation" if chosen == ESCALATION_SLOT else spec["slots"][chosen]["label"]
         vote = Vote(username, chosen, label, decision, comment, self._now(), via)
         self._insert_vote(session, approval_id, vote)
+        if self_approval:
+            log.warning(
+                "%s voted on their own request %s ([autopilot] allow_self_approval is on and the step says "
+                "exclude_requester: false)",
+                username,
+                approval_id,
+            )
+            self._event(session, approval_id, "self_approval", {"user": username, "decision": decision})
         request.votes.append(vote)
         outcome = tally(spec, request.votes)
         if outcome is not None:
@@ -850,6 +917,34 @@ class Approvals:
         return True
 
 
+def _run_rules(session, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
+    """A step's rules in the serialized DAG of the version the run was created with (Airflow keeps a
+    DagVersion per change of the serialized DAG once a run used it; ``dag_run.created_dag_version_id``
+    names the run's). None when the run has no version, or the task carries no rules."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.serialized_dag import SerializedDagModel
+
+    version_id = session.scalar(
+        select(DagRun.created_dag_version_id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+    )
+    if version_id is None:
+        return None
+    serialized = session.scalar(select(SerializedDagModel).where(SerializedDagModel.dag_version_id == version_id))
+    if serialized is None:
+        return None
+    for task in serialized.data["dag"]["tasks"]:
+        fields = task.get("__var", task)
+        if fields.get("task_id") == task_id and isinstance(fields.get(RULES_FIELD), str):
+            return json.loads(fields[RULES_FIELD])
+    return None
+
+
+def _triggering_user(session, dag_id: str, run_id: str) -> str | None:
+    from airflow.models.dagrun import DagRun
+
+    return session.scalar(select(DagRun.triggering_user_name).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+
+
 def _slot_index(spec: Mapping[str, Any], slot: str | int) -> int:
     if isinstance(slot, int) or (isinstance(slot, str) and slot.lstrip("-").isdigit()):
         return int(slot)
@@ -969,7 +1064,7 @@ class Notifier:
         spec = request.spec
         slots = self._slots(request, reason)
         voted = {v.username for v in request.votes}
-        requester = (spec.get("requester") or {}).get("username") if spec.get("exclude_requester", True) else None
+        requester = None if requester_may_approve(spec) else (spec.get("requester") or {}).get("username")
         people: dict[str, dict[str, Any]] = {}
         for slot in slots:
             for person in slot.get("members", []):

@@ -178,6 +178,14 @@ revision_table = Table(
     Column("created_at", _utc_datetime(), nullable=False),
     # For create/update: the saved content. For delete: the content that was removed.
     Column("content", Text, nullable=True),
+    # Four-eyes review (0004): NULL or "applied" for a change written at once; "pending_review" for a
+    # change waiting for a second person, then "applied" (approved and written) or "rejected".
+    Column("state", String(16), nullable=True),
+    Column("base_version", String(64), nullable=True),  # the file version a pending change is based on
+    Column("review_reasons", String(100), nullable=True),  # comma list: approvals, scripts
+    Column("reviewer", String(250), nullable=True),
+    Column("reviewed_at", _utc_datetime(), nullable=True),
+    Column("review_comment", Text, nullable=True),
     PrimaryKeyConstraint("path", "number", name="autopilot_definition_revision_pkey"),
 )
 
@@ -293,11 +301,25 @@ def _add_redelivery_columns(connection: Connection) -> None:
             connection.execute(text(f"ALTER TABLE {approval_table.name} ADD COLUMN {name} {kind}"))
 
 
+REVIEW_COLUMNS = ("state", "base_version", "review_reasons", "reviewer", "reviewed_at", "review_comment")
+
+
+def _add_review_columns(connection: Connection) -> None:
+    """The four-eyes columns of ``autopilot_definition_revision`` (a table created by 0001 on this
+    release already has them). Existing rows keep NULL: changes that were applied."""
+    present = {c["name"] for c in inspect(connection).get_columns(revision_table.name)}
+    for name in REVIEW_COLUMNS:
+        if name not in present:
+            kind = revision_table.c[name].type.compile(dialect=connection.dialect)
+            connection.execute(text(f"ALTER TABLE {revision_table.name} ADD COLUMN {name} {kind}"))
+
+
 #: Ordered (name, step) pairs. Append new steps; never edit or reorder applied ones.
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_definition_revisions", _create_definition_tables),
     ("0002_approvals", _create_approval_tables),
     ("0003_approval_redelivery", _add_redelivery_columns),
+    ("0004_definition_review", _add_review_columns),
 ]
 
 
@@ -337,6 +359,8 @@ def _require_tables(engine: Engine) -> None:
     missing = [t.name for t in (revision_table, head_table) if not inspector.has_table(t.name)]
     if missing:
         raise NotMigrated(f"the Autopilot tables ({', '.join(missing)}) do not exist: run `autopilot db migrate`")
+    if "state" not in {c["name"] for c in inspector.get_columns(revision_table.name)}:
+        raise NotMigrated("the Autopilot tables are not up to date: run `autopilot db migrate`")
     _tables_ready.add(key)
 
 
@@ -384,6 +408,50 @@ def refresh_bundles() -> list[str]:
     except Exception:
         log.exception("could not refresh the Autopilot DAG bundle")
         return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Four-eyes review: which changes wait for a second person
+# ---------------------------------------------------------------------------------------------
+
+PENDING_REVIEW = "pending_review"
+#: What ``[autopilot] review_required_for`` may name.
+REVIEWABLE = ("approvals", "scripts")
+#: The approval rules a change is compared on (``timeout`` also comes from the step's own).
+APPROVAL_RULES = ("from_", "quorum", "exclude_requester", "escalate_to", "timeout", "on_timeout")
+SCRIPT_CODE = ("bash", "python", "ansible", "terraform", "ssh")
+
+
+def review_required_for() -> set[str]:
+    """``[autopilot] review_required_for`` (default ``approvals``): a comma list of approvals, scripts."""
+    from airflow.configuration import conf
+
+    value = conf.get("autopilot", "review_required_for", fallback="approvals")
+    wanted = {part.strip() for part in (value or "").split(",") if part.strip()}
+    unknown = wanted - set(REVIEWABLE)
+    if unknown:
+        log.warning("[autopilot] review_required_for: unknown %s (known: %s)", sorted(unknown), ", ".join(REVIEWABLE))
+    return wanted & set(REVIEWABLE)
+
+
+def review_facts(definition: Any) -> dict[str, dict[str, Any]]:
+    """The parts of a workflow or function that a review guards, by step id: its approval rules and
+    its scripts' code. Other kinds (and content that does not load) have none."""
+    facts: dict[str, dict[str, Any]] = {what: {} for what in REVIEWABLE}
+    for step in getattr(definition, "steps", None) or []:
+        if step.approval is not None:
+            rules = step.approval.model_dump(include=set(APPROVAL_RULES), mode="json")
+            rules["timeout"] = rules.get("timeout") or step.timeout
+            facts["approvals"][step.id] = rules
+        if step.script is not None:
+            facts["scripts"][step.id] = step.script.model_dump(include=set(SCRIPT_CODE), mode="json")
+    return facts
+
+
+_REVISION_COLUMNS = tuple(
+    revision_table.c[name]
+    for name in ("path", "number", "action", "version", "author", "created_at", *REVIEW_COLUMNS)
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,6 +504,10 @@ class SaveResult:
     id: str | None = None
     #: Names of the Autopilot DAG bundles refreshed after the save.
     refreshed_bundles: list[str] = field(default_factory=list)
+    #: ``applied`` (written), ``pending_review`` (stored, waiting for a second person) or ``rejected``.
+    state: str = "applied"
+    #: Why the change waits for review: ``approvals`` and/or ``scripts``.
+    review_reasons: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -447,6 +519,15 @@ class Revision:
     author: str | None
     created_at: datetime
     content: str | None = None
+    state: str | None = None
+    base_version: str | None = None
+    review_reasons: str | None = None
+    reviewer: str | None = None
+    reviewed_at: datetime | None = None
+    review_comment: str | None = None
+
+    def __post_init__(self) -> None:
+        self.state = self.state or "applied"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,6 +595,11 @@ class DefinitionStore:
             return path.read_bytes()
         except FileNotFoundError:
             return None
+
+    def current_text(self, rel: str) -> str | None:
+        """The text saved at ``rel`` now (``None`` when there is no such file); ``rel`` is checked first."""
+        data = self._read(self.clean_path(rel))
+        return None if data is None else data.decode("utf-8", errors="replace")
 
     @staticmethod
     def _check_content(content: Any) -> str:
@@ -723,6 +809,9 @@ class DefinitionStore:
         if self._file(rel).exists():
             raise AlreadyExists(f"a definition already exists at path {rel!r}; update it with PUT", field="path")
         checked = self._require_valid(rel, content)
+        reasons = self.review_reasons(rel, None, content)
+        if reasons:
+            return self._propose(rel, "create", content, author, None, checked, reasons)
 
         def apply(current: bytes | None) -> None:
             if current is not None:
@@ -736,8 +825,12 @@ class DefinitionStore:
     def update(self, rel: str, content: str, version: str, *, author: str | None) -> SaveResult:
         rel = self.clean_path(rel)
         content = self._check_content(content)
-        self._expect(rel, version, self._read(rel))
+        before = self._read(rel)
+        self._expect(rel, version, before)
         checked = self._require_valid(rel, content)
+        reasons = self.review_reasons(rel, before.decode("utf-8", errors="replace") if before else None, content)
+        if reasons:
+            return self._propose(rel, "update", content, author, version, checked, reasons)
 
         def apply(current: bytes | None) -> None:
             self._expect(rel, version, current)
@@ -858,6 +951,141 @@ class DefinitionStore:
             ) from None
         return 1
 
+    # -- four-eyes review -----------------------------------------------------------------------
+
+    def review_reasons(self, rel: str, before: str | None, after: str) -> list[str]:
+        """What in the change from ``before`` to ``after`` needs a second person's review, among
+        ``[autopilot] review_required_for``: ``approvals`` (an approval step added, removed or changed
+        in who approves, quorum, exclude_requester, escalation or timeout) and ``scripts`` (a script
+        step's code added, removed or changed). Empty: the change applies at once."""
+        wanted = review_required_for()
+        if not wanted:
+            return []
+        project = self.project()
+        old = review_facts(project.check_text(rel, before).definition if before is not None else None)
+        new = review_facts(project.check_text(rel, after).definition)
+        return [what for what in REVIEWABLE if what in wanted and old[what] != new[what]]
+
+    def _propose(
+        self,
+        rel: str,
+        action: str,
+        content: str,
+        author: str | None,
+        base_version: str | None,
+        checked: Validation,
+        reasons: list[str],
+    ) -> SaveResult:
+        """Store a change as a revision waiting for review; the file is not touched."""
+        engine = self.engine
+        _require_tables(engine)
+        with engine.begin() as connection:
+            number = self._next_number(connection, rel)
+            connection.execute(
+                insert(revision_table).values(
+                    path=rel,
+                    number=number,
+                    action=action,
+                    version=content_version(content),
+                    author=author,
+                    created_at=_now(),
+                    content=content,
+                    state=PENDING_REVIEW,
+                    base_version=base_version,
+                    review_reasons=",".join(reasons),
+                )
+            )
+        log.info("%s revision %s by %s waits for review (%s)", rel, number, author, ", ".join(reasons))
+        return SaveResult(
+            rel,
+            action,
+            number,
+            content_version(content),
+            checked.kind,
+            checked.id,
+            state=PENDING_REVIEW,
+            review_reasons=reasons,
+        )
+
+    def review(self, rel: str, number: int, decision: str, *, reviewer: str, comment: str | None = None) -> SaveResult:
+        """Approve (the change is written, if the file is still what it was based on: else 409) or
+        reject a revision waiting for review. Its author cannot review it (403)."""
+        rel = self.clean_path(rel)
+        if decision not in ("approve", "reject"):
+            raise InvalidInput("decision must be 'approve' or 'reject'", field="decision")
+        proposed = self.revision(rel, number)
+        if proposed.state != PENDING_REVIEW:
+            raise Conflict(f"revision {number} of {rel!r} is {proposed.state}, not waiting for review", field="number")
+        if not reviewer or reviewer == proposed.author:
+            raise Forbidden("you wrote this revision: someone else must review it", field="user")
+        content = proposed.content or ""
+        reasons = (proposed.review_reasons or "").split(",") if proposed.review_reasons else []
+        checked = Validation(rel, None, None, True)
+        if decision == "approve":
+            checked = self._require_valid(rel, content)
+        engine = self.engine
+        path = self._file(rel)
+        t = revision_table
+        with self._transaction(engine) as connection:
+            # the head row's lock serializes this with saves of the same path, as in _save
+            connection.execute(update(head_table).where(head_table.c.path == rel).values(updated_at=_now()))
+            previous = self._read(rel)
+            claimed = connection.execute(
+                update(t)
+                .where(t.c.path == rel, t.c.number == number, t.c.state == PENDING_REVIEW)
+                .values(
+                    state="applied" if decision == "approve" else "rejected",
+                    reviewer=reviewer,
+                    reviewed_at=_now(),
+                    review_comment=(comment or "").strip() or None,
+                )
+            )
+            if claimed.rowcount != 1:
+                raise Conflict(f"revision {number} of {rel!r} was reviewed meanwhile", field="number")
+            if decision == "approve":
+                if proposed.action == "create":
+                    if previous is not None:
+                        raise AlreadyExists(
+                            f"a definition was created at path {rel!r} since this revision was proposed", field="path"
+                        )
+                else:
+                    self._expect(rel, proposed.base_version, previous)
+                from dag_factory.project import atomic_write
+
+                atomic_write(path, content)
+            try:
+                connection.commit()
+            except Exception:
+                if decision == "approve":
+                    self._restore(path, previous)
+                raise
+        log.info("%s revision %s: %s by %s", rel, number, decision, reviewer)
+        result = SaveResult(
+            rel,
+            proposed.action,
+            number,
+            proposed.version,
+            checked.kind,
+            checked.id,
+            state="applied" if decision == "approve" else "rejected",
+            review_reasons=reasons,
+        )
+        if decision == "approve" and self.refresh:
+            result.refreshed_bundles = refresh_bundles()
+        return result
+
+    def pending_reviews(self) -> list[Revision]:
+        """Every revision waiting for review, oldest first (content left out)."""
+        engine = self.engine
+        _require_tables(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(*_REVISION_COLUMNS)
+                .where(revision_table.c.state == PENDING_REVIEW)
+                .order_by(revision_table.c.created_at)
+            ).all()
+        return [Revision(**row._mapping) for row in rows]
+
     # -- revisions ----------------------------------------------------------------------------
 
     def revisions(self, rel: str) -> list[Revision]:
@@ -868,13 +1096,11 @@ class DefinitionStore:
         t = revision_table
         with engine.connect() as connection:
             rows = connection.execute(
-                select(t.c.path, t.c.number, t.c.action, t.c.version, t.c.author, t.c.created_at)
-                .where(t.c.path == rel)
-                .order_by(t.c.number.desc())
+                select(*_REVISION_COLUMNS).where(t.c.path == rel).order_by(t.c.number.desc())
             ).all()
         if not rows and not self._file(rel).exists():
             raise NotFound(f"no definition and no revisions at path {rel!r}", field="path")
-        return [Revision(*row) for row in rows]
+        return [Revision(**row._mapping) for row in rows]
 
     def revision(self, rel: str, number: int) -> Revision:
         rel = self.clean_path(rel)
@@ -883,13 +1109,11 @@ class DefinitionStore:
         t = revision_table
         with engine.connect() as connection:
             row = connection.execute(
-                select(t.c.path, t.c.number, t.c.action, t.c.version, t.c.author, t.c.created_at, t.c.content).where(
-                    t.c.path == rel, t.c.number == number
-                )
+                select(*_REVISION_COLUMNS, t.c.content).where(t.c.path == rel, t.c.number == number)
             ).first()
         if row is None:
             raise NotFound(f"no revision {number} of {rel!r}", field="number")
-        return Revision(*row)
+        return Revision(**row._mapping)
 
 
 __all__ = [

@@ -238,6 +238,23 @@ WORKFLOWS = {
               from: [group:platform]
               subject: "Request by {{ run.requester_name }}"
         """,
+    "approval_pinned": """\
+        apiVersion: autopilot/v1
+        kind: Workflow
+        id: approval_pinned
+        steps:
+          - id: details
+            form:
+              from: [group:operations]
+              subject: Which window?
+              properties:
+                window: {type: string, enum: [night, weekend]}
+              required: [window]
+          - id: approve
+            approval:
+              from: [group:storage]
+              subject: "Grow the LUN at {{ steps.details.outputs.window }}?"
+        """,
     "approval_timeout": """\
         apiVersion: autopilot/v1
         kind: Workflow
@@ -624,6 +641,120 @@ def test_an_approval_mail_that_could_not_be_sent_is_sent_again(
     assert [v.username for v in request.votes] == ["dave"] and request.row.state == "approved"
 
 
+def _parked_request(spec: dict, *, escalated: bool = False) -> str:
+    """A pending approval request recorded as the API server records one (a real row of the real
+    tables; no HITL row behind it, so the tests using it never reach a decision)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from airflow.utils.session import create_session
+    from sqlalchemy import insert
+
+    from autopilot_provider.store import approval_table, migrate
+
+    migrate()
+    approval_id = f"{uuid.uuid4()}.1"
+    now = datetime.now(UTC)
+    with create_session() as session:
+        session.execute(
+            insert(approval_table).values(
+                id=approval_id,
+                ti_id=approval_id[:-2],
+                try_number=1,
+                kind="approval",
+                dag_id="self_approval_service",
+                run_id="manual__1",
+                task_id="approve",
+                map_index=-1,
+                requester="alice",
+                state="pending",
+                spec=json.dumps(spec),
+                created_at=now,
+                escalated_at=now if escalated else None,
+                revision=0,
+            )
+        )
+    return approval_id
+
+
+SELF_APPROVAL_SPEC = {
+    "kind": "approval",
+    "requester": {"username": "alice"},
+    "exclude_requester": False,
+    "quorum": "all",
+    "slots": [
+        {"ref": "group:platform", "label": "Platform", "members": [{"username": "alice"}, {"username": "bob"}]},
+        {"ref": "group:storage", "label": "Storage", "members": [{"username": "dave"}]},
+    ],
+    "escalate_to": [{"ref": "person:alice", "label": "Alice", "members": [{"username": "alice"}]}],
+}
+
+
+def test_a_requester_never_approves_her_own_request_whatever_the_step_says(airflow_db, monkeypatch):
+    """The finding: a requester who could edit the workflow listed herself and set exclude_requester:
+    false. Without the deployment's [autopilot] allow_self_approval her vote is refused on every path
+    — the API's vote, a mail link sent to her, and as the escalation contact."""
+    from datetime import UTC, datetime, timedelta
+
+    from autopilot_provider.approvals import Approvals, Forbidden
+
+    monkeypatch.delenv("AIRFLOW__AUTOPILOT__ALLOW_SELF_APPROVAL", raising=False)
+    approvals = Approvals()
+    approval_id = _parked_request(SELF_APPROVAL_SPEC)
+    with pytest.raises(Forbidden, match="own request"):
+        approvals.vote(approval_id, "alice", "approve")
+    request = approvals.get(approval_id)
+    with approvals._session() as session:
+        token = approvals.issue_link(session, request, "alice", datetime.now(UTC) + timedelta(hours=1))
+    with pytest.raises(Forbidden, match="own request"):
+        approvals.redeem_link(token, "alice", "approve")
+    assert approvals.check_link(token, "alice").votes == []  # refused: the link is not spent
+    escalated = _parked_request(SELF_APPROVAL_SPEC, escalated=True)
+    with pytest.raises(Forbidden, match="own request"):
+        approvals.vote(escalated, "alice", "approve", slot="escalation")
+    assert approvals.get(approval_id).votes == [] and approvals.get(escalated).votes == []
+    # the setting alone does not let her: the step must say exclude_requester: false too
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__ALLOW_SELF_APPROVAL", "True")
+    default = _parked_request({**SELF_APPROVAL_SPEC, "exclude_requester": True})
+    with pytest.raises(Forbidden, match="own request"):
+        approvals.vote(default, "alice", "approve")
+
+
+def test_allow_self_approval_lets_the_requester_approve_and_records_it(run_workflow, write_definition, monkeypatch):
+    """With the admin's [autopilot] allow_self_approval on, a step's exclude_requester: false takes
+    effect (and validates): the requester's vote counts, is logged and leaves a self_approval event."""
+    from autopilot_provider.approvals import Approvals
+    from tests.conftest import task_states
+    from tests.fixtures.voters import voting
+
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__ALLOW_SELF_APPROVAL", "True")
+    write_definition(
+        "approval_self.yaml",
+        textwrap.dedent(
+            """\
+            apiVersion: autopilot/v1
+            kind: Workflow
+            id: approval_self
+            form:
+              properties:
+                requester: {type: string}
+            steps:
+              - id: approve
+                approval: {from: [group:platform], exclude_requester: false, subject: Restart my own box?}
+            """
+        ),
+    )
+    with voting("approval_self", {"alice": "approve"}) as votes:
+        dag_run = run_workflow("approval_self", {"requester": "alice"})
+    assert task_states(dag_run) == {"approve": "success"}, task_states(dag_run)
+    assert [(v.user, v.state_after) for v in votes] == [("alice", "approved")]
+    events = Approvals().events(votes[0].approval_id)
+    [self_approval] = [e for e in events if e["event"] == "self_approval"]
+    assert self_approval["detail"] == {"user": "alice", "decision": "approve"}
+    # the run's rules were read from the DAG version it started with
+    assert "rules_pinned" in [e["event"] for e in events]
+
+
 # The deployment (module-scoped) starts with the first test that needs it: in-process runs above
 # never share the database with its scheduler.
 def test_one_rejection_takes_the_else_path(stack, smtp, slack):
@@ -712,6 +843,90 @@ def test_only_allowed_accounts_request_on_someone_elses_behalf(stack):
     assert bob.post(votes, json={"decision": "approve"}).status_code == 403
     assert alice.post(votes, json={"decision": "approve"}).json()["state"] == "approved"
     assert stack.wait_for_run("approval_on_behalf", run_id) == "success"
+
+
+def _dag_versions(stack, dag_id: str) -> int:
+    return stack.client("admin").get(f"/api/v2/dags/{dag_id}/dagVersions").json()["total_entries"]
+
+
+def _answer_form(stack, dag_id: str, run_id: str, values: dict) -> None:
+    bob = stack.client("bob")
+    form = _pending(bob, dag_id, run_id)
+    assert form["kind"] == "form", form
+    answered = bob.post(f"/autopilot/api/v1/approvals/{form['id']}/responses", json={"values": values})
+    assert answered.status_code == 201, answered.text
+    stack.wait_for_task(dag_id, run_id, "details", {"success"})
+
+
+def _approval(stack, dag_id: str, run_id: str) -> dict:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = _pending(stack.client("admin"), dag_id, run_id)
+        if found["kind"] == "approval":
+            return found
+        time.sleep(1)
+    raise AssertionError(f"no approval request for {dag_id} {run_id}")
+
+
+def test_a_requester_who_edits_the_approvers_still_cannot_approve_her_own_request(stack, definitions_root):
+    """The finding, end to end: alice may edit workflows. She makes her own group the approvers of a
+    workflow with a run of hers in flight. The change waits for a second person's review (she cannot
+    review it herself); once bob approves it, it applies to runs started after it, never to hers in
+    flight; and on a new run she still cannot approve her own request — whatever the workflow says."""
+    alice, bob, dave = (stack.client(u) for u in ("alice", "bob", "dave"))
+    dag_id = "approval_pinned"
+    url = f"/autopilot/api/v1/definitions/{dag_id}.yaml"
+    in_flight = stack.trigger(dag_id, as_user="alice")
+    _pending(bob, dag_id, in_flight)  # the run waits at its form, before its approval step starts
+    versions = _dag_versions(stack, dag_id)
+
+    current = alice.get(url).json()
+    lifted = current["content"].replace(
+        "from: [group:storage]", "from: [group:platform]\n      exclude_requester: false"
+    )
+    refused = alice.put(url, json={"content": lifted, "version": current["version"]})
+    assert refused.status_code == 422 and "allow_self_approval" in refused.text, refused.text
+    mine = current["content"].replace("from: [group:storage]", "from: [group:platform]")
+    proposed = alice.put(url, json={"content": mine, "version": current["version"]})
+    assert proposed.status_code == 202 and proposed.json()["state"] == "pending_review", proposed.text
+    review = f"{url}/revisions/{proposed.json()['revision']}/review"
+    assert alice.post(review, json={"decision": "approve"}).status_code == 403
+    assert (definitions_root / f"{dag_id}.yaml").read_text() == current["content"]
+    approved = bob.post(review, json={"decision": "approve", "comment": "platform may decide"})
+    assert approved.status_code == 200 and approved.json()["state"] == "applied", approved.text
+    assert (definitions_root / f"{dag_id}.yaml").read_text() == mine
+    deadline = time.monotonic() + 120
+    while _dag_versions(stack, dag_id) == versions:  # Airflow parsed the change: a new DAG version
+        assert time.monotonic() < deadline, "the reviewed change never reached Airflow"
+        time.sleep(1)
+
+    # the run in flight keeps the approvers it started with, though its task parsed the new ones
+    _answer_form(stack, dag_id, in_flight, {"window": "night"})
+    approval = _approval(stack, dag_id, in_flight)
+    assert [s["label"] for s in approval["slots"]] == ["Storage"] and approval["requester"] == "alice"
+    events = stack.client("admin").get(f"/autopilot/api/v1/approvals/{approval['id']}").json()["events"]
+    assert {"event": "rules_changed", "detail": {"kept": ["from"]}} in [
+        {"event": e["event"], "detail": e["detail"]} for e in events
+    ], events
+    votes = f"/autopilot/api/v1/approvals/{approval['id']}/votes"
+    assert alice.post(votes, json={"decision": "approve"}).status_code == 403
+    assert bob.post(votes, json={"decision": "approve"}).status_code == 403  # platform is not asked here
+    assert dave.post(votes, json={"decision": "approve"}).json()["state"] == "approved"
+    assert stack.wait_for_run(dag_id, in_flight) == "success", stack.explain(dag_id, in_flight)
+
+    # a run started after the change asks platform — and still never its requester
+    later = stack.trigger(dag_id, as_user="alice")
+    _answer_form(stack, dag_id, later, {"window": "weekend"})
+    approval = _approval(stack, dag_id, later)
+    assert [s["label"] for s in approval["slots"]] == ["Platform"]
+    votes = f"/autopilot/api/v1/approvals/{approval['id']}/votes"
+    own = alice.post(votes, json={"decision": "approve"})
+    assert own.status_code == 403 and "own request" in own.json()["detail"]["message"], own.text
+    assert alice.get(f"/autopilot/api/v1/approvals/{approval['id']}").json()["why_not"] == (
+        "you cannot approve your own request"
+    )
+    assert bob.post(votes, json={"decision": "approve"}).json()["state"] == "approved"
+    assert stack.wait_for_run(dag_id, later) == "success", stack.explain(dag_id, later)
 
 
 # Last: it stops and restarts the scheduler, which the other deployment tests need not live through.

@@ -16,6 +16,7 @@ lets admins answer everything, say), the step fails loudly rather than continue 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -34,6 +35,17 @@ REQUEST_XCOM_KEY = "autopilot_request"
 APPROVE, REJECT, SUBMIT = "Approve", "Reject", "Submit"
 #: How long after Autopilot's own deadline Airflow's scheduler steps in (when no API server ran).
 BACKSTOP = timedelta(minutes=10)
+#: The operator attribute holding the step's rules (who answers, quorum, …) as JSON. It is part of
+#: the serialized DAG, so the API server reads the rules of the DAG version a run started with.
+RULES_FIELD = "autopilot_rules"
+
+
+def self_approval_allowed() -> bool:
+    """``[autopilot] allow_self_approval`` (default False): only then may ``exclude_requester: false``
+    let a requester approve their own request. A deployment setting, so only its admins change it."""
+    from airflow.configuration import conf
+
+    return conf.getboolean("autopilot", "allow_self_approval", fallback=False)
 
 
 class HumanStepError(RuntimeError):
@@ -107,6 +119,16 @@ class HumanStepOperator(HITLOperator):
         self.remind_every_seconds = remind_every_seconds
         self.via = list(via)
         self.scope = scope or {}
+        self.autopilot_rules = json.dumps(self.rules(), sort_keys=True)
+
+    @classmethod
+    def get_serialized_fields(cls):
+        return super().get_serialized_fields() | {RULES_FIELD}
+
+    def rules(self) -> dict[str, Any]:
+        """Who may answer and how the answer is decided: what a run keeps from the DAG version it
+        started with (``autopilot_provider.approvals`` compares it with what the task sends)."""
+        return {"from": self.from_, "timeout_seconds": self.timeout_seconds}
 
     def request(self, context: Any, scope: dict[str, Any]) -> dict[str, Any]:
         """The kind-specific part of the request description."""
@@ -196,13 +218,24 @@ class AutopilotApprovalOperator(HumanStepOperator, BranchMixIn):
             windows = 2 if on_timeout == "escalate" else 1
             kwargs["response_timeout"] = timedelta(seconds=timeout * windows) + BACKSTOP
             kwargs["defaults"] = [APPROVE if on_timeout == "approve" else REJECT]
-        super().__init__(options=[APPROVE, REJECT], **kwargs)
+        # set before the base class computes the rules
         self.quorum = quorum
         self.exclude_requester = exclude_requester
         self.on_timeout = on_timeout
         self.escalate_to = list(escalate_to)
         self.comment_required_on_reject = comment_required_on_reject
+        super().__init__(options=[APPROVE, REJECT], **kwargs)
         self.else_ = list(else_)
+
+    def rules(self) -> dict[str, Any]:
+        return {
+            **super().rules(),
+            "quorum": self.quorum,
+            "exclude_requester": self.exclude_requester,
+            "on_timeout": self.on_timeout,
+            "escalate_to": self.escalate_to,
+            "comment_required_on_reject": self.comment_required_on_reject,
+        }
 
     def request(self, context: Any, scope: dict[str, Any]) -> dict[str, Any]:
         spec = ScopeSpec.from_dict(self.scope)

@@ -6,7 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from autopilot_provider.definitions import models as m
-from autopilot_provider.operators.human import AutopilotApprovalOperator, AutopilotFormOperator
+from autopilot_provider.operators.human import (
+    AutopilotApprovalOperator,
+    AutopilotFormOperator,
+    self_approval_allowed,
+)
 from autopilot_provider.timeparse import parse_duration
 
 
@@ -64,7 +68,8 @@ def compile_form(step: m.Step, ctx) -> AutopilotFormOperator:
 def human_diagnostics(definition: m.Workflow | m.Function, project: Any) -> list[tuple[tuple, str]]:
     """(location, message) for approval and form steps nobody could answer: answers come from
     logged-in Airflow users, so every entry of `from`/`escalate_to` must lead to at least one
-    Airflow user name; and the requester cannot be an approver where `exclude_requester` is set.
+    Airflow user name; and the requester cannot be an approver where `exclude_requester` is set, nor
+    may a step set ``exclude_requester: false`` unless ``[autopilot] allow_self_approval`` is on.
     (Unknown people and groups are reported by the contacts check.)"""
     from autopilot_provider.contacts import ContactError, Directory, split_ref
 
@@ -78,6 +83,14 @@ def human_diagnostics(definition: m.Workflow | m.Function, project: Any) -> list
         lists = [("from", spec.from_)]
         if step.approval is not None:
             lists.append(("escalate_to", step.approval.escalate_to))
+            if not step.approval.exclude_requester and not self_approval_allowed():
+                problems.append(
+                    (
+                        ("steps", i, "approval", "exclude_requester"),
+                        f"{where}exclude_requester: false has no effect: a requester never approves their own "
+                        "request unless the deployment's admin sets [autopilot] allow_self_approval; remove it",
+                    )
+                )
         for key, refs in lists:
             for j, ref in enumerate(refs):
                 loc = ("steps", i, step.kind, key, j)

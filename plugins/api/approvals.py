@@ -36,6 +36,7 @@ from autopilot_provider.approvals import (
     Vote,
     entitled_slots,
     is_requester,
+    requester_may_approve,
     slot_decisions,
     slot_state,
 )
@@ -179,7 +180,7 @@ def _why_not(request: HumanRequest, username: str) -> str | None:
         return f"the request is {request.row.state.replace('_', ' ')}"
     if any(v.username == username for v in request.votes):
         return "you have already answered"
-    if request.row.kind == "approval" and spec.get("exclude_requester", True) and is_requester(spec, username):
+    if request.row.kind == "approval" and is_requester(spec, username) and not requester_may_approve(spec):
         return "you cannot approve your own request"
     mine = entitled_slots(spec, username, request.escalated)
     if not mine:

@@ -9,16 +9,25 @@ the result. Store errors become JSON responses in ``autopilot_plugin.app`` (``{"
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from autopilot_plugin.api.deps import CanRead, CanWrite, GetUserDep, StoreDep, user_name
 from autopilot_plugin.api.permissions import authorize_definition_change
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel, Field
 
-from autopilot_provider.store import DefinitionDetail, Revision, SaveResult, Validation, diagnostic_dict
+from autopilot_provider.store import (
+    PENDING_REVIEW,
+    DefinitionDetail,
+    Revision,
+    SaveResult,
+    Validation,
+    diagnostic_dict,
+)
 
 router = APIRouter(prefix="/definitions", tags=["Definitions"])
+#: Changes waiting for a second person's review (four-eyes), across all paths.
+reviews = APIRouter(prefix="/reviews", tags=["Definitions"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,6 +106,14 @@ class SaveOut(BaseModel):
     kind: str | None
     id: str | None
     refreshed_bundles: list[str] = Field(description="Autopilot DAG bundles whose stubs were regenerated.")
+    state: Literal["applied", "pending_review", "rejected"] = Field(
+        "applied",
+        description="`applied`: written; `pending_review` (status 202): stored as a revision that another "
+        "user must approve before it is written; `rejected` (a review's answer).",
+    )
+    review_reasons: list[str] = Field(
+        default_factory=list, description="Why it waits for review: `approvals` and/or `scripts`."
+    )
 
 
 class RevisionOut(BaseModel):
@@ -105,6 +122,27 @@ class RevisionOut(BaseModel):
     author: str | None = Field(description="The Airflow user name that made the change.")
     created_at: datetime
     action: str = Field(description="create, update or delete")
+    state: Literal["applied", "pending_review", "rejected"] = Field(
+        "applied", description="`pending_review`: waits for another user's review; `rejected`: never written."
+    )
+    review_reasons: list[str] = Field(default_factory=list, description="`approvals` and/or `scripts`.")
+    reviewer: str | None = None
+    reviewed_at: datetime | None = None
+    review_comment: str | None = None
+
+
+class PendingReviewOut(RevisionOut):
+    path: str
+
+
+class PendingReviewList(BaseModel):
+    reviews: list[PendingReviewOut] = Field(description="Oldest first.")
+    total_entries: int
+
+
+class ReviewIn(BaseModel):
+    decision: Literal["approve", "reject"]
+    comment: str | None = Field(None, max_length=10_000)
 
 
 class RevisionList(BaseModel):
@@ -175,7 +213,29 @@ def _saved(s: SaveResult) -> SaveOut:
 
 
 def _revision(r: Revision) -> RevisionOut:
-    return RevisionOut(number=r.number, version=r.version, author=r.author, created_at=r.created_at, action=r.action)
+    return RevisionOut(**_revision_fields(r))
+
+
+def _revision_fields(r: Revision) -> dict[str, Any]:
+    return {
+        "number": r.number,
+        "version": r.version,
+        "author": r.author,
+        "created_at": r.created_at,
+        "action": r.action,
+        "state": r.state,
+        "review_reasons": r.review_reasons.split(",") if r.review_reasons else [],
+        "reviewer": r.reviewer,
+        "reviewed_at": r.reviewed_at,
+        "review_comment": r.review_comment,
+    }
+
+
+def _saved_or_pending(result: SaveResult, response: Response) -> SaveOut:
+    """A change that waits for review answers 202 Accepted: stored, not yet in effect."""
+    if result.state == PENDING_REVIEW:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return _saved(result)
 
 
 DefinitionPath = Annotated[str, Path(description="Relative to the definitions folder, e.g. `hello_world.yaml`.")]
@@ -220,11 +280,12 @@ def validate_definition(body: ValidateRequest, store: StoreDep) -> ValidationOut
     status_code=status.HTTP_201_CREATED,
     dependencies=[CanWrite],
     operation_id="create_definition",
-    responses=_responses(400, 401, 403, 409, 422, 503),
+    responses={202: {"description": "Stored as a revision waiting for review (`state: pending_review`)"}}
+    | _responses(400, 401, 403, 409, 422, 503),
 )
-def create_definition(body: DefinitionCreate, store: StoreDep, user: GetUserDep) -> SaveOut:
+def create_definition(body: DefinitionCreate, store: StoreDep, user: GetUserDep, response: Response) -> SaveOut:
     """Create a definition file. The content is validated first; nothing is written if it is invalid."""
-    return _saved(store.create(body.path, body.content, author=user_name(user)))
+    return _saved_or_pending(store.create(body.path, body.content, author=user_name(user)), response)
 
 
 @router.delete(
@@ -272,14 +333,33 @@ def list_revisions(path: DefinitionPath, store: StoreDep) -> RevisionList:
 def get_revision(path: DefinitionPath, number: Annotated[int, Path(ge=1)], store: StoreDep) -> RevisionDetailOut:
     """One revision with its content."""
     r = store.revision(path, number)
-    return RevisionDetailOut(
-        path=r.path,
-        number=r.number,
-        version=r.version,
-        author=r.author,
-        created_at=r.created_at,
-        action=r.action,
-        content=r.content,
+    return RevisionDetailOut(path=r.path, content=r.content, **_revision_fields(r))
+
+
+@router.post(
+    "/{path:path}/revisions/{number}/review",
+    dependencies=[CanWrite],
+    operation_id="review_definition_revision",
+    responses=_responses(400, 401, 403, 404, 409, 422, 503),
+)
+def review_revision(
+    path: DefinitionPath, number: Annotated[int, Path(ge=1)], body: ReviewIn, store: StoreDep, user: GetUserDep
+) -> SaveOut:
+    """Approve or reject a change waiting for review (four-eyes). Approved, it is written — 409 if the
+    file changed since the change was proposed; rejected, nothing is written. 403: you wrote it, or
+    you could not have saved it yourself (a script change needs the code-author permission)."""
+    if body.decision == "approve":
+        proposed = store.revision(path, number)
+        authorize_definition_change(user, path, store.current_text(path), proposed.content)
+    return _saved(store.review(path, number, body.decision, reviewer=user_name(user), comment=body.comment))
+
+
+@reviews.get("", dependencies=[CanRead], operation_id="list_pending_reviews", responses=_responses(401, 403, 503))
+def list_pending_reviews(store: StoreDep) -> PendingReviewList:
+    """Every definition change waiting for review, oldest first."""
+    pending = store.pending_reviews()
+    return PendingReviewList(
+        reviews=[PendingReviewOut(path=r.path, **_revision_fields(r)) for r in pending], total_entries=len(pending)
     )
 
 
@@ -298,11 +378,14 @@ def get_definition(path: DefinitionPath, store: StoreDep) -> DefinitionOut:
     "/{path:path}",
     dependencies=[CanWrite],
     operation_id="update_definition",
-    responses=_responses(400, 401, 403, 404, 409, 422, 503),
+    responses={202: {"description": "Stored as a revision waiting for review (`state: pending_review`)"}}
+    | _responses(400, 401, 403, 404, 409, 422, 503),
 )
-def update_definition(path: DefinitionPath, body: DefinitionUpdate, store: StoreDep, user: GetUserDep) -> SaveOut:
+def update_definition(
+    path: DefinitionPath, body: DefinitionUpdate, store: StoreDep, user: GetUserDep, response: Response
+) -> SaveOut:
     """Replace a definition's content. `version` must be the current version (optimistic concurrency)."""
-    return _saved(store.update(path, body.content, body.version, author=user_name(user)))
+    return _saved_or_pending(store.update(path, body.content, body.version, author=user_name(user)), response)
 
 
 @router.delete(
