@@ -592,9 +592,9 @@ def test_wait_fail_if_fails_at_once(backup, write_definition, run_workflow, capf
 # ------------------------------------------------------------------------------------------------
 
 
-def test_base_url_from_the_documents_server(backup, write_definition, run_workflow):
+def test_credentials_never_go_to_a_base_url_only_the_document_names(backup, write_definition, run_workflow):
     backup.connect("backup_nohost", host=False, extra={"token": TOKEN})
-    # the product's own document (its server is the product); an Api's spec is a file in the folder
+    # the product's own document: its server is the product, but the connection names no host
     write_definition("apis/specs/backup_remote.yaml", httpx.get(f"{backup.product.url}/openapi.yaml").text)
     write_definition(
         "apis/backup_remote.yaml",
@@ -608,12 +608,8 @@ def test_base_url_from_the_documents_server(backup, write_definition, run_workfl
         "      outputs: {installed: response.body.agent.installed}\n",
     )
     dag_run = run_workflow("rest_remote")
-    assert str(dag_run.state) == "success", task_states(dag_run)
-    api_calls = [r for r in backup.received() if r.path != "/openapi.yaml"]
-    assert [(r.path, r.authorization) for r in api_calls] == [
-        ("/api/v1/hosts/db01.example.com/agent", f"Bearer {TOKEN}")
-    ]
-    assert outputs(dag_run)["check"] == {"installed": True}
+    assert str(dag_run.state) == "failed", task_states(dag_run)
+    assert [r.path for r in backup.received()] == ["/openapi.yaml"]  # the test's own download; no API call
 
 
 # ------------------------------------------------------------------------------------------------
@@ -918,9 +914,9 @@ def test_base_url_and_auth_selection():
     assert base_url(regional, creds()) == "https://eu.example.com/v1"
 
     agent, add = spec.operation("getAgent"), spec.operation("addClient")
-    both = creds(login="u", password="p", extra_dejson={"token": "t0ken"})
+    both = creds(host="b", login="u", password="p", extra_dejson={"token": "t0ken"})
     assert select_auth(spec, agent, both, "https://b")["headers"] == {"Authorization": "Basic dTpw"}
-    forced = creds(login="u", password="p", extra_dejson={"token": "t0ken", "security_scheme": "bearerAuth"})
+    forced = creds(host="b", login="u", password="p", extra_dejson={"token": "t0ken", "security_scheme": "bearerAuth"})
     assert select_auth(spec, agent, forced, "https://b")["headers"] == {"Authorization": "Bearer t0ken"}
     oauth = select_auth(
         spec, add, creds(host="b", extra_dejson={"client_id": "i", "client_secret": "s"}), "https://b/api/v1"
@@ -929,9 +925,11 @@ def test_base_url_and_auth_selection():
     assert oauth["oauth2"]["scopes"] == ["clients:write"]
     # login/password double as OAuth2 client credentials
     assert select_auth(spec, add, creds(host="b", login="u", password="p"), "https://b")["oauth2"]["client_id"] == "u"
-    # a token URL that only the document chose (no connection host to be on) gets no credentials
+    # a token URL that only the document chose gets no credentials, nor does a base URL only the document chose
     with pytest.raises(OpenApiAuthError, match="comes from the OpenAPI document, not from the connection"):
         select_auth(spec, add, creds(login="u", password="p"), "https://b")
+    with pytest.raises(OpenApiAuthError, match="has no host, so the base URL"):
+        select_auth(spec, agent, creds(login="u", password="p"), "https://backup.example.com/api/v1")
     with pytest.raises(OpenApiAuthError) as caught:
         select_auth(spec, add, creds(extra_dejson={"api_key": "k3y"}), "https://b")
     assert "has no credentials that operation 'addClient' accepts" in str(caught.value)

@@ -13,7 +13,9 @@ credentials of an Airflow Connection of type ``autopilot_openapi``.
   The client credentials go only to a token URL that the deployment chose: the connection's extra
   ``token_url``, or the document's ``tokenUrl`` when it is on the connection host's origin or matches
   ``[autopilot] oauth_token_url_allowlist`` — never to a URL that only the document names (whoever
-  may import a document would otherwise receive the secrets of any connection an Api names).
+  may import a document would otherwise receive the secrets of any connection an Api names). For
+  the same reason a connection without a host (base URL from the document's server) sends no
+  credentials at all.
 * **Re-sending** on 429, 5xx and connection errors with backoff (``Retry-After`` wins), see
   :class:`~autopilot_provider.openapi.request.RetryPolicy`.
 * **Secrets** (password, token, API key, client secret, fetched tokens, basic credentials) are
@@ -345,6 +347,12 @@ def select_auth(spec: Spec, operation: Operation, creds: Credentials, base: str)
             material["cookies"].update(part.get("cookies", {}))
             material["oauth2"] = part.get("oauth2") or material["oauth2"]
         if satisfied:
+            if creds.host_url is None and any(material[k] for k in ("headers", "query", "cookies", "oauth2")):
+                raise OpenApiAuthError(
+                    f"connection '{creds.conn_id}' has no host, so the base URL ({base}) comes from the OpenAPI "
+                    "document alone; the connection's credentials are only sent to a host the connection "
+                    "names: set its host"
+                )
             return material
     raise OpenApiAuthError(
         f"connection '{creds.conn_id}' has no credentials that operation '{operation.id}' accepts; "

@@ -11,7 +11,7 @@
   the address that was checked (the URL keeps its host for the ``Host`` header and TLS SNI), so a
   second DNS answer cannot redirect it; redirects are followed by hand, at most
   :data:`MAX_REDIRECTS`, each hop checked the same way; the body is read with a byte cap, with
-  connect and read timeouts, and without proxies from the environment.
+  connect and read timeouts and an overall deadline, and without proxies from the environment.
 
   Every failure to reach a server (no such host, refused, reset, TLS, timeout) is the same
   :class:`Unreachable` message, so that the answer is no port scanner. A refused address
@@ -27,6 +27,7 @@ import os
 import re
 import socket
 import stat
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ MAX_DOCUMENT = 64 * 1024 * 1024
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
+#: The whole fetch (every hop, every read) ends by then: a server trickling bytes cannot hold it longer.
+TOTAL_TIMEOUT = 120.0
 _REDIRECTS = {301, 302, 303, 307, 308}
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -250,6 +253,7 @@ def fetch_url(
     max_redirects: int = MAX_REDIRECTS,
     connect_timeout: float = CONNECT_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
+    total_timeout: float = TOTAL_TIMEOUT,
 ) -> bytes:
     """GET an http(s) URL as described in the module docstring; at most ``limit`` bytes."""
     import httpx
@@ -258,6 +262,7 @@ def fetch_url(
     unreachable = f"could not fetch the document from {url}"
     timeout = httpx.Timeout(connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
     current = url
+    deadline = time.monotonic() + total_timeout
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         for _hop in range(max_redirects + 1):
             parts = check_url(current)
@@ -278,6 +283,8 @@ def fetch_url(
                             size += len(chunk)
                             if size > limit:
                                 raise TooLarge(f"{url} is larger than {limit} bytes")
+                            if time.monotonic() > deadline:
+                                raise Unreachable(unreachable)
                             chunks.append(chunk)
                         return b"".join(chunks)
                 except (httpx.ConnectError, httpx.ConnectTimeout):
