@@ -334,6 +334,7 @@ def test_the_api_refuses_hostile_paths(admin, name):
             admin.put(f"{API}/definitions/{quote(name, safe='')}", json={"content": "x", "version": "v"}),
             admin.delete(f"{API}/definitions/{quote(name, safe='')}", params={"version": "v"}),
             admin.get(f"{API}/definitions/{quote(name, safe='')}/revisions"),
+            admin.get(f"{API}/definitions/{quote(name, safe='')}/revisions/1"),
         ):
             assert response.status_code in (400, 404, 405, 422), response.text
 
