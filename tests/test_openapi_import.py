@@ -1017,3 +1017,21 @@ def test_token_url_from_the_connection_or_the_allow_list_gets_the_credentials(mo
         assert server.paths()[-2:] == ["/token", "/api/hosts"]
     finally:
         server.stop()
+
+
+def test_cli_fetches_internal_urls_only_when_allow_listed(defs, monkeypatch):
+    server = Recorder()
+    try:
+        server.routes["/doc.yaml"] = (200, {}, OPENAPI30.read_bytes())
+        url = f"http://127.0.0.1:{server.port}/doc.yaml"
+        monkeypatch.delenv("AIRFLOW__AUTOPILOT__FETCH_ALLOWLIST", raising=False)
+        refused = run_cli("import-openapi", url, "--name", "backup", "--definitions", str(defs))
+        assert refused.returncode == 1 and "fetch_allowlist" in refused.stderr
+        assert server.requests == [] and files(defs) == []
+
+        monkeypatch.setenv("AIRFLOW__AUTOPILOT__FETCH_ALLOWLIST", "127.0.0.0/8")
+        allowed = run_cli("import-openapi", url, "--name", "backup", "--definitions", str(defs))
+        assert allowed.returncode == 0, allowed.stderr
+        assert (defs / "apis" / "specs" / "backup.yaml").read_bytes() == OPENAPI30.read_bytes()
+    finally:
+        server.stop()

@@ -272,7 +272,10 @@ def _import(definitions, name, source, url, content, connection, force, store, a
     _check_definition(api_rel, definition)
 
     # 3. write the document, then the definition (putting the document back if that fails)
-    previous = spec_file.read_bytes() if spec_file.exists() else None
+    try:  # what to put back if the definition cannot be saved (never a FIFO or device read)
+        previous = read_file(spec_file) if spec_file.exists() else None
+    except (SourceError, OSError):
+        previous = None
     _atomic_bytes(spec_file, data)
     revision = None
     refreshed: list[str] = []
