@@ -62,7 +62,8 @@ form:
 steps:
   - id: record
     script:
-      bash: echo "{{{{ form.hostname }}}} {{{{ form.mode }}}} {{{{ form.request_id }}}}"
+      env: {{HOST: "{{{{ form.hostname }}}}", MODE: "{{{{ form.mode }}}}", REQUEST: "{{{{ form.request_id }}}}"}}
+      bash: echo "$HOST $MODE $REQUEST"
 """
 
 

@@ -78,7 +78,9 @@ def const(value: object) -> Ref:
 class Step:
     """One step of the shape.
 
-    kind: ``bash`` (``script`` text; ``env`` values are Refs, the script reads ``$NAME``),
+    kind: ``bash`` (``script`` text; ``env`` values are Refs, the script reads ``$NAME``; ``emit`` prints
+    the step's outputs as one JSON-object line: BashOperator's XCom is its last stdout line, Autopilot's
+    outputs are what it appends to ``$AUTOPILOT_OUTPUT``),
     ``python`` (``body`` computes ``result`` from the variables named in ``inputs``; ``result`` becomes
     the step's outputs), ``decision`` (``condition`` Ref; ``then``/``otherwise`` step ids),
     ``group`` (a reusable function: ``inputs`` Refs, inner ``steps``, ``outputs`` Refs to inner steps),
@@ -94,6 +96,7 @@ class Step:
     after: tuple[str, ...] | None = None
     join: bool = False
     script: str = ""
+    emit: str = ""
     env: dict[str, Ref] = field(default_factory=dict)
     body: str = ""
     inputs: dict[str, Ref] = field(default_factory=dict)
@@ -130,8 +133,8 @@ def function_steps() -> tuple[Step, ...]:
             title="Resolve the host",
             env={"HOST": group_input("hostname")},
             script="address=$(getent hosts \"$HOST\" | awk '{print $1; exit}') || true\n"
-            'echo "host=$HOST address=${address:-none}"\n'
-            'printf \'{"address": "%s"}\\n\' "$address"\n',
+            'echo "host=$HOST address=${address:-none}"\n',
+            emit='printf \'{"address": "%s"}\\n\' "$address"',
         ),
         Step(
             id="summarize",
@@ -158,8 +161,8 @@ def steps(index: int) -> tuple[Step, ...]:
             kind="bash",
             title="Record the request",
             env={"HOST": param("hostname"), "MODE": param("mode")},
-            script=f'echo "request {index}: $HOST ($MODE)"\n'
-            'printf \'{"hostname": "%s", "mode": "%s"}\\n\' "$HOST" "$MODE"\n',
+            script=f'echo "request {index}: $HOST ($MODE)"\n',
+            emit='printf \'{"hostname": "%s", "mode": "%s"}\\n\' "$HOST" "$MODE"',
         ),
         Step(
             id="prepare",
@@ -224,7 +227,8 @@ def steps(index: int) -> tuple[Step, ...]:
             kind="bash",
             title="Report",
             env={"SUMMARY": output("transform", "summary")},
-            script='echo "report: $SUMMARY"\nprintf \'{"reported": true}\\n\'\n',
+            script='echo "report: $SUMMARY"\n',
+            emit="printf '{\"reported\": true}\\n'",
         ),
         Step(
             id="finish",

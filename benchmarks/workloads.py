@@ -104,7 +104,8 @@ def _ap_steps(steps: tuple[Step, ...]) -> list[dict]:
         if deps[step.id] != default_after and step.after != ("route",):
             item["after"] = list(deps[step.id])
         if step.kind == "bash":
-            script: dict = {"bash": step.script}
+            emit = f'{step.emit} >> "$AUTOPILOT_OUTPUT"\n' if step.emit else ""
+            script: dict = {"bash": step.script + emit}
             if step.env:
                 script["env"] = {k: _ap_template(v) for k, v in step.env.items()}
             item["script"] = script
@@ -299,6 +300,11 @@ def _af_template(
     return str(ref.value)
 
 
+def _bash_command(step: Step) -> str:
+    """A bash step for Airflow's BashOperator: its outputs line is the last line of stdout (its XCom)."""
+    return step.script + (f"{step.emit}\n" if step.emit else "")
+
+
 def _af_json_body(step: Step, producers: dict[str, tuple[str, str]]) -> str:
     """A REST step's body as a templated JSON text (HttpOperator's ``data``)."""
     fields = []
@@ -334,7 +340,7 @@ def _py_steps(
                 f"{var} = BashOperator(",
                 f"    task_id={step.id!r},",
                 f"    {doc},",
-                f"    bash_command={step.script!r},",
+                f"    bash_command={_bash_command(step)!r},",
             ]
             if env:
                 lines += [f"    env={{{env}}},", "    append_env=True,"]
@@ -505,7 +511,7 @@ def _df_tasks(
         task: dict = {"task_id": step.id}
         if step.kind == "bash":
             task["operator"] = BASH
-            task["bash_command"] = step.script
+            task["bash_command"] = _bash_command(step)
             if step.env:
                 task["env"] = {k: _af_template(v, producers, group_inputs, group) for k, v in step.env.items()}
                 task["append_env"] = True
