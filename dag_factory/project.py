@@ -89,7 +89,10 @@ def encode_path(rel: str) -> str:
     """``rel`` with every character outside the path alphabet percent-encoded (UTF-8; bytes that are
     not UTF-8 as themselves): how a file with a name that is not allowed is shown and named, in
     diagnostics, the API and the CLI. The encoded form of such a name is never an allowed path."""
-    return quote(rel, safe="/", errors="surrogateescape")
+    try:
+        return quote(rel, safe="/", errors="surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no file name can hold (it came from JSON): shown only
+        return quote(rel, safe="/", errors="surrogatepass")
 
 
 def decode_path(encoded: str) -> str:
