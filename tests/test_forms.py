@@ -46,7 +46,8 @@ form:
 steps:
   - id: record
     script:
-      bash: echo backing up {{ form.hostname }} with {{ form.policy }}
+      env: {HOST: "{{ form.hostname }}", POLICY: "{{ form.policy }}"}
+      bash: echo "backing up $HOST with $POLICY"
 """
 
 

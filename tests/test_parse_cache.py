@@ -19,7 +19,8 @@ inputs:
 steps:
   - id: say
     script:
-      bash: echo "hello {{ inputs.name }}"
+      env: {NAME: "{{ inputs.name }}"}
+      bash: echo "hello $NAME"
 """
 WORKFLOW = """\
 apiVersion: autopilot/v1
@@ -33,7 +34,8 @@ steps:
     use: {function: greet, with: {name: "{{ form.who }}"}}
   - id: done
     script:
-      bash: echo "done for {{ form.who }}"
+      env: {WHO: "{{ form.who }}"}
+      bash: echo "done for $WHO"
 """
 
 

@@ -42,9 +42,11 @@ steps:
       note: Request received.
   - id: tell
     script:
+      env: {NUMBER: "{{ steps.open_ticket.outputs.number }}", RUN_TICKET: "{{ run.ticket.number }}"}
       bash: |
-        echo "ticket {{ steps.open_ticket.outputs.number }} / {{ run.ticket.number }}"
-        printf '{"said": "%s", "run_ticket": "%s"}\\n' {{ steps.open_ticket.outputs.number }} {{ run.ticket.number }}
+        echo "ticket $NUMBER / $RUN_TICKET"
+        echo "said=$NUMBER" >> "$AUTOPILOT_OUTPUT"
+        echo "run_ticket=$RUN_TICKET" >> "$AUTOPILOT_OUTPUT"
   - id: checked
     ticket:
       action: comment
