@@ -48,7 +48,8 @@ steps:
   - id: record
     title: Record the request
     script:
-      bash: echo {{ form.hostname }} {{ form.policy }} {{ form.size_gb }}
+      env: {HOST: "{{ form.hostname }}", POLICY: "{{ form.policy }}", SIZE_GB: "{{ form.size_gb }}"}
+      bash: echo "$HOST $POLICY $SIZE_GB"
 """
 
 #: Asks the product for a site nobody else asks for, so no cached answer hides its failure.

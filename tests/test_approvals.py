@@ -200,10 +200,12 @@ WORKFLOWS = {
           - id: change
             after: approve
             script:
-              bash: echo "backing up {{ form.hostname }} at {{ steps.details.outputs.window }}"
+              env: {HOST: "{{ form.hostname }}", WINDOW: "{{ steps.details.outputs.window }}"}
+              bash: echo "backing up $HOST at $WINDOW"
           - id: tell_rejected
             script:
-              bash: echo "rejected by {{ steps.approve.outputs.rejected_by }}"
+              env: {REJECTED_BY: "{{ steps.approve.outputs.rejected_by }}"}
+              bash: echo "rejected by $REJECTED_BY"
         """,
     "approval_reject": """\
         apiVersion: autopilot/v1
@@ -222,8 +224,9 @@ WORKFLOWS = {
               bash: echo changed
           - id: tell_rejected
             script:
+              env: {REJECTED_BY: "{{ steps.approve.outputs.rejected_by }}", COMMENT: "{{ steps.approve.outputs.comment }}"}
               bash: |
-                echo "rejected by {{ steps.approve.outputs.rejected_by }}: {{ steps.approve.outputs.comment }}"
+                echo "rejected by $REJECTED_BY: $COMMENT"
         """,
     "approval_on_behalf": """\
         apiVersion: autopilot/v1
@@ -275,7 +278,8 @@ WORKFLOWS = {
               bash: echo changed
           - id: tell_timed_out
             script:
-              bash: echo "{{ steps.approve.outputs.outcome }}"
+              env: {OUTCOME: "{{ steps.approve.outputs.outcome }}"}
+              bash: echo "$OUTCOME"
         """,
 }
 
@@ -488,9 +492,9 @@ steps:
       else: tell_no
   - id: change
     after: approve
-    script: {{bash: "echo {{{{ steps.approve.outputs.outcome }}}}"}}
+    script: {{env: {{OUTCOME: "{{{{ steps.approve.outputs.outcome }}}}"}}, bash: 'echo "$OUTCOME"'}}
   - id: tell_no
-    script: {{bash: "echo {{{{ steps.approve.outputs.outcome }}}}"}}
+    script: {{env: {{OUTCOME: "{{{{ steps.approve.outputs.outcome }}}}"}}, bash: 'echo "$OUTCOME"'}}
 """
 
 

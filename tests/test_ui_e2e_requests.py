@@ -48,7 +48,8 @@ WORKFLOW = f"""\
       - id: change
         after: approve
         script:
-          bash: echo opening {{{{ form.port }}}} on {{{{ form.host }}}}
+          env: {{PORT: "{{{{ form.port }}}}", HOST: "{{{{ form.host }}}}"}}
+          bash: echo "opening $PORT on $HOST"
       - id: tell_rejected
         script:
           bash: echo rejected
