@@ -290,7 +290,7 @@ def test_templates_in_bash_are_validation_errors_that_show_the_env_form():
     messages = [str(d) for d in loaded.diagnostics]
     assert messages[0] == (
         "templated_bash.yaml:12:20: step 'ping': bash scripts are not templated: {{ form.hostname }} would be "
-        'pasted into shell code. Pass the value as an environment variable and use it quoted: env: {HOSTNAME: '
+        "pasted into shell code. Pass the value as an environment variable and use it quoted: env: {HOSTNAME: "
         '"{{ form.hostname }}"}, then "$HOSTNAME" in the script'
     )
     assert messages[1].startswith(
