@@ -448,9 +448,48 @@ def review_facts(definition: Any) -> dict[str, dict[str, Any]]:
     return facts
 
 
+def approval_gates(definition: Any) -> dict[str, dict[str, str | None]]:
+    """approval step id → the steps that run only after it (directly or transitively), with their
+    ``trigger_rule``: what an approval guards."""
+    from autopilot_provider.definitions.graph import dependencies
+
+    steps = list(getattr(definition, "steps", None) or [])
+    below: dict[str, list[str]] = {}
+    for step_id, upstream in dependencies(steps).items():
+        for parent in upstream:
+            below.setdefault(parent, []).append(step_id)
+    rules = {step.id: step.trigger_rule for step in steps}
+    gates: dict[str, dict[str, str | None]] = {}
+    for step in steps:
+        if step.approval is None:
+            continue
+        seen: set[str] = set()
+        todo = list(below.get(step.id, []))
+        while todo:
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                todo += below.get(current, [])
+        gates[step.id] = {s: rules[s] for s in sorted(seen)}
+    return gates
+
+
+def ungated(before: Any, after: Any) -> bool:
+    """Whether a step that ran only after an approval no longer does (moved out from under it, or its
+    trigger_rule changed so that it may run whatever the approval decided). Adding guarded steps is no
+    such change."""
+    old, new = approval_gates(before), approval_gates(after)
+    remaining = {step.id for step in getattr(after, "steps", None) or []}
+    return any(
+        step in remaining and (step not in new.get(approval, {}) or new[approval][step] != rule)
+        for approval, guarded in old.items()
+        if approval in new
+        for step, rule in guarded.items()
+    )
+
+
 _REVISION_COLUMNS = tuple(
-    revision_table.c[name]
-    for name in ("path", "number", "action", "version", "author", "created_at", *REVIEW_COLUMNS)
+    revision_table.c[name] for name in ("path", "number", "action", "version", "author", "created_at", *REVIEW_COLUMNS)
 )
 
 
@@ -962,9 +1001,13 @@ class DefinitionStore:
         if not wanted:
             return []
         project = self.project()
-        old = review_facts(project.check_text(rel, before).definition if before is not None else None)
-        new = review_facts(project.check_text(rel, after).definition)
-        return [what for what in REVIEWABLE if what in wanted and old[what] != new[what]]
+        old_definition = project.check_text(rel, before).definition if before is not None else None
+        new_definition = project.check_text(rel, after).definition
+        old, new = review_facts(old_definition), review_facts(new_definition)
+        changed = {what for what in REVIEWABLE if old[what] != new[what]}
+        if ungated(old_definition, new_definition):
+            changed.add("approvals")
+        return [what for what in REVIEWABLE if what in wanted and what in changed]
 
     def _propose(
         self,

@@ -583,6 +583,15 @@ def test_which_changes_need_review_follows_the_setting(folder, monkeypatch):
     monkeypatch.setenv("AIRFLOW__AUTOPILOT__REVIEW_REQUIRED_FOR", "approvals, scripts")
     assert store.review_reasons("x.yaml", scripted, rescripted) == ["scripts"]
     assert store.review_reasons("x.yaml", None, scripted) == ["scripts"]
+    # moving a step out from under an approval, or letting it run whatever was decided, is reviewed too
+    gated = approval + "  - id: wipe\n    script: {bash: echo wiped}\n"
+    assert store.review_reasons("x.yaml", gated, gated.replace("id: wipe\n", "id: wipe\n    after: []\n")) == [
+        "approvals"
+    ]
+    loosened = gated.replace("id: wipe\n", "id: wipe\n    trigger_rule: all_done\n")
+    assert store.review_reasons("x.yaml", gated, loosened) == ["approvals"]
+    more = gated + "  - id: tell\n    notify: {to: [requester], subject: done}\n"
+    assert store.review_reasons("x.yaml", gated, more) == []  # one more guarded step
     monkeypatch.setenv("AIRFLOW__AUTOPILOT__REVIEW_REQUIRED_FOR", "")
     assert store.review_reasons("x.yaml", None, approval) == []
 
