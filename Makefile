@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres bench lint schema validate clean ui test-ui dist
+.PHONY: run test test-sqlite test-postgres fuzz bench lint schema validate clean ui test-ui dist
 
 # The UI (ui/, React + Vite) is built into plugins/ui_dist/, which ships in the package. It is rebuilt
 # only when its sources change (the stamp is newer than every source file otherwise).
@@ -69,6 +69,11 @@ test-sqlite: $(STAMP)
 test-postgres: $(STAMP)
 	@scripts/ensure-services.sh
 	AUTOPILOT_TEST_DB=postgres $(PY) -m pytest -q
+
+# The fuzz tests (tests/test_fuzz.py) with many more examples, random each run (make test runs a few
+# hundred, the same each time): only diagnostics and evaluation errors may come out.
+fuzz: $(STAMP)
+	AUTOPILOT_FUZZ_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py
 
 # make bench [BENCH_ARGS="--quick --only parse,validation"]; sections 2 and 3 need PostgreSQL
 bench: $(STAMP)

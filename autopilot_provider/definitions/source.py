@@ -200,7 +200,15 @@ def _compose(text: str, path: str) -> yaml.Node:
 def parse(text: str, path: str) -> Located:
     """Parse one YAML document; raise :class:`YamlError` with its position on any problem."""
     root = _compose(text, path)
-    return Located(path=path, data=_build(root, path, _Constructor()), text=text)
+    try:
+        data = _build(root, path, _Constructor())
+    except yaml.MarkedYAMLError as exc:  # a tag with no safe constructor, a bad !!binary ...
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise YamlError(Diagnostic(path, line, col, f"YAML: {exc.problem or exc.context or exc}")) from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # e.g. `!!float x`, `!!int 1e999`
+        raise YamlError(Diagnostic(path, 1, 1, f"YAML: {exc}")) from None
+    return Located(path=path, data=data, text=text)
 
 
 def _scalar(node: yaml.Node, constructor: _Constructor) -> Any:
@@ -208,7 +216,12 @@ def _scalar(node: yaml.Node, constructor: _Constructor) -> Any:
     # scalars are, and the constructor's generic dispatch costs more than the rest of the parse
     if type(node) is ScalarNode and node.tag == _STR_TAG:
         return node.value
-    return constructor.construct_object(node, deep=True)
+    value = constructor.construct_object(node, deep=True)
+    if isinstance(value, bytes):  # !!binary: the data must stay JSON-compatible
+        raise yaml.constructor.ConstructorError(
+            None, None, "binary values (!!binary) are not supported: use text", node.start_mark
+        )
+    return value
 
 
 def _key(key_node: yaml.Node, path: str, constructor: _Constructor) -> Any:
