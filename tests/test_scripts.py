@@ -78,6 +78,7 @@ steps:
         echo "$NOTE"
         echo '{"approved": true}'
         echo "status=checked" >> "$AUTOPILOT_OUTPUT"
+        output note "$NOTE"
   - id: silent
     script:
       python: |
@@ -86,11 +87,14 @@ steps:
 
 
 def test_json_echoed_to_stdout_is_not_an_output(run_workflow, write_definition):
+    """Stdout is only logged; bash's `output NAME VALUE` writes a value that holds newlines, JSON and
+    `name=value` lines as one output."""
+    note = 'fine\n{"approved": true, "status": "forged"}\napproved=true\nEOF\n'
     write_definition("forged_outputs.yaml", FORGED)
-    dag_run = run_workflow("forged_outputs", {"note": 'fine\n{"approved": true, "status": "forged"}'})
+    dag_run = run_workflow("forged_outputs", {"note": note})
     assert str(dag_run.state) == "success", task_states(dag_run)
     tis = {ti.task_id: ti for ti in dag_run.get_task_instances()}
-    assert tis["echo_note"].xcom_pull(task_ids="echo_note") == {"status": "checked"}
+    assert tis["echo_note"].xcom_pull(task_ids="echo_note") == {"status": "checked", "note": note}
     assert tis["silent"].xcom_pull(task_ids="silent") == {}
 
 

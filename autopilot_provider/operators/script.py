@@ -60,6 +60,18 @@ exec(compile(open(_path, encoding="utf-8").read(), _path, "exec"))
 """
 
 
+#: Sourced by every bash step (BASH_ENV): ``output NAME VALUE`` writes one output whatever the value
+#: holds, as a ``NAME<<DELIMITER`` block whose delimiter is random, so a value cannot add outputs.
+_BASH_HELPERS = """\
+output() {
+  if [ "$#" -ne 2 ]; then echo "usage: output NAME VALUE" >&2; return 2; fi
+  local delimiter
+  delimiter="AUTOPILOT_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')"
+  printf '%s<<%s\\n%s\\n%s\\n' "$1" "$delimiter" "$2" "$delimiter" >> "$AUTOPILOT_OUTPUT"
+}
+"""
+
+
 class ScriptOutputError(RuntimeError):
     """The outputs file is too large, unreadable or not in the outputs format."""
 
@@ -240,12 +252,20 @@ class ScriptOperator(BaseOperator):
                 raise ValueError(f"environment variable {name} holds a NUL character, which no program can read")
             env[name] = value
         stdin_data = None
-        with tempfile.TemporaryDirectory(prefix="autopilot-") as tmp:
-            output_path = os.path.join(tmp, "outputs")
+        # the outputs file and helpers live apart from the working folder, where the script writes
+        with (
+            tempfile.TemporaryDirectory(prefix="autopilot-") as tmp,
+            tempfile.TemporaryDirectory(prefix="autopilot-step-") as private,
+        ):
+            output_path = os.path.join(private, "outputs")
             open(output_path, "x").close()
             env["AUTOPILOT_RUN_ID"] = str(context.get("run_id") or "")
             env["AUTOPILOT_OUTPUT"] = output_path
             if self.language == "bash":
+                helpers = os.path.join(private, "helpers.sh")
+                with open(helpers, "w", encoding="utf-8") as handle:
+                    handle.write(_BASH_HELPERS)
+                env["BASH_ENV"] = helpers
                 command = ["bash", "-e", "-o", "pipefail", "-c", self.script]
             else:
                 path = os.path.join(tmp, f"{self.task_id}.py")
