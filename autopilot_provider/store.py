@@ -435,8 +435,9 @@ def review_required_for() -> set[str]:
 
 
 def review_facts(definition: Any) -> dict[str, dict[str, Any]]:
-    """The parts of a workflow or function that a review guards, by step id: its approval rules and
-    its scripts' code. Other kinds (and content that does not load) have none."""
+    """The parts of a definition that a review guards: a workflow's or function's approval rules and
+    scripts' code by step id, and in contacts who approves (a person's Airflow user name and manager,
+    a group's members). Other kinds (and content that does not load) have none."""
     facts: dict[str, dict[str, Any]] = {what: {} for what in REVIEWABLE}
     for step in getattr(definition, "steps", None) or []:
         if step.approval is not None:
@@ -445,6 +446,12 @@ def review_facts(definition: Any) -> dict[str, dict[str, Any]]:
             facts["approvals"][step.id] = rules
         if step.script is not None:
             facts["scripts"][step.id] = step.script.model_dump(include=set(SCRIPT_CODE), mode="json")
+    # contacts say who a `from` entry is: which Airflow user a person is, their manager, group members
+    for person in getattr(definition, "people", None) or []:
+        if person.username or person.manager:
+            facts["approvals"][f"person:{person.id}"] = [person.username, person.manager]
+    for group in getattr(definition, "groups", None) or []:
+        facts["approvals"][f"group:{group.id}"] = sorted(group.members)
     return facts
 
 

@@ -592,6 +592,12 @@ def test_which_changes_need_review_follows_the_setting(folder, monkeypatch):
     assert store.review_reasons("x.yaml", gated, loosened) == ["approvals"]
     more = gated + "  - id: tell\n    notify: {to: [requester], subject: done}\n"
     assert store.review_reasons("x.yaml", gated, more) == []  # one more guarded step
+    # the contacts say who approves: making oneself a member of an approving group is reviewed
+    contacts = (folder / "contacts.yaml").read_text()
+    assert "members: [dave]" in contacts
+    joined = contacts.replace("members: [dave]", "members: [dave, alice]")
+    assert store.review_reasons("contacts.yaml", contacts, joined) == ["approvals"]
+    assert store.review_reasons("contacts.yaml", contacts, contacts.replace("Dave", "David")) == []
     monkeypatch.setenv("AIRFLOW__AUTOPILOT__REVIEW_REQUIRED_FOR", "")
     assert store.review_reasons("x.yaml", None, approval) == []
 
