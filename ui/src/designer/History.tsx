@@ -33,7 +33,7 @@ export function History({ path, version, current, onRestore }: { path: string; v
           {revisions.map((r) => (
             <tr key={r.number} style={open?.number === r.number ? { background: "var(--accent-subtle)" } : undefined}>
               <td>{r.number}</td>
-              <td className="small">{new Date(r.created_at).toLocaleString()}<div className="muted">{r.action}</div></td>
+              <td className="small">{new Date(r.created_at).toLocaleString()}<div className="muted">{r.action}{r.state === "pending_review" ? " · waiting for review" : r.state === "rejected" ? " · rejected in review" : ""}</div></td>
               <td className="small">{r.author}</td>
               <td><button className="small" onClick={() => api.revision(path, r.number).then(setOpen)}>Diff</button></td>
             </tr>
