@@ -120,6 +120,8 @@ def test_scripts_do_not_see_the_workers_airflow_secrets(run_workflow, write_defi
     monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "jwt-signing-secret")
     monkeypatch.setenv("AIRFLOW_VAR_TOKEN", "variable-secret")
     monkeypatch.setenv("SOME_WORKER_SETTING", "not for scripts")
+    monkeypatch.setenv("CORP_REGION", "eu")
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__SCRIPT_ENV_ALLOWLIST", "CORP_*, AIRFLOW_CONN_*")
     write_definition("script_environment.yaml", ENVIRONMENT)
     dag_run = run_workflow("script_environment")
     assert str(dag_run.state) == "success", task_states(dag_run)
@@ -127,6 +129,7 @@ def test_scripts_do_not_see_the_workers_airflow_secrets(run_workflow, write_defi
         names = set(ti.xcom_pull(task_ids=ti.task_id)["names"])
         assert not {name for name in names if "AIRFLOW" in name.upper()}, names
         assert "SOME_WORKER_SETTING" not in names
+        assert "CORP_REGION" in names  # the admin's allow-list, read from [autopilot] script_env_allowlist
         assert {"PATH", "AUTOPILOT_RUN_ID", "AUTOPILOT_OUTPUT"} <= names
 
 
