@@ -278,9 +278,8 @@ def _additional_properties(validator: Any, additional: Any, instance: Any, schem
             shown = ", ".join(repr(each) for each in sorted(patterns))
             yield ValidationError(f"{joined} {verb} not match any of the regexes: {shown}")
         else:
-            yield ValidationError(
-                f"Additional properties are not allowed ({extras_msg(sorted(extras, key=str))} unexpected)"
-            )
+            names, verb = extras_msg(sorted(extras, key=str))
+            yield ValidationError(f"Additional properties are not allowed ({names} {verb} unexpected)")
 
 
 @functools.cache

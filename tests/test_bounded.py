@@ -369,3 +369,14 @@ def test_deeply_nested_json_bodies_are_a_client_error(api_server, admin):
     body = '{"path": "x.yaml", "content": ' + "[" * 100_000 + "]" * 100_000 + "}"
     response = admin.post(f"{API}/definitions/validate", content=body, headers={"content-type": "application/json"})
     assert 400 <= response.status_code < 500, response.text
+
+
+def test_tags_without_a_safe_constructor_are_diagnostics():
+    for text, message in [
+        ("a: !!python/object:os.system x\n", "x.yaml:1:4: YAML: could not determine a constructor"),
+        ('a: !!binary "aGk="\n', "x.yaml:1:4: YAML: binary values (!!binary) are not supported"),
+        ("a: !!float x\n", "x.yaml:1:1: YAML: could not convert string to float"),
+    ]:
+        with pytest.raises(YamlError) as caught:
+            parse(text, "x.yaml")
+        assert str(caught.value.diagnostic).startswith(message)
