@@ -380,3 +380,27 @@ def test_tags_without_a_safe_constructor_are_diagnostics():
         with pytest.raises(YamlError) as caught:
             parse(text, "x.yaml")
         assert str(caught.value.diagnostic).startswith(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Airflow's trigger paths (a real DagBag and dag.test)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_run_triggered_in_airflow_has_its_pattern_matched_by_re2_in_check_form(write_definition, run_workflow):
+    from tests.conftest import task_states
+
+    write_definition("bounded_trigger/pattern.yaml", PATTERN_WF.replace("bounded_pattern", "bounded_trigger"))
+    failed = run_workflow("bounded_trigger", {"code": "a" * 30 + "b"})
+    assert task_states(failed) == {"_check_form": "failed", "hello": "upstream_failed"}
+    passed = run_workflow("bounded_trigger", {"code": "a" * 30})
+    assert task_states(passed) == {"_check_form": "success", "hello": "success"}
+
+
+def test_airflow_refuses_an_oversize_value_before_a_run_exists(write_definition, run_workflow):
+    from airflow.exceptions import ParamValidationError
+
+    write_definition("bounded_trigger/long.yaml", PATTERN_WF.replace("bounded_pattern", "bounded_long"))
+    with pytest.raises(ParamValidationError, match="notes"):
+        run_workflow("bounded_long", {"code": "a", "notes": "n" * (MAX_VALUE_CHARS + 1)})
+    assert _runs("bounded_long") == 0
