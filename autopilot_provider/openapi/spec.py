@@ -17,8 +17,8 @@ Big documents stay cheap:
 from __future__ import annotations
 
 import copy
+import functools
 import gc
-import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -364,10 +364,11 @@ class _Resolver:
     Each reference is resolved once: a result that does not depend on where the cycle was cut is
     cached (and shared — treat resolved schemas as read-only).
 
-    One :meth:`resolve` builds at most :data:`MAX_RESOLVED_NODES` nodes *as expanded* (a shared
-    result counts each time it is used): references that double at every level would otherwise
-    cost exponential time, and every consumer that serialises the result (the catalog API, a
-    form's schema) exponential output. References past the budget are cut to ``{}`` like cycles.
+    One :meth:`resolve` (or the schemas of one operation together) builds at most
+    :data:`MAX_RESOLVED_NODES` nodes *as expanded* (a shared result counts each time it is used):
+    references that double at every level would otherwise cost exponential time, and every consumer
+    that serialises the result (the catalog API, a form's schema) exponential output. References
+    past the budget are cut to ``{}`` like cycles.
     """
 
     def __init__(self, root: Any):
@@ -400,12 +401,16 @@ class _Resolver:
                 raise SpecError("a $ref chain of more than 50 references (a cycle?)", "")
         return node
 
-    def resolve(self, node: Any) -> Any:
-        self.left = MAX_RESOLVED_NODES
+    def resolve(self, node: Any, *, fresh: bool = True) -> Any:
+        """``node`` with its references inlined, within a new budget (``fresh``) or what is left of
+        the current one (the schemas of one operation share one)."""
+        if fresh:
+            self.left = MAX_RESOLVED_NODES
+        before = self.left
         value = self._deep(node, {})[0]
-        self.spent += MAX_RESOLVED_NODES - self.left
-        if self.left < 0:
-            log.warning("a schema expands to more than %d nodes; references past that are cut", MAX_RESOLVED_NODES)
+        self.spent += before - self.left
+        if self.left < 0 <= before:
+            log.warning("schemas expand to more than %d nodes; references past that are cut", MAX_RESOLVED_NODES)
         return value
 
     def _deep(self, node: Any, active: dict[str, bool]) -> tuple[Any, set[str] | None]:
@@ -598,7 +603,8 @@ def _build_operation(ctx: _Context, ref: OperationRef, deep: bool = True) -> Ope
     item = ctx.path_item(ref.path)
     raw = item.get(ref.method) or {}
     shallow = ctx.resolver.shallow
-    schema = ctx.resolver.resolve if deep else _identity
+    ctx.resolver.left = MAX_RESOLVED_NODES  # one budget for all the schemas of the operation
+    schema = functools.partial(ctx.resolver.resolve, fresh=False) if deep else _identity
     shared = [shallow(p) for p in item.get("parameters") or []]
     own = [shallow(p) for p in raw.get("parameters") or []]
     parameters = _merge_parameters(shared, own)
