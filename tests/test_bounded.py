@@ -404,3 +404,17 @@ def test_airflow_refuses_an_oversize_value_before_a_run_exists(write_definition,
     with pytest.raises(ParamValidationError, match="notes"):
         run_workflow("bounded_long", {"code": "a", "notes": "n" * (MAX_VALUE_CHARS + 1)})
     assert _runs("bounded_long") == 0
+
+
+@pytest.mark.server
+def test_openapi_imports_get_the_larger_body_cap(folder, admin):
+    document = (
+        "openapi: 3.0.3\ninfo: {title: big, version: '1'}\npaths: {}\nx-padding: '" + "p" * (3 * 1024 * 1024) + "'\n"
+    )
+    response = admin.post(f"{API}/apis", json={"name": "big_padding", "content": document})
+    assert response.status_code == 201, response.text  # 3 MiB: over max_request_bytes, under max_import_bytes
+    (folder / "apis" / "big_padding.yaml").unlink(missing_ok=True)
+    (folder / "apis" / "specs" / "big_padding.yaml").unlink(missing_ok=True)
+    too_big = admin.post(f"{API}/apis", content=b"x" * (33 * 1024 * 1024), headers={"content-type": "application/json"})
+    assert too_big.status_code == 413
+    assert too_big.json()["detail"]["message"] == "the request body is larger than 33554432 bytes"
