@@ -535,10 +535,14 @@ def param_schema(f: m.FormField, choices: list[Choice] | None = None) -> dict[st
 
     Airflow checks a run's values against it on every trigger path, on the API server: patterns are
     left out (Airflow would match them with Python's backtracking ``re``; the ``_check_form`` task
-    matches them with RE2), and a string field without ``maxLength`` gets :data:`MAX_VALUE_CHARS`."""
+    matches them with RE2), and a string field (or an array's string items) without ``maxLength``
+    gets :data:`MAX_VALUE_CHARS`."""
     schema = _without_patterns(f.json_schema())
     if _is_string_field(f) and f.maxLength is None and not f.enum and f.const is None:
         schema["maxLength"] = MAX_VALUE_CHARS
+    items = schema.get("items")
+    if isinstance(items, dict) and items.get("type") == "string" and "maxLength" not in items and "enum" not in items:
+        schema["items"] = {**items, "maxLength": MAX_VALUE_CHARS}
     if choices is not None:
         _with_choices(schema, f, choices)
         shown = labels(f, choices)

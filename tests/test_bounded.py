@@ -189,7 +189,10 @@ def test_airflow_params_carry_no_pattern_and_a_length_cap():
         }
     )
     assert param_schema(form.properties["code"]) == {"type": "string", "maxLength": MAX_VALUE_CHARS}
-    assert param_schema(form.properties["tags"]) == {"type": "array", "items": {"type": "string"}}
+    assert param_schema(form.properties["tags"]) == {
+        "type": "array",
+        "items": {"type": "string", "maxLength": MAX_VALUE_CHARS},
+    }
     assert param_schema(form.properties["short"])["maxLength"] == 5
 
 
