@@ -126,6 +126,24 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
         print("applied: " + ", ".join(applied))
     else:
         print("the Autopilot tables are up to date")
+    from autopilot_provider.fab_permissions import fab_is_auth_manager
+
+    if fab_is_auth_manager():
+        return cmd_permissions_sync(args)
+    return 0
+
+
+def cmd_permissions_sync(args: argparse.Namespace) -> int:
+    from autopilot_provider.fab_permissions import fab_is_auth_manager, sync_fab_permissions
+
+    if not fab_is_auth_manager():
+        print(
+            "the auth manager is not FAB: nothing to create (with SimpleAuthManager the roles come from "
+            "[autopilot] designer_roles and code_author_roles)"
+        )
+        return 0
+    for permission in sync_fab_permissions():
+        print(f"FAB permission ready (and granted to Admin): {permission}")
     return 0
 
 
@@ -241,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_migrate = db_sub.add_parser("migrate", help="create or upgrade the autopilot_* tables (idempotent)")
     db_migrate.set_defaults(func=cmd_db_migrate)
+
+    permissions = sub.add_parser("permissions", help="Autopilot's permissions in the auth manager")
+    permissions_sub = permissions.add_subparsers(dest="permissions_command", required=True)
+    permissions_sync = permissions_sub.add_parser(
+        "sync",
+        help="FAB auth manager: create 'can_edit' on 'Autopilot Definitions' and 'Autopilot Code' and grant "
+        "both to Admin (idempotent; db migrate does it too)",
+    )
+    permissions_sync.set_defaults(func=cmd_permissions_sync)
     return parser
 
 
