@@ -421,3 +421,15 @@ def test_openapi_imports_get_the_larger_body_cap(folder, admin):
     too_big = admin.post(f"{API}/apis", content=b"x" * (33 * 1024 * 1024), headers={"content-type": "application/json"})
     assert too_big.status_code == 413
     assert too_big.json()["detail"]["message"] == "the request body is larger than 33554432 bytes"
+
+
+def test_an_openapi_default_against_a_catastrophic_pattern_is_checked_in_linear_time():
+    schema = {"type": "string", "pattern": "^(a+)+$", "default": "a" * 40 + "b"}
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "redos", "version": "1"},
+        "paths": {},
+        "components": {"schemas": {"Code": schema}},
+    }
+    with pytest.raises(S.SpecError, match=r"default value is invalid: 'a+b' does not match"):
+        S.validate_document(document)
