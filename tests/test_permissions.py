@@ -175,6 +175,15 @@ CASES = [
         DESIGN,
         "a file whose name is not allowed",
     ),
+    _case(
+        "POST",
+        "/api/v1/definitions/{path}/revisions/{number}/review",
+        f"{API}/definitions/hello_world.yaml/revisions/999/review",
+        lambda role: {"decision": "approve"},
+        DESIGN,
+        "then not the revision's author (tests/test_api_definitions.py)",
+    ),
+    _case("GET", "/api/v1/reviews", f"{API}/reviews", None, READ, "revisions waiting for a second person"),
     _case("GET", "/api/v1/apis", f"{API}/apis", None, READ),
     _case(
         "POST", "/api/v1/apis", f"{API}/apis", lambda role: {"name": f"perm_{role}"}, DESIGN, "an incomplete body: 422"
