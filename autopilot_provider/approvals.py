@@ -41,6 +41,7 @@ from autopilot_provider.operators.human import (
     APPROVE,
     AUTOPILOT_USER,
     AUTOPILOT_USER_ID,
+    BACKSTOP,
     REJECT,
     REQUEST_XCOM_KEY,
     RULES_FIELD,
@@ -501,6 +502,7 @@ class Approvals:
                 )
             changed += moved
         if changed:
+            _align_backstop(session, r, pinned)
             log.warning(
                 "%s %s %s: the definition changed since the run started (%s); the run keeps its own rules",
                 r.dag_id,
@@ -937,6 +939,26 @@ def _run_rules(session, dag_id: str, run_id: str, task_id: str) -> dict[str, Any
         if fields.get("task_id") == task_id and isinstance(fields.get(RULES_FIELD), str):
             return json.loads(fields[RULES_FIELD])
     return None
+
+
+def _align_backstop(session, r: Any, spec: Mapping[str, Any]) -> None:
+    """Airflow's own timeout of the waiting task (``trigger_timeout``, then the HITL ``defaults``
+    applied by the scheduler) as the run's own rules set it — not as the task, which parsed an edited
+    definition, did: else an edit to `timeout`/`on_timeout` would still decide an in-flight run."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance as TI
+
+    timeout = spec.get("timeout_seconds")
+    key = _uuid(r.ti_id)
+    created = _aware(r.created_at) or _now()
+    if spec.get("kind", "approval") == "approval":
+        windows = 2 if spec.get("on_timeout") == "escalate" else 1
+        deadline = created + timedelta(seconds=timeout * windows) + BACKSTOP if timeout else None
+        defaults = [APPROVE if spec.get("on_timeout") == "approve" else REJECT] if timeout else None
+        session.execute(update(HITLDetail).where(HITLDetail.ti_id == key).values(defaults=defaults))
+    else:
+        deadline = created + timedelta(seconds=timeout) if timeout else None
+    session.execute(update(TI).where(TI.id == key).values(trigger_timeout=deadline))
 
 
 def _triggering_user(session, dag_id: str, run_id: str) -> str | None:

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -757,6 +758,112 @@ def test_allow_self_approval_lets_the_requester_approve_and_records_it(run_workf
     assert self_approval["detail"] == {"user": "alice", "decision": "approve"}
     # the run's rules were read from the DAG version it started with
     assert "rules_pinned" in [e["event"] for e in events]
+
+
+MIDRUN_STARTED = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: approval_midrun
+steps:
+  - id: approve
+    approval: {from: [group:storage], subject: Extend the volume?, timeout: 1h}
+"""
+MIDRUN_EDITED = MIDRUN_STARTED.replace(
+    "{from: [group:storage], subject: Extend the volume?, timeout: 1h}",
+    "{from: [group:platform], subject: Extend the volume?, timeout: 5m, on_timeout: approve}",
+)
+
+
+def test_a_run_keeps_the_approval_rules_of_the_dag_version_it_started_with(
+    airflow_db, definitions_dir, write_definition
+):
+    """In-process: Airflow serializes the definition as it is on disk when the run starts, while the
+    task runs a DAG parsed from an edited definition — as a worker that parses after a mid-run edit
+    does. The request keeps the run's approvers, and Airflow's own timeout and default answer follow
+    the run's rules too, not the edit's `on_timeout: approve`."""
+    # configure Airflow's ORM in this thread before the approver thread uses it (tests/fixtures/voters.py)
+    import airflow.models.dagbag  # noqa: F401
+    import airflow.models.dagrun  # noqa: F401
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from autopilot_provider.approvals import Approvals, StoreError
+    from autopilot_provider.operators.human import BACKSTOP
+    from autopilot_provider.store import migrate
+    from dag_factory.bundle import AutopilotDagBundle
+    from tests.conftest import task_states
+
+    write_definition("approval_midrun.yaml", MIDRUN_EDITED)
+    bundle = AutopilotDagBundle(name="autopilot", definitions=str(definitions_dir))
+    bundle.initialize()
+    edited = DagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name="autopilot").dags["approval_midrun"]
+    write_definition("approval_midrun.yaml", MIDRUN_STARTED)  # what the run starts with
+    seen: dict[str, object] = {}
+    finished = threading.Event()
+
+    def approver() -> None:
+        try:
+            look_then_vote()
+        except BaseException as exc:  # reported by the test's thread; dave still ends the run
+            seen["error"] = exc
+            if "id" in seen:
+                Approvals().vote(seen["id"], "dave", "approve")
+
+    def look_then_vote() -> None:
+        """The API server's part: record the request, look at Airflow's rows, then vote."""
+        approvals = Approvals()
+        while not finished.is_set():
+            approvals.resume_answered()
+            approvals.sync()
+            pending = approvals.list(state="pending", dag_ids=["approval_midrun"])
+            if pending and "defaults" not in seen:
+                request = pending[0]
+                seen["id"] = request.id
+                with create_session() as session:
+                    key = _uuid(request.row.ti_id)
+                    hitl = session.scalar(select(HITLDetail).where(HITLDetail.ti_id == key))
+                    seen.update(
+                        defaults=hitl.defaults, created=hitl.created_at, timeout=session.get(TI, key).trigger_timeout
+                    )
+                for user in ("alice", "bob", "dave"):
+                    try:
+                        seen[user] = approvals.vote(request.id, user, "approve").row.state
+                    except StoreError as exc:
+                        seen[user] = exc.status
+            time.sleep(0.3)
+
+    migrate()
+    Approvals().sync()  # configures Airflow's ORM mappers here first, as voting() does
+    thread = threading.Thread(target=approver, name="approver-midrun", daemon=True)
+    thread.start()
+    try:
+        dag_run = edited.test()
+    finally:
+        finished.set()
+        thread.join(timeout=10)
+    if "error" in seen:
+        raise seen["error"]
+    assert task_states(dag_run) == {"approve": "success"}, task_states(dag_run)
+    # platform (alice, bob) of the edit is not asked; storage (dave) of the run's version decides
+    assert (seen["alice"], seen["bob"], seen["dave"]) == (403, 403, "approved")
+    request = Approvals().get(seen["id"])
+    assert [s["label"] for s in request.spec["slots"]] == ["Storage"]
+    assert (request.spec["timeout_seconds"], request.spec["on_timeout"]) == (3600, "reject")
+    [changed] = [e for e in Approvals().events(request.id) if e["event"] == "rules_changed"]
+    assert changed["detail"] == {"kept": ["on_timeout", "timeout_seconds", "from"]}
+    # Airflow's own backstop follows the run's rules: 1 h (+ the backstop margin), then reject
+    assert seen["defaults"] == ["Reject"]
+    waited = (seen["timeout"] - seen["created"]).total_seconds()
+    assert 3600 < waited < 3600 + BACKSTOP.total_seconds() + 60, waited
+
+
+def _uuid(text: str):
+    import uuid
+
+    return uuid.UUID(text)
 
 
 # The deployment (module-scoped) starts with the first test that needs it: in-process runs above
