@@ -7,9 +7,11 @@ database is reachable — the API server (the plugin's routes and its background
 worker:
 
 * :meth:`Approvals.sync` finds new HITL requests of Autopilot steps and records them
-  (``autopilot_approval``), then asks the approvers (e-mail/Slack with signed links);
+  (``autopilot_approval``) with the rules of the DAG version the run started with (not those of a
+  definition edited since), then asks the approvers (e-mail/Slack with signed links);
 * :meth:`Approvals.vote` / :meth:`Approvals.respond` record a vote or a form answer after checking
-  who may vote (group membership, the requester rule, one vote per person, the slot still open);
+  who may vote (group membership, the requester rule — never on their own request unless
+  ``[autopilot] allow_self_approval`` — one vote per person, the slot still open);
 * once the quorum decides, the same database transaction answers the HITL request as Autopilot and
   moves the task instance back to ``scheduled`` — exactly what Airflow's own HITL PATCH does — so the
   vote, the outcome and the resume commit together or not at all;
