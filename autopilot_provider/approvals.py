@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from autopilot_provider.bounded import linear_time
 from autopilot_provider.contacts import ContactError
 from autopilot_provider.operators.human import (
     APPROVE,
@@ -990,7 +991,8 @@ def validate_answer(schema: Mapping[str, Any], values: Mapping[str, Any]) -> dic
     answer = {name: values.get(name, prop.get("default")) for name, prop in schema.get("properties", {}).items()}
     answer.update({k: v for k, v in values.items() if k not in answer})
     answer = {k: v for k, v in answer.items() if v is not None}
-    validator = jsonschema.Draft202012Validator(dict(schema), format_checker=jsonschema.FormatChecker())
+    # patterns the workflow's author wrote run on RE2 (linear time) against what an approver typed
+    validator = linear_time(jsonschema.Draft202012Validator)(dict(schema), format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(answer), key=lambda e: list(e.absolute_path))
     if errors:
         fields = []

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from autopilot_plugin.api.deps import GetUserDep, StoreDep, user_name
+from autopilot_plugin.api.permissions import hitl_entity, may_dag
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
@@ -60,17 +61,8 @@ ApprovalsDep = Annotated[Approvals, Depends(get_approvals)]
 # ---------------------------------------------------------------------------------------------
 
 
-def _allowed(user: Any, dag_id: str, method: Literal["GET", "PUT"]) -> bool:
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
-
-    return get_auth_manager().is_authorized_dag(
-        method=method, access_entity=DagAccessEntity.HITL_DETAIL, details=DagDetails(id=dag_id), user=user
-    )
-
-
 def _require(user: Any, request: HumanRequest, method: Literal["GET", "PUT"]) -> None:
-    if not _allowed(user, request.row.dag_id, method):
+    if not may_dag(user, method, request.row.dag_id, hitl_entity()):
         what = "read" if method == "GET" else "answer"
         raise Forbidden(f"you may not {what} human-in-the-loop requests of '{request.row.dag_id}'", field="dag_id")
 
@@ -297,7 +289,7 @@ def list_approvals(
     for request in found:
         dag = request.row.dag_id
         if dag not in readable:
-            readable[dag] = _allowed(user, dag, "GET")
+            readable[dag] = may_dag(user, "GET", dag, hitl_entity())
         if readable[dag] and (not mine or _asked(request, username)):
             selected.append(request)
     page = selected[offset : offset + limit]
@@ -325,7 +317,7 @@ def approval_history(user: GetUserDep, approvals: ApprovalsDep) -> History:
             state=request.row.state,
         )
         for request, vote in approvals.history(user_name(user))
-        if _allowed(user, request.row.dag_id, "GET")
+        if may_dag(user, "GET", request.row.dag_id, hitl_entity())
     ]
     return History(votes=entries, total_entries=len(entries))
 

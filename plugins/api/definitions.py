@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from autopilot_plugin.api.deps import CanRead, CanWrite, GetUserDep, StoreDep, user_name
+from autopilot_plugin.api.deps import CanDesign, CanRead, GetUserDep, StoreDep, user_name
 from autopilot_plugin.api.permissions import authorize_definition_change
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel, Field
@@ -278,19 +278,21 @@ def validate_definition(body: ValidateRequest, store: StoreDep) -> ValidationOut
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    dependencies=[CanWrite],
+    dependencies=[CanDesign],
     operation_id="create_definition",
     responses={202: {"description": "Stored as a revision waiting for review (`state: pending_review`)"}}
     | _responses(400, 401, 403, 409, 422, 503),
 )
 def create_definition(body: DefinitionCreate, store: StoreDep, user: GetUserDep, response: Response) -> SaveOut:
-    """Create a definition file. The content is validated first; nothing is written if it is invalid."""
+    """Create a definition file. The content is validated first; nothing is written if it is invalid.
+    A workflow needs DAG edit access on its id; a definition with scripts needs the code-author permission."""
+    authorize_definition_change(user, body.path, store.current_text(body.path), body.content)
     return _saved_or_pending(store.create(body.path, body.content, author=user_name(user)), response)
 
 
 @router.delete(
     "",
-    dependencies=[CanWrite],
+    dependencies=[CanDesign],
     operation_id="delete_misnamed_definition",
     responses=_responses(400, 401, 403, 404, 409, 503),
 )
@@ -338,7 +340,7 @@ def get_revision(path: DefinitionPath, number: Annotated[int, Path(ge=1)], store
 
 @router.post(
     "/{path:path}/revisions/{number}/review",
-    dependencies=[CanWrite],
+    dependencies=[CanDesign],
     operation_id="review_definition_revision",
     responses=_responses(400, 401, 403, 404, 409, 422, 503),
 )
@@ -376,7 +378,7 @@ def get_definition(path: DefinitionPath, store: StoreDep) -> DefinitionOut:
 
 @router.put(
     "/{path:path}",
-    dependencies=[CanWrite],
+    dependencies=[CanDesign],
     operation_id="update_definition",
     responses={202: {"description": "Stored as a revision waiting for review (`state: pending_review`)"}}
     | _responses(400, 401, 403, 404, 409, 422, 503),
@@ -384,13 +386,15 @@ def get_definition(path: DefinitionPath, store: StoreDep) -> DefinitionOut:
 def update_definition(
     path: DefinitionPath, body: DefinitionUpdate, store: StoreDep, user: GetUserDep, response: Response
 ) -> SaveOut:
-    """Replace a definition's content. `version` must be the current version (optimistic concurrency)."""
+    """Replace a definition's content. `version` must be the current version (optimistic concurrency).
+    Adding or changing a script needs the code-author permission."""
+    authorize_definition_change(user, path, store.current_text(path), body.content)
     return _saved_or_pending(store.update(path, body.content, body.version, author=user_name(user)), response)
 
 
 @router.delete(
     "/{path:path}",
-    dependencies=[CanWrite],
+    dependencies=[CanDesign],
     operation_id="delete_definition",
     responses=_responses(400, 401, 403, 404, 409, 503),
 )
@@ -401,4 +405,5 @@ def delete_definition(
     version: Annotated[str, Query(description="The current version of the definition (from GET).")],
 ) -> SaveOut:
     """Delete a definition file. A revision recording the removed content is kept."""
+    authorize_definition_change(user, path, store.current_text(path), None)
     return _saved(store.delete(path, version, author=user_name(user)))

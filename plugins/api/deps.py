@@ -18,9 +18,6 @@ from fastapi import Depends
 
 from autopilot_provider.store import DefinitionStore
 
-#: Older name of :data:`CanDesign`.
-CanWrite = CanDesign
-
 
 def get_store() -> DefinitionStore:
     """The definitions folder the API serves (resolved per request, so configuration changes apply)."""
@@ -35,4 +32,4 @@ def user_name(user: BaseUser) -> str:
     return user.get_name() or str(user.get_id())
 
 
-__all__ = ["CanDesign", "CanRead", "CanWrite", "GetUserDep", "StoreDep", "get_store", "user_name"]
+__all__ = ["CanDesign", "CanRead", "GetUserDep", "StoreDep", "get_store", "user_name"]
