@@ -305,8 +305,7 @@ class ScriptStep(Strict):
 
     bash: str | None = Field(
         None,
-        description="Bash script. It is not templated: pass values through `env` and use them quoted, "
-        '`"$HOST"`.',
+        description='Bash script. It is not templated: pass values through `env` and use them quoted, `"$HOST"`.',
     )
     python: str | None = Field(
         None,
@@ -319,7 +318,7 @@ class ScriptStep(Strict):
     env: dict[EnvName, Template] = Field(
         default_factory=dict,
         description="Environment variables for the script; values are templates rendered as data "
-        "(`{HOST: \"{{ form.hostname }}\"}`), never as shell code.",
+        '(`{HOST: "{{ form.hostname }}"}`), never as shell code.',
     )
     connections: dict[EnvName, ConnectionId] = Field(
         default_factory=dict,
