@@ -23,6 +23,7 @@ file content is put back.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -42,6 +43,7 @@ from sqlalchemy import (
     Text,
     insert,
     inspect,
+    or_,
     select,
     text,
     update,
@@ -49,7 +51,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from autopilot_provider.definitions.code import text_code_parts
 from autopilot_provider.definitions.errors import Diagnostic
+from autopilot_provider.definitions.graph import dependencies, downstream_of_decision
 from autopilot_provider.definitions.models import KINDS
 from autopilot_provider.definitions.source import quick_header
 
@@ -417,9 +421,16 @@ def refresh_bundles() -> list[str]:
 PENDING_REVIEW = "pending_review"
 #: What ``[autopilot] review_required_for`` may name.
 REVIEWABLE = ("approvals", "scripts")
-#: The approval rules a change is compared on (``timeout`` also comes from the step's own).
-APPROVAL_RULES = ("from_", "quorum", "exclude_requester", "escalate_to", "timeout", "on_timeout")
-SCRIPT_CODE = ("bash", "python", "ansible", "terraform", "ssh")
+#: The approval rules a change is compared on (``timeout`` also comes from the step's own; ``else_``:
+#: what runs when the request is not approved).
+APPROVAL_RULES = ("from_", "quorum", "exclude_requester", "escalate_to", "timeout", "on_timeout", "else_")
+#: Trigger rules under which a step runs only if every upstream step succeeded, or at least one did;
+#: under any other rule (``all_done``, ``always``, ``one_failed``…) a step runs whatever an approval
+#: upstream decided, so it counts as not behind the approval.
+ALL_SUCCEED = ("all_success",)
+ONE_SUCCEEDS = ("one_success", "none_failed_min_one_success", "all_done_min_one_success")
+#: Trigger rules under which a failed upstream step (an approval without ``else``, rejected) stops a step.
+STOPPED_BY_FAILURE = ("all_success", "none_failed", "none_failed_min_one_success")
 
 
 def review_required_for() -> set[str]:
@@ -435,64 +446,78 @@ def review_required_for() -> set[str]:
 
 
 def review_facts(definition: Any) -> dict[str, dict[str, Any]]:
-    """The parts of a definition that a review guards: a workflow's or function's approval rules and
-    scripts' code by step id, and in contacts who approves (a person's Airflow user name and manager,
-    a group's members). Other kinds (and content that does not load) have none."""
-    facts: dict[str, dict[str, Any]] = {what: {} for what in REVIEWABLE}
+    """The approval rules a review guards: a workflow's or function's approval rules (with ``else``)
+    by step id, and in contacts who approves (a person's Airflow user name and manager, a group's
+    members). Other kinds (and content that does not load) have none."""
+    facts: dict[str, Any] = {}
     for step in getattr(definition, "steps", None) or []:
         if step.approval is not None:
             rules = step.approval.model_dump(include=set(APPROVAL_RULES), mode="json")
             rules["timeout"] = rules.get("timeout") or step.timeout
-            facts["approvals"][step.id] = rules
-        if step.script is not None:
-            facts["scripts"][step.id] = step.script.model_dump(include=set(SCRIPT_CODE), mode="json")
+            facts[step.id] = rules
     # contacts say who a `from` entry is: which Airflow user a person is, their manager, group members
     for person in getattr(definition, "people", None) or []:
         if person.username or person.manager:
-            facts["approvals"][f"person:{person.id}"] = [person.username, person.manager]
+            facts[f"person:{person.id}"] = [person.username, person.manager]
     for group in getattr(definition, "groups", None) or []:
-        facts["approvals"][f"group:{group.id}"] = sorted(group.members)
+        facts[f"group:{group.id}"] = sorted(group.members)
     return facts
 
 
-def approval_gates(definition: Any) -> dict[str, dict[str, str | None]]:
-    """approval step id → the steps that run only after it (directly or transitively), with their
-    ``trigger_rule``: what an approval guards."""
-    from autopilot_provider.definitions.graph import dependencies
-
+def not_behind_approval(definition: Any) -> dict[str, Any]:
+    """The steps of a definition with approvals that can run when no approval says yes: step id → the
+    step. Not approved, an approval with ``else`` skips its other direct downstream steps (whatever
+    their trigger rule) and one without fails, which stops a step whose trigger rule needs its
+    upstream to succeed or not fail. Beyond that a step runs when it has no upstream step, or, by its
+    trigger rule, when all (``all_success``) or one (the ``one_success`` family) of its upstream steps
+    can run and succeed, or always (any other rule: counted as running, to be safe). Empty for a
+    definition without approvals."""
     steps = list(getattr(definition, "steps", None) or [])
-    below: dict[str, list[str]] = {}
-    for step_id, upstream in dependencies(steps).items():
-        for parent in upstream:
-            below.setdefault(parent, []).append(step_id)
-    rules = {step.id: step.trigger_rule for step in steps}
-    gates: dict[str, dict[str, str | None]] = {}
-    for step in steps:
-        if step.approval is None:
-            continue
-        seen: set[str] = set()
-        todo = list(below.get(step.id, []))
-        while todo:
-            current = todo.pop()
-            if current not in seen:
-                seen.add(current)
-                todo += below.get(current, [])
-        gates[step.id] = {s: rules[s] for s in sorted(seen)}
-    return gates
+    approvals = {step.id: step.approval for step in steps if step.approval is not None}
+    if not approvals:
+        return {}
+    upstream = dependencies(steps)
+    joins = downstream_of_decision(steps)
+    reached: dict[str, Any] = {}
+    changed = True
+    while changed:  # grows monotonically: at most len(steps) rounds
+        changed = False
+        for step in steps:
+            if step.id in reached:
+                continue
+            rule = step.trigger_rule or ("none_failed_min_one_success" if step.id in joins else "all_success")
+            parents = upstream.get(step.id, [])
+            otherwise = {p: approvals[p].else_ or [] for p in parents if p in approvals}
+            if any(targets and step.id not in targets for targets in otherwise.values()):
+                continue  # skipped by an approval's else branch
+            if rule in STOPPED_BY_FAILURE and any(not targets for targets in otherwise.values()):
+                continue  # stopped by a rejected approval's failure
+            # open: the parent runs and succeeds (an approval without else fails when not approved)
+            edges = [parent in reached and (parent not in otherwise or bool(otherwise[parent])) for parent in parents]
+            if not edges or (all(edges) if rule in ALL_SUCCEED else any(edges) if rule in ONE_SUCCEEDS else True):
+                reached[step.id] = step
+                changed = True
+    return reached
+
+
+def _step_print(step: Any) -> str:
+    """What a step does: everything but its place in the graph and its wording."""
+    body = step.model_dump(mode="json", exclude={"after", "trigger_rule", "title", "description"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def ungated(before: Any, after: Any) -> bool:
-    """Whether a step that ran only after an approval no longer does (moved out from under it, or its
-    trigger_rule changed so that it may run whatever the approval decided). Adding guarded steps is no
+    """Whether what can run without an approval's yes grows: a step not behind any approval in
+    ``after`` that ``before`` did not have, by id and by what it does (approval steps are compared on
+    their rules instead). This covers a guarded step moved out, renamed out, copied out or put in an
+    ``else``, and a step outside changed to do something else; adding steps behind an approval is no
     such change."""
-    old, new = approval_gates(before), approval_gates(after)
-    remaining = {step.id for step in getattr(after, "steps", None) or []}
-    return any(
-        step in remaining and (step not in new.get(approval, {}) or new[approval][step] != rule)
-        for approval, guarded in old.items()
-        if approval in new
-        for step, rule in guarded.items()
-    )
+
+    def outside(definition: Any) -> set[tuple[str, str]]:
+        # approval steps themselves are compared on their rules (review_facts), not on their wording
+        return {(i, _step_print(s)) for i, s in not_behind_approval(definition).items() if s.approval is None}
+
+    return bool(outside(after) - outside(before))
 
 
 _REVISION_COLUMNS = tuple(
@@ -1002,19 +1027,62 @@ class DefinitionStore:
     def review_reasons(self, rel: str, before: str | None, after: str) -> list[str]:
         """What in the change from ``before`` to ``after`` needs a second person's review, among
         ``[autopilot] review_required_for``: ``approvals`` (an approval step added, removed or changed
-        in who approves, quorum, exclude_requester, escalation or timeout) and ``scripts`` (a script
-        step's code added, removed or changed). Empty: the change applies at once."""
+        in who approves, quorum, exclude_requester, escalation, timeout or ``else``; or what can run
+        without an approval's yes grows, see :func:`ungated`) and ``scripts`` (code added, removed or
+        changed: a script's code, connections, working directory and environment variable names, as
+        :func:`~autopilot_provider.definitions.code.code_parts` tells them). The change is also
+        compared with the last recorded content at its path and with the last recorded definition of
+        its kind and id (a file deleted, or renamed, and written again), so a workflow deleted with its
+        approval cannot come back without it unreviewed. Empty: the change applies at once."""
         wanted = review_required_for()
         if not wanted:
             return []
+        bases = [before, *self._history(rel, before, after)]
+        changed: set[str] = set()
+        for base in bases:
+            changed |= self._changed(rel, base, after)
+        return [what for what in REVIEWABLE if what in wanted and what in changed]
+
+    def _changed(self, rel: str, before: str | None, after: str) -> set[str]:
         project = self.project()
         old_definition = project.check_text(rel, before).definition if before is not None else None
         new_definition = project.check_text(rel, after).definition
-        old, new = review_facts(old_definition), review_facts(new_definition)
-        changed = {what for what in REVIEWABLE if old[what] != new[what]}
-        if ungated(old_definition, new_definition):
+        changed = set()
+        if review_facts(old_definition) != review_facts(new_definition) or ungated(old_definition, new_definition):
             changed.add("approvals")
-        return [what for what in REVIEWABLE if what in wanted and what in changed]
+        if set(text_code_parts(before, rel)) != set(text_code_parts(after, rel)):
+            changed.add("scripts")
+        return changed
+
+    def _history(self, rel: str, before: str | None, after: str) -> list[str]:
+        """Recorded contents a change is also compared with, beyond the file now at ``rel``: the last
+        applied revision at ``rel`` when the file is gone, and the last applied revision elsewhere of a
+        definition with the new content's kind and id, when that is not what ``before`` was."""
+        kind, ident = quick_header(after)
+        old_kind, old_ident = quick_header(before) if before is not None else (None, None)
+        engine = self.engine
+        _require_tables(engine)
+        t = revision_table
+        applied = or_(t.c.state.is_(None), t.c.state == "applied")
+        found: list[str] = []
+        with engine.connect() as connection:
+            if before is None:
+                last = connection.scalar(
+                    select(t.c.content).where(t.c.path == rel, applied).order_by(t.c.number.desc()).limit(1)
+                )
+                if last:
+                    found.append(last)
+            if ident and (kind, ident) != (old_kind, old_ident):
+                rows = connection.execute(
+                    select(t.c.content)
+                    .where(applied, t.c.content.is_not(None), t.c.content.contains(ident, autoescape=True))
+                    .order_by(t.c.created_at.desc(), t.c.number.desc())
+                ).scalars()
+                for content in rows:
+                    if quick_header(content) == (kind, ident):
+                        found.append(content)
+                        break
+        return found
 
     def _propose(
         self,

@@ -602,6 +602,122 @@ def test_which_changes_need_review_follows_the_setting(folder, monkeypatch):
     assert store.review_reasons("x.yaml", None, approval) == []
 
 
+# The four-eyes bypasses a security review found: each now waits for review.
+
+SOD = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: api_test_sod
+steps:
+  - id: approve
+    approval:
+      from: [group:storage]
+      subject: Wipe the disk?
+{else_}
+  - id: wipe
+    after: {after}
+    script: {{bash: echo wiped}}
+  - id: refused
+    after: approve
+    notify: {{to: [requester], subject: refused}}
+"""
+SOD_OLD = SOD.format(after="approve", else_="      else: refused")
+SOD_WITHOUT_APPROVAL = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: api_test_sod
+steps:
+  - id: wipe
+    script: {bash: echo wiped}
+"""
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        # 1: rename the guarded step and drop its `after:`
+        SOD_OLD.replace("id: wipe\n    after: approve", "id: wipe_now\n    after: []"),
+        # 2: run the guarded action when the request is rejected
+        SOD.format(after="approve", else_="      else: [refused, wipe]"),
+        # 3: an unguarded copy of the guarded action, and an unguarded step changed to do it
+        SOD_OLD + "  - id: wipe_too\n    after: []\n    script: {bash: echo wiped}\n",
+        SOD_OLD.replace("notify: {to: [requester], subject: refused}", "script: {bash: echo wiped}"),
+        # (the guarded step moved out, as before)
+        SOD.format(after="[]", else_="      else: refused"),
+    ],
+    ids=["renamed-out", "else", "copied-out", "outside-step-changed", "moved-out"],
+)
+def test_a_guarded_step_cannot_escape_its_approval_unreviewed(folder, changed):
+    from autopilot_provider.store import DefinitionStore
+
+    store = DefinitionStore(folder, refresh=False)
+    assert store.validate("x.yaml", changed).valid, store.validate("x.yaml", changed).diagnostics
+    assert store.review_reasons("x.yaml", SOD_OLD, changed) == ["approvals"]
+
+
+def test_changes_behind_an_approval_need_no_review(folder):
+    from autopilot_provider.store import DefinitionStore
+
+    store = DefinitionStore(folder, refresh=False)
+    more = SOD_OLD + "  - id: tell\n    after: wipe\n    notify: {to: [requester], subject: wiped}\n"
+    assert store.review_reasons("x.yaml", SOD_OLD, more) == []
+    renamed_inside = SOD_OLD.replace("id: wipe\n", "id: wipe_disk\n")
+    assert store.review_reasons("x.yaml", SOD_OLD, renamed_inside) == []
+    assert store.review_reasons("x.yaml", SOD_OLD, SOD_OLD.replace("echo wiped", "echo gone")) == []
+    # the same step waiting for the approval and for another step still waits for the approval
+    joined = SOD_OLD.replace(
+        "  - id: wipe\n", "  - id: prepare\n    after: []\n    script: {bash: echo ready}\n  - id: wipe\n"
+    )
+    both = joined.replace(
+        "after: approve\n    script: {bash: echo wiped}", "after: [approve, prepare]\n    script: {bash: echo wiped}"
+    )
+    assert store.review_reasons("x.yaml", joined, both) == []
+    assert store.review_reasons("x.yaml", both, both.replace("after: [approve, prepare]", "after: [prepare]")) == [
+        "approvals"
+    ]
+
+
+def test_a_script_change_is_any_change_of_its_code_parts(folder, monkeypatch):
+    from autopilot_provider.store import DefinitionStore
+
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__REVIEW_REQUIRED_FOR", "scripts")
+    store = DefinitionStore(folder, refresh=False)
+    base = variant("api_test_code").replace("    script:\n", "    script:\n      env: {TARGET: disk1}\n")
+    for changed in (
+        base.replace("      env:", "      connections: {BACKUP: backup_api}\n      env:"),
+        base.replace("      env:", "      cwd: /tmp\n      env:"),
+        base.replace("TARGET: disk1", "TARGET: disk1, MODE: full"),
+        base.replace("TARGET: disk1", "DEVICE: disk1"),
+    ):
+        assert store.review_reasons("x.yaml", base, changed) == ["scripts"], changed
+    # an env value is data handed to the script, not code
+    assert store.review_reasons("x.yaml", base, base.replace("disk1", "disk2")) == []
+
+
+def test_a_workflow_deleted_with_its_approval_comes_back_without_it_only_after_review(admin, editor, folder):
+    rel = "api_test/sod.yaml"
+    # (the editor is no code author: the guarded step notifies)
+    wipe = "notify: {to: [requester], subject: wiped}"
+    guarded = SOD_OLD.replace("script: {bash: echo wiped}", wipe)
+    unguarded = SOD_WITHOUT_APPROVAL.replace("script: {bash: echo wiped}", wipe)
+    proposed = _propose(editor, rel, guarded)
+    review = f"{API}/{rel}/revisions/{proposed['revision']}/review"
+    assert admin.post(review, json={"decision": "approve"}).status_code == 200
+    deleted = editor.delete(f"{API}/{rel}", params={"version": sha(guarded)})
+    assert deleted.status_code == 200, deleted.text
+    assert not (folder / rel).exists()
+    # again at the same path, or under another name with the same workflow id: compared with what was deleted
+    _propose(editor, rel, unguarded)
+    _propose(editor, "api_test/sod_again.yaml", unguarded)
+    assert not (folder / rel).exists() and not (folder / "api_test" / "sod_again.yaml").exists()
+    # the same workflow again (its approval unchanged) is a create like any other: an approval added
+    _propose(editor, rel, guarded)
+    # a workflow that never had an approval is created at once
+    fresh = unguarded.replace("api_test_sod", "api_test_sod_fresh")
+    created = editor.post(API, json={"path": "api_test/sod_fresh.yaml", "content": fresh})
+    assert created.status_code == 201 and created.json()["state"] == "applied", created.text
+
+
 def test_the_review_migration_keeps_old_revisions(tmp_path):
     """0004 adds the review columns to a revision table created before them; its rows read as applied."""
     from sqlalchemy import create_engine, text

@@ -349,10 +349,11 @@ def review_revision(
 ) -> SaveOut:
     """Approve or reject a change waiting for review (four-eyes). Approved, it is written — 409 if the
     file changed since the change was proposed; rejected, nothing is written. 403: you wrote it, or
-    you could not have saved it yourself (a script change needs the code-author permission)."""
-    if body.decision == "approve":
-        proposed = store.revision(path, number)
-        authorize_definition_change(user, path, store.current_text(path), proposed.content)
+    you could not have saved it yourself (a script change needs the code-author permission), or, to
+    reject it, you may not edit the workflows it changes (DAG edit access)."""
+    proposed = store.revision(path, number)
+    current = store.current_text(path)
+    authorize_definition_change(user, path, current, proposed.content, code=body.decision == "approve")
     return _saved(store.review(path, number, body.decision, reviewer=user_name(user), comment=body.comment))
 
 

@@ -147,10 +147,13 @@ CanRead = Depends(_reads_dags)
 CanDesign = Depends(_designs)
 
 
-def authorize_definition_change(user: BaseUser, path: str, old_text: str | None, new_text: str | None) -> None:
+def authorize_definition_change(
+    user: BaseUser, path: str, old_text: str | None, new_text: str | None, *, code: bool = True
+) -> None:
     """Beyond the designer permission (the route's), what saving ``new_text`` over ``old_text`` at
     ``path`` needs: DAG edit access on each workflow id involved (the one saved and the one replaced),
-    and the code-author permission when the new text adds or changes code a worker runs."""
+    and the code-author permission when the new text adds or changes code a worker runs (unless
+    ``code`` is false: rejecting a change needs only the DAG edit access)."""
     from autopilot_provider.definitions.code import added_code
     from autopilot_provider.definitions.source import quick_header
 
@@ -158,7 +161,7 @@ def authorize_definition_change(user: BaseUser, path: str, old_text: str | None,
         kind, ident = quick_header(text) if text else (None, None)
         if kind == "Workflow" and ident:
             require_dag(user, "PUT", ident, what="change workflow", field="content")
-    added = added_code(old_text, new_text, path)
+    added = added_code(old_text, new_text, path) if code else []
     if added:
         shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if len(added) > 3 else "")
         require_permission(user, Permission.AUTHOR_CODE, field="content", why=f" ({shown})")
