@@ -306,6 +306,9 @@ def test_a_designer_may_move_a_reviewed_script_but_not_add_one(clients):
     renamed = current.replace("id: greet", "id: say_hello")
     response = clients["designer"].put(f"{API}/definitions/{rel}", json={"content": renamed, "version": _version(rel)})
     assert response.status_code == 200, response.text
+    named = renamed.replace("bash: echo hello", "bash: echo hello\n      env: {GREETING: hi}")
+    response = clients["designer"].put(f"{API}/definitions/{rel}", json={"content": named, "version": _version(rel)})
+    assert response.status_code == 403, "a new environment variable name is code (a shell may act on it)"
     copied = renamed + "  - id: again\n    script:\n      bash: echo hello\n      cwd: /tmp\n"
     response = clients["designer"].put(f"{API}/definitions/{rel}", json={"content": copied, "version": _version(rel)})
     assert response.status_code == 403, response.text

@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from autopilot_provider.definitions.code import added_code, env_name_problem
 from autopilot_provider.definitions.validate import load_text, validate
-from autopilot_provider.operators.script import ScriptOutputError, allowed_environment, parse_outputs, read_outputs
+from autopilot_provider.operators.script import (
+    ScriptOperator,
+    ScriptOutputError,
+    allowed_environment,
+    parse_outputs,
+    read_outputs,
+)
 from tests.conftest import task_states
 
 INJECTION = """\
@@ -285,7 +292,7 @@ steps:
     script: {bash: "echo {% if form.hostname %}yes{% endif %}"}
   - id: fine
     script:
-      env: {HOST: "{{ form.hostname }}", BACKUP_PASSWORD: x, AIRFLOW_HOME: /tmp}
+      env: {HOST: "{{ form.hostname }}", BACKUP_PASSWORD: x, AIRFLOW_HOME: /tmp, PS4: "{{ form.hostname }}"}
       connections: {BACKUP: backup_api}
       bash: |
         echo "${#HOST}" '{"a": 1}'
@@ -306,9 +313,47 @@ def test_templates_in_bash_are_validation_errors_that_show_the_env_form():
     assert messages[2:] == [
         "templated_bash.yaml:18:21: step 'fine': connection 'backup_api' as BACKUP sets BACKUP_PASSWORD, which "
         "env: also sets",
-        "templated_bash.yaml:17:62: step 'fine': AIRFLOW_HOME is reserved (names starting with AIRFLOW or "
-        "AUTOPILOT_ are Airflow's configuration and Autopilot's own variables); choose another name",
+        "templated_bash.yaml:17:62: step 'fine': AIRFLOW_HOME cannot be set: it is reserved: Airflow's "
+        "configuration (AIRFLOW*), Autopilot's own variables (AUTOPILOT_*) and names that change which code a "
+        "shell, loader or interpreter runs (BASH*, SHELLOPTS, PS4, ENV, IFS, LD_*, PYTHON*, PATH, HOME, …) "
+        "cannot be set by a step; choose another name",
+        "templated_bash.yaml:17:82: step 'fine': PS4 cannot be set: it is reserved: Airflow's "
+        "configuration (AIRFLOW*), Autopilot's own variables (AUTOPILOT_*) and names that change which code a "
+        "shell, loader or interpreter runs (BASH*, SHELLOPTS, PS4, ENV, IFS, LD_*, PYTHON*, PATH, HOME, …) "
+        "cannot be set by a step; choose another name",
     ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SHELLOPTS",
+        "PS4",
+        "BASH_ENV",
+        "BASH_FUNC_x%%",
+        "ENV",
+        "IFS",
+        "LD_PRELOAD",
+        "PYTHONSTARTUP",
+        "PATH",
+        "HOME",
+        "NODE_OPTIONS",
+        "_AIRFLOW_X",
+        "1X",
+        "A-B",
+    ],
+)
+def test_names_that_change_what_runs_cannot_be_set_by_a_step(name):
+    assert env_name_problem(name) is not None
+    with pytest.raises(ValueError, match="cannot be a script's environment variable"):
+        ScriptOperator(task_id="t", language="bash", script="true", env={name: "x"})
+
+
+def test_env_names_are_code_and_env_values_are_data():
+    """A designer may change what a reviewed script is handed, not add a name a shell acts on."""
+    old = 'steps:\n  - id: a\n    script:\n      bash: echo "$X"\n      env: {X: hi}\n'
+    assert added_code(old, old.replace("X: hi", "X: '{{ form.x }}'")) == []
+    assert added_code(old, old.replace("{X: hi}", "{X: hi, SHELLOPTS: xtrace}")) == ["step 'a' (bash script)"]
 
 
 FAILING = """\

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from autopilot_provider.bounded import linear_time
 from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.code import env_name_problem
 from autopilot_provider.definitions.errors import Diagnostic
 from autopilot_provider.definitions.source import Located, YamlError, parse
 from autopilot_provider.templating import check_template
@@ -40,9 +41,6 @@ CRON_PRESETS = {
 }
 #: Values whose text is code or SQL, never a template (a bash body holding one is an error: `script`).
 UNTEMPLATED = {("script", "python"), ("script", "bash"), ("sql", "query")}
-#: Environment names a script step may not set: Airflow's configuration and secrets, and the
-#: variables Autopilot itself gives every script.
-RESERVED_ENV_PREFIXES = ("AIRFLOW", "AUTOPILOT_")
 #: The variables a declared connection `{PREFIX: conn_id}` gives a script: PREFIX_HOST, ...
 CONNECTION_ENV_SUFFIXES = ("HOST", "PORT", "LOGIN", "PASSWORD", "SCHEMA", "EXTRA", "URI")
 EXPRESSION_KEYS = {"if", "when", "until", "fail_if"}
@@ -471,13 +469,9 @@ class _Checker:
                     break
                 given[name] = loc + ("connections", prefix)
         for name, where in list(given.items()):
-            if name.upper().startswith(RESERVED_ENV_PREFIXES):
-                self.error(
-                    where,
-                    f"step '{step.id}': {name} is reserved (names starting with AIRFLOW or AUTOPILOT_ are "
-                    "Airflow's configuration and Autopilot's own variables); choose another name",
-                    key=True,
-                )
+            problem = env_name_problem(name)
+            if problem is not None:
+                self.error(where, f"step '{step.id}': {name} cannot be set: {problem}; choose another name", key=True)
 
     def use(self, step: m.Step, loc: tuple) -> None:
         spec = step.use
@@ -680,7 +674,7 @@ def _env_name_for(expression: str) -> str:
     name = words[-1].upper()
     if words[0] == "run" and len(words) > 1:
         name = f"RUN_{name}"
-    if name.startswith(RESERVED_ENV_PREFIXES) or not name[0].isalpha():
+    if env_name_problem(name) is not None or not name[0].isalpha():
         name = f"VALUE_{name}".rstrip("_")
     return name
 

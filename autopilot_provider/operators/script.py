@@ -29,6 +29,7 @@ from airflow.sdk import BaseHook, BaseOperator, conf
 from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
 from airflow.sdk.log import mask_secret
 
+from autopilot_provider.definitions.code import env_name_problem
 from autopilot_provider.runtime import ScopeSpec, build_scope
 from autopilot_provider.templating import render_env_value
 
@@ -37,9 +38,6 @@ BASE_ENV_ALLOWLIST = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGU
 #: Never passed on, whatever the allow-list says: Airflow's configuration (AIRFLOW__*), connections
 #: (AIRFLOW_CONN_*), variables (AIRFLOW_VAR_*) and the task runner's own (_AIRFLOW_*).
 DENIED_ENV = re.compile(r"^_*AIRFLOW", re.IGNORECASE)
-#: Names a script may not set itself (checked when definitions are validated, and here).
-RESERVED_ENV = re.compile(r"^(AIRFLOW|AUTOPILOT_)", re.IGNORECASE)
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: The outputs file may hold this many bytes; more fails the step.
 OUTPUT_LIMIT = 1024 * 1024
 OUTPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -235,8 +233,12 @@ class ScriptOperator(BaseOperator):
         self._process: subprocess.Popen | None = None
         names = [*self.env, *(f"{prefix}_X" for prefix in self.connections)]
         for name in names:
-            if not ENV_NAME.match(name) or RESERVED_ENV.match(name):
-                raise ValueError(f"task {self.task_id!r}: {name!r} cannot be a script's environment variable")
+            # checked when definitions are validated, and here for DAGs written by hand
+            problem = env_name_problem(name)
+            if problem is not None:
+                raise ValueError(
+                    f"task {self.task_id!r}: {name!r} cannot be a script's environment variable: {problem}"
+                )
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         # User text renders in Autopilot's sandbox with Autopilot's names, not Airflow's context.
