@@ -225,6 +225,8 @@ def test_oversize_and_deep_form_values_are_refused_naming_the_field():
         "'a' | center(999999999)",
         "range(10 ** 9) | list",
         "range(10 ** 6) | join('x' * 1000)",
+        "'a'.join(['b' * 100000] * 100000)",
+        "(['b' * 100000] * 20) | join('')",
         "(2 ** 4000) * (2 ** 4000)",
     ],
 )
@@ -232,6 +234,11 @@ def test_expensive_expressions_validate_without_computing_and_are_refused_when_r
     assert check_template(expression, expression=True)[0] is None  # parsing computes nothing
     with pytest.raises(Exception, match="not allowed|more than"):
         evaluate(expression, {})
+
+
+def test_lipsum_is_not_offered():
+    with pytest.raises(Exception, match="lipsum"):
+        evaluate("lipsum(100000)", {})
 
 
 def test_long_and_deep_expressions_are_refused_at_validation():
