@@ -161,6 +161,14 @@ def authorize_definition_change(
         kind, ident = quick_header(text) if text else (None, None)
         if kind == "Workflow" and ident:
             require_dag(user, "PUT", ident, what="change workflow", field="content")
+        elif text is not None and not may_dag(user, "PUT"):
+            # a function, an API, the contacts or the inventory is shared: it changes what every
+            # workflow using it does, so it needs edit access to all DAGs, not to one
+            raise forbidden(
+                f"you may not change the shared definition {path!r} ({kind or 'unknown kind'}): that needs edit "
+                "access to all DAGs, since every workflow may use it",
+                field="content",
+            )
     added = added_code(old_text, new_text, path) if code else []
     if added:
         shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if len(added) > 3 else "")
