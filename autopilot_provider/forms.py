@@ -266,6 +266,7 @@ def fetch_api_items(project: Any, source: m.OptionsSource, *, max_age: float | N
         request_timeout=OPTIONS_TIMEOUT,
         retries=OPTIONS_RETRIES,
         backoff=0.5,
+        document_base_url=False,  # the API server calls only hosts a connection names
     )
     secrets: list[str] = []
     try:

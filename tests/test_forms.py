@@ -9,6 +9,7 @@ answers ``{"items": [...], "total": n}``, ``GET /policies`` a plain array), reac
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -20,6 +21,7 @@ from autopilot_provider import forms
 from autopilot_provider.definitions import models as m
 from dag_factory.project import Project
 from tests.conftest import REPO, task_states
+from tests.fixtures.loopback import RecordingServer
 
 API_WF = """\
 apiVersion: autopilot/v1
@@ -261,6 +263,38 @@ def test_an_api_that_fails_is_reported_for_the_field(backup_connections, definit
     assert caught.value.field == "hostname"
     assert caught.value.message.startswith("field 'hostname': cannot fetch its choices: api 'backup_product'")
     assert "answered HTTP 503" in caught.value.message and "inventory service unavailable" in caught.value.message
+
+
+def test_choices_never_come_from_a_server_only_the_document_names(definitions_dir, write_definition, monkeypatch):
+    """The API server calls only hosts a connection names: a connection without a host (the base URL
+    would be the document's server, here an internal address) is refused before anything is sent."""
+    internal = RecordingServer({"/hosts": (200, {"Content-Type": "application/json"}, b'["db01"]')})
+    try:
+        document = {
+            "openapi": "3.0.3",
+            "info": {"title": "t", "version": "1"},
+            "servers": [{"url": internal.url}],
+            "paths": {"/hosts": {"get": {"operationId": "listHosts", "responses": {"200": {"description": "ok"}}}}},
+        }
+        write_definition("apis/specs/nohost.json", json.dumps(document))
+        write_definition(
+            "apis/nohost.yaml",
+            "apiVersion: autopilot/v1\nkind: Api\nid: nohost\nspec: specs/nohost.json\nconnection: nohost_api\n",
+        )
+        monkeypatch.setenv("AIRFLOW_CONN_NOHOST_API", json.dumps({"conn_type": "autopilot_openapi"}))
+        form = workflow(
+            API_WF.replace(
+                "api: backup_product, operation: listHosts, params: {site: paris}", "api: nohost, operation: listHosts"
+            )
+        ).form
+        with pytest.raises(forms.ChoicesUnavailable) as caught:
+            forms.resolve_choices(form, Project(definitions_dir))
+        assert caught.value.field == "hostname"
+        assert "connection 'nohost_api' has no host" in caught.value.message
+        assert "calls only hosts that a connection names" in caught.value.message
+        assert internal.requests == []
+    finally:
+        internal.stop()
 
 
 def test_answers_that_hold_no_single_list_are_errors():

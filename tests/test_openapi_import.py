@@ -726,6 +726,14 @@ def _refused_port() -> tuple[socket.socket, int]:
         ("240.0.0.1", "reserved"),
         ("::ffff:127.0.0.1", "loopback"),
         ("::ffff:169.254.169.254", "link-local"),
+        # IPv6 that reaches an internal IPv4 address (6to4, Teredo's client, NAT64), and site-local
+        ("2002:a9fe:a9fe::1", "6to4 link-local"),
+        ("2002:7f00:1::1", "6to4 loopback"),
+        ("2002:a01:203::1", "6to4 private"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo loopback"),  # client 127.0.0.1 (bits inverted)
+        ("64:ff9b::a9fe:a9fe", "NAT64 link-local"),
+        ("fec0::1", "site-local"),
+        ("2002:5db8:d822::1", None),  # 6to4 of the public 93.184.216.34
         ("93.184.216.34", None),
         ("2606:4700::1111", None),
     ],
@@ -783,6 +791,18 @@ def test_fetch_checks_every_redirect_and_caps_bytes_and_hops():
         server.routes["/big"] = (200, {}, b"x" * 5000)
         with pytest.raises(sources.TooLarge, match="larger than 1000 bytes"):
             sources.fetch_url(f"http://localhost:{server.port}/big", allowlist=local, limit=1000)
+    finally:
+        server.stop()
+
+
+def test_fetch_checks_the_overall_deadline_before_every_hop_and_address():
+    server = Recorder()
+    try:
+        server.routes["/doc.yaml"] = (200, {}, OPENAPI30.read_bytes())
+        url = f"http://127.0.0.1:{server.port}/doc.yaml"
+        with pytest.raises(sources.Unreachable, match="could not fetch the document"):
+            sources.fetch_url(url, allowlist=sources.Allowlist.parse("127.0.0.1"), total_timeout=0)
+        assert server.requests == []  # the deadline had passed: nothing was asked
     finally:
         server.stop()
 

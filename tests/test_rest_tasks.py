@@ -8,6 +8,7 @@ the steps' outputs.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
@@ -18,6 +19,7 @@ import pytest
 from airflow.sdk._shared.secrets_masker import _secrets_masker, redact
 
 from autopilot_provider.hooks import openapi as openapi_hook
+from autopilot_provider.openapi.request import RetryPolicy, build_request
 from tests.conftest import task_states
 from tests.fixtures.backup_product import (  # noqa: F401 - backup_product is a fixture
     API_KEY,
@@ -29,6 +31,7 @@ from tests.fixtures.backup_product import (  # noqa: F401 - backup_product is a 
     USER,
     backup_product,
 )
+from tests.fixtures.loopback import RecordingServer
 
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
@@ -610,6 +613,133 @@ def test_credentials_never_go_to_a_base_url_only_the_document_names(backup, writ
     dag_run = run_workflow("rest_remote")
     assert str(dag_run.state) == "failed", task_states(dag_run)
     assert [r.path for r in backup.received()] == ["/openapi.yaml"]  # the test's own download; no API call
+
+
+@pytest.fixture
+def listeners():
+    """Two loopback listeners on different ports: two origins."""
+    first, second = RecordingServer(), RecordingServer()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def _hook_for(monkeypatch, document: dict, conn: dict, conn_id: str = "redirecting_api"):
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "autopilot_openapi", **conn}))
+    spec = _spec(document)
+    return openapi_hook.OpenApiHook(conn_id, spec=spec, retries=0), spec
+
+
+def _document(server: str | None = None, *, security: bool = True) -> dict:
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/old": {"get": {"operationId": "getOld", "responses": {"200": {"description": "ok"}}}},
+            "/submit": {
+                "post": {
+                    "operationId": "submit",
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                    "responses": {"200": {"description": "ok"}},
+                }
+            },
+        },
+    }
+    if server:
+        document["servers"] = [{"url": server}]
+    if security:
+        document["components"] = {"securitySchemes": {"key": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}}
+        document["security"] = [{"key": []}]
+    return document
+
+
+def _call(hook, spec, operation: str, body=None):
+    op = spec.operation(operation)
+    return hook.run(op, build_request(spec, op, {}, body))
+
+
+def test_extra_headers_never_reach_a_base_url_only_the_document_names(listeners, monkeypatch):
+    document_server, _ = listeners
+    document_server.routes["/old"] = (200, {"Content-Type": "application/json"}, b'["a"]')
+    # no host, an operation without security: the connection's extra headers would be all it sends
+    hook, spec = _hook_for(
+        monkeypatch, _document(document_server.url, security=False), {"extra": {"headers": {"X-Tenant": "s3cret"}}}
+    )
+    with pytest.raises(openapi_hook.OpenApiAuthError, match="extra headers are only sent to a host the connection"):
+        _call(hook, spec, "getOld")
+    assert document_server.requests == []
+    # without extra headers a worker still calls the document's server (nothing of the connection's goes there)
+    hook, spec = _hook_for(monkeypatch, _document(document_server.url, security=False), {}, "plain_api")
+    assert _call(hook, spec, "getOld")["body"] == ["a"]
+    ((method, path, headers, _),) = document_server.requests
+    assert (method, path) == ("GET", "/old") and "x-tenant" not in headers
+    # the API server (form choices) calls no base URL that only the document chose
+    hook = openapi_hook.OpenApiHook("plain_api", spec=spec, retries=0, document_base_url=False)
+    with pytest.raises(openapi_hook.OpenApiError, match="calls only hosts that a connection names"):
+        _call(hook, spec, "getOld")
+    assert len(document_server.requests) == 1
+
+
+def test_a_redirect_to_another_origin_fails_and_sends_nothing_there(listeners, monkeypatch):
+    named, other = listeners
+    named.routes["/old"] = (302, {"Location": f"{other.url}/stolen"}, b"")
+    other.routes["/stolen"] = (200, {"Content-Type": "application/json"}, b"{}")
+    conn = {
+        "host": named.host,
+        "port": named.port,
+        "schema": "http",
+        "extra": {"api_key": "k3y-not-for-others", "headers": {"X-Tenant": "s3cret"}},
+    }
+    hook, spec = _hook_for(monkeypatch, _document(), conn)
+    with pytest.raises(openapi_hook.OpenApiError) as caught:
+        _call(hook, spec, "getOld")
+    assert f"redirecting to another origin ({other.url}/stolen)" in str(caught.value)
+    ((_, _, headers, _),) = named.requests
+    assert headers["x-api-key"] == "k3y-not-for-others" and headers["x-tenant"] == "s3cret"
+    assert other.requests == []
+
+    # the trigger's send loop (asend, with a client built like the trigger's) refuses it the same way
+    async def poll():
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            op = spec.operation("getOld")
+            auth = hook.auth_for(op)
+            request = build_request(spec, op, {}, None)
+            return await openapi_hook.asend(
+                client, request, hook.base_url, auth, policy=RetryPolicy(retries=0), extra_headers={"X-Tenant": "s"}
+            )
+
+    with pytest.raises(openapi_hook.OpenApiError, match="redirecting to another origin"):
+        asyncio.run(poll())
+    assert len(named.requests) == 2 and other.requests == []
+
+
+def test_same_origin_redirects_are_followed_with_the_same_headers(listeners, monkeypatch):
+    named, _ = listeners
+    named.routes["/old"] = (307, {"Location": "/new?x=1"}, b"")
+    named.routes["/new"] = (200, {"Content-Type": "application/json"}, b'{"moved": true}')
+    named.routes["/submit"] = (303, {"Location": f"{named.url}/result"}, b"")
+    named.routes["/result"] = (200, {"Content-Type": "application/json"}, b'{"done": true}')
+    named.routes["/loop"] = (302, {"Location": "/loop"}, b"")
+    conn = {"host": named.host, "port": named.port, "schema": "http", "extra": {"api_key": "k3y"}}
+    hook, spec = _hook_for(monkeypatch, _document(), conn)
+    assert _call(hook, spec, "getOld")["body"] == {"moved": True}
+    assert [(m, p, h["x-api-key"]) for m, p, h, _ in named.requests] == [
+        ("GET", "/old", "k3y"),
+        ("GET", "/new?x=1", "k3y"),
+    ]
+    # 303 after a POST: the answer is fetched with GET, without the body
+    named.requests.clear()
+    assert _call(hook, spec, "submit", {"a": 1})["body"] == {"done": True}
+    (post, get) = named.requests
+    assert (post[0], post[1], json.loads(post[3])) == ("POST", "/submit", {"a": 1})
+    assert (get[0], get[1], get[3], get[2]["x-api-key"]) == ("GET", "/result", b"", "k3y")
+    assert "content-type" not in get[2]
+    # a redirect loop ends after a few hops
+    named.routes["/old"] = (302, {"Location": "/loop"}, b"")
+    named.requests.clear()
+    with pytest.raises(openapi_hook.OpenApiError, match="redirects more than 5 times"):
+        _call(hook, spec, "getOld")
+    assert len(named.requests) == 1 + openapi_hook.MAX_REDIRECTS
 
 
 # ------------------------------------------------------------------------------------------------

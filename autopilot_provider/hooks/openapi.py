@@ -14,8 +14,14 @@ credentials of an Airflow Connection of type ``autopilot_openapi``.
   ``token_url``, or the document's ``tokenUrl`` when it is on the connection host's origin or matches
   ``[autopilot] oauth_token_url_allowlist`` — never to a URL that only the document names (whoever
   may import a document would otherwise receive the secrets of any connection an Api names). For
-  the same reason a connection without a host (base URL from the document's server) sends no
-  credentials at all.
+  the same reason a connection without a host (base URL from the document's server) sends nothing
+  of the connection's: an operation that needs credentials, or a connection with extra ``headers``,
+  fails with :class:`OpenApiAuthError` before anything is sent. The API server (form choices) calls
+  no base URL that only the document chose (``document_base_url=False``).
+* **Redirects** are followed by hand, at most :data:`MAX_REDIRECTS`, and only on the same origin
+  (scheme, host, port) with the same headers; a redirect to another origin fails the call with an
+  :class:`OpenApiError` naming the ``Location`` — nothing is sent there (httpx would forward API keys
+  and extra headers to it).
 * **Re-sending** on 429, 5xx and connection errors with backoff (``Retry-After`` wins), see
   :class:`~autopilot_provider.openapi.request.RetryPolicy`.
 * **Secrets** (password, token, API key, client secret, fetched tokens, basic credentials) are
@@ -62,6 +68,9 @@ EXTRA_FIELDS = (
 SECRET_FIELDS = ("password", "token", "api_key", "client_secret")
 #: A cached OAuth2 token is fetched again this long before it expires (or at half its life).
 TOKEN_MARGIN = 30.0
+#: Same-origin redirects followed per request.
+MAX_REDIRECTS = 5
+_REDIRECTS = {301, 302, 303, 307, 308}
 
 
 class OpenApiError(Exception):
@@ -320,6 +329,11 @@ def check_document_token_url(token_url: str, creds: Credentials, scheme: str) ->
 
 def select_auth(spec: Spec, operation: Operation, creds: Credentials, base: str) -> dict[str, Any]:
     """Auth material for ``operation``: ``{"schemes", "headers", "query", "cookies", "oauth2"}`` (JSON-able)."""
+    if creds.host_url is None and creds.headers:
+        raise OpenApiAuthError(
+            f"connection '{creds.conn_id}' has no host, so the base URL ({base}) comes from the OpenAPI document "
+            "alone; the connection's extra headers are only sent to a host the connection names: set its host"
+        )
     requirements = list(operation.security) if operation.security is not None else list(spec.security)
     empty = {"schemes": [], "headers": {}, "query": [], "cookies": {}, "oauth2": None}
     if not requirements:
@@ -441,6 +455,25 @@ def _headers(request: PreparedRequest, auth: Mapping[str, Any], extra: Mapping[s
     return headers
 
 
+def _redirect(method: str, url: str, content: bytes | None, response: httpx.Response):
+    """Where a redirect answer sends the request next — ``(method, url, content)``, None when the answer
+    is no redirect; OpenApiError when it points to another origin (nothing is sent there: the request
+    carries the connection's credentials and headers, meant for the host the connection names)."""
+    location = response.headers.get("location")
+    if response.status_code not in _REDIRECTS or not location:
+        return None
+    target = urljoin(url, location)
+    if _origin(target) != _origin(url):
+        raise OpenApiError(
+            f"{method} {url} answered HTTP {response.status_code} redirecting to another origin ({target}); "
+            "redirects are followed only on the same scheme, host and port, so that the connection's "
+            "credentials and headers reach no other server: point the connection at the server that answers"
+        )
+    if (response.status_code == 303 and method != "HEAD") or (response.status_code in (301, 302) and method == "POST"):
+        return "GET", target, None
+    return method, target, content
+
+
 def as_response(response: httpx.Response) -> dict[str, Any]:
     """``{status, headers, body}``: what outputs and conditions see as ``response``."""
     return {
@@ -487,16 +520,21 @@ def _exchange(
                 token = _store_token(oauth, answer)
                 yield "mask", token
         started = time.monotonic()
+        method, target, content = request.method, url, request.content
+        headers = _headers(request, auth, extra_headers, token)
         try:
-            response = yield (
-                "request",
-                {
-                    "method": request.method,
-                    "url": url,
-                    "headers": _headers(request, auth, extra_headers, token),
-                    "content": request.content,
-                },
-            )
+            response = yield "request", {"method": method, "url": target, "headers": headers, "content": content}
+            for hop in range(MAX_REDIRECTS + 1):
+                following = _redirect(method, target, content, response)
+                if following is None:
+                    break
+                if hop == MAX_REDIRECTS:
+                    raise OpenApiError(f"{request.method} {url} redirects more than {MAX_REDIRECTS} times")
+                _log(log, "%s %s → HTTP %s, following to %s", method, target, response.status_code, following[1])
+                method, target, content = following
+                if content is None:
+                    headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
+                response = yield "request", {"method": method, "url": target, "headers": headers, "content": content}
         except httpx.TransportError as exc:
             if attempt >= policy.retries:
                 raise OpenApiError(
@@ -519,8 +557,8 @@ def _exchange(
         _log(
             log,
             "%s %s → HTTP %s (%.0f ms)",
-            request.method,
-            url,
+            method,
+            target,
             response.status_code,
             1000 * (time.monotonic() - started),
         )
@@ -649,6 +687,8 @@ class OpenApiHook(BaseHook):
     :param request_timeout: seconds per HTTP request
     :param retries: re-sends after 429, 5xx and connection errors
     :param backoff: first wait between re-sends, doubled each time (``Retry-After`` wins)
+    :param document_base_url: whether a connection without a host may use the document's server URL;
+        False on the API server, which calls only hosts that a connection names
     """
 
     conn_name_attr = "openapi_conn_id"
@@ -665,9 +705,11 @@ class OpenApiHook(BaseHook):
         retries: int = 3,
         backoff: float = 1.0,
         max_backoff: float = 60.0,
+        document_base_url: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.document_base_url = document_base_url
         self.openapi_conn_id = openapi_conn_id
         self.spec = spec
         self.request_timeout = request_timeout
@@ -681,6 +723,11 @@ class OpenApiHook(BaseHook):
 
     @property
     def base_url(self) -> str:
+        if not self.document_base_url and self.credentials.host_url is None:
+            raise OpenApiError(
+                f"connection '{self.credentials.conn_id}' has no host; the Airflow API server calls only hosts that "
+                "a connection names, never a server URL that only the OpenAPI document gives: set the connection's host"
+            )
         return base_url(self.spec, self.credentials)
 
     def auth_for(self, operation: Operation) -> dict[str, Any]:
@@ -692,7 +739,7 @@ class OpenApiHook(BaseHook):
         return auth
 
     def client(self) -> httpx.Client:
-        return httpx.Client(timeout=self.request_timeout, verify=self.credentials.verify, follow_redirects=True)
+        return httpx.Client(timeout=self.request_timeout, verify=self.credentials.verify, follow_redirects=False)
 
     def run(self, operation: Operation, request: PreparedRequest) -> dict[str, Any]:
         """Send ``request`` (built for ``operation``); ``{status, headers, body, attempts}``."""
@@ -725,7 +772,8 @@ class OpenApiHook(BaseHook):
         try:
             url = self.base_url
             with self.client() as client:
-                response = client.get(url, headers=self.credentials.headers)
+                headers = self.credentials.headers if self.credentials.host_url else {}
+                response = client.get(url, headers=headers)
         except Exception as exc:  # noqa: BLE001 - reported to the user
             return False, str(exc)
         ok = response.status_code < 500

@@ -5,13 +5,14 @@
   :data:`MAX_DOCUMENT` bytes — :func:`spec_path`, :func:`spec_file_problem`, :func:`read_file`.
 * **URLs** (an import): absolute ``http(s)`` only, fetched by :func:`fetch_url`. The host is resolved
   and *every* address it resolves to is checked; loopback, private (RFC 1918), unique-local,
-  link-local, CGNAT, multicast, unspecified and reserved addresses (and IPv4-mapped IPv6 forms of them)
-  are refused unless the :class:`Allowlist` (``[autopilot] fetch_allowlist``, read by the plugin and
+  link-local, site-local, CGNAT, multicast, unspecified and reserved addresses (and IPv6 addresses that
+  embed such an IPv4 address: IPv4-mapped, 6to4, Teredo, NAT64) are refused unless the :class:`Allowlist` (``[autopilot] fetch_allowlist``, read by the plugin and
   the CLI and passed down) names the host or a network holding the address. The connection goes to
   the address that was checked (the URL keeps its host for the ``Host`` header and TLS SNI), so a
   second DNS answer cannot redirect it; redirects are followed by hand, at most
   :data:`MAX_REDIRECTS`, each hop checked the same way; the body is read with a byte cap, with
-  connect and read timeouts and an overall deadline, and without proxies from the environment.
+  connect and read timeouts and an overall deadline (checked before every hop, every address and
+  every chunk), and without proxies from the environment.
 
   Every failure to reach a server (no such host, refused, reset, TLS, timeout) is the same
   :class:`Unreachable` message, so that the answer is no port scanner. A refused address
@@ -181,12 +182,35 @@ class Allowlist:
 
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+#: NAT64's well-known prefix: the last 32 bits are the IPv4 address a NAT64 gateway connects to.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    """The IPv4 address an IPv6 address stands for (IPv4-mapped, 6to4, Teredo client, NAT64)."""
+    if address.ipv4_mapped is not None:
+        return "", address.ipv4_mapped
+    if address.sixtofour is not None:
+        return "6to4 ", address.sixtofour
+    if address.teredo is not None:
+        return "Teredo ", address.teredo[1]
+    if address in _NAT64:
+        return "NAT64 ", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def internal_kind(address: IpAddress) -> str | None:
-    """What kind of internal address this is (None for a public one)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return internal_kind(address.ipv4_mapped)
+    """What kind of internal address this is (None for a public one). An IPv6 address that embeds an
+    IPv4 address (IPv4-mapped, 6to4 ``2002::/16``, Teredo ``2001::/32``, NAT64 ``64:ff9b::/96``) is
+    as internal as the IPv4 address it reaches; site-local ``fec0::/10`` is internal."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            kind = internal_kind(embedded[1])
+            if kind or not embedded[0]:
+                return f"{embedded[0]}{kind}" if kind else None
+        if address.is_site_local:
+            return "site-local"
     for kind, flag in (
         ("unspecified", address.is_unspecified),
         ("loopback", address.is_loopback),
@@ -265,12 +289,16 @@ def fetch_url(
     deadline = time.monotonic() + total_timeout
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         for _hop in range(max_redirects + 1):
+            if time.monotonic() >= deadline:
+                raise Unreachable(unreachable)
             parts = check_url(current)
             try:
                 addresses = resolve(parts, allowlist)
             except Unreachable:
                 raise Unreachable(unreachable) from None
             for address in addresses:
+                if time.monotonic() >= deadline:  # a host with many unresponsive addresses ends in time too
+                    raise Unreachable(unreachable)
                 try:
                     with client.stream("GET", **_pinned(parts, address)) as response:
                         if response.status_code in _REDIRECTS and response.headers.get("location"):

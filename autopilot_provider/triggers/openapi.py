@@ -9,7 +9,8 @@ anything is logged.
 
 It fires exactly one event: ``done`` (``until`` true, with the response), ``failed`` (``fail_if``
 true), ``timeout`` (the deadline passed, with the last response) or ``error`` (non-2xx after the
-retries, a transport error, or an expression that cannot be evaluated).
+retries, a transport error, a redirect to another origin, or an expression that cannot be
+evaluated). Redirects are followed by the shared send loop, same origin only (see the hook).
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ class OpenApiPollTrigger(BaseTrigger):
         policy = RetryPolicy(**self.policy)
         polls = 0
         response: dict[str, Any] | None = None
-        async with httpx.AsyncClient(timeout=self.request_timeout, verify=self.verify, follow_redirects=True) as client:
+        async with httpx.AsyncClient(
+            timeout=self.request_timeout, verify=self.verify, follow_redirects=False
+        ) as client:
             while True:
                 try:
                     response = await asend(
