@@ -61,7 +61,7 @@ test: $(STAMP) $(UI_STAMP)
 	@scripts/ensure-chromium.sh
 	cd ui && npm test
 	$(PY) -m pytest -q
-	AUTOPILOT_TEST_DB=postgres $(PY) -m pytest -q -m "not sqlite_only"
+	AUTOPILOT_TEST_DB=postgres $(PY) -m pytest -q -m "not sqlite_only and not db_independent"
 
 test-sqlite: $(STAMP)
 	$(PY) -m pytest -q

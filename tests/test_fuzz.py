@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,9 @@ from jinja2 import TemplateError
 from autopilot_provider.definitions.errors import Diagnostic
 from autopilot_provider.definitions.validate import load_text, validate
 from autopilot_provider.templating import check_template, evaluate, render
+
+# checks no metadata database: run once, in the SQLite pass of make test
+pytestmark = pytest.mark.db_independent
 
 settings.register_profile(
     "ci",

@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 from autopilot_plugin import ui
 
+# checks no metadata database: run once, in the SQLite pass of make test
+pytestmark = pytest.mark.db_independent
+
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = ["setup.cfg", "pyproject.toml", "README.md", "autopilot_provider", "dag_factory", "plugins"]
 

@@ -13,6 +13,9 @@ import pytest
 from dag_factory.project import Project
 from tests.conftest import REPO
 
+# checks no metadata database: run once, in the SQLite pass of make test
+pytestmark = pytest.mark.db_independent
+
 HEADER = "apiVersion: autopilot/v1\nkind: Workflow\nid: wf\n"
 
 
