@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 
 from autopilot_provider.bounded import linear_time
 from autopilot_provider.contacts import ContactError
+from autopilot_provider.operators.guard import SEAL_KEY, b64, seal_payload
 from autopilot_provider.operators.human import (
     APPROVE,
     AUTOPILOT_USER,
@@ -206,6 +207,51 @@ def unsign(key: bytes, token: str) -> dict[str, Any]:
         return payload
     except (ValueError, TypeError, json.JSONDecodeError):
         raise Gone("this link is not valid", field="token") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed decisions (checked by the steps an approval guards: autopilot_provider.operators.guard)
+# ---------------------------------------------------------------------------------------------
+
+APPROVAL_KEY_SETTING = "approval_signing_key"
+
+
+def approval_signing_key(session) -> Any:
+    """The Ed25519 key that signs approval decisions: made once by ``autopilot db migrate``, kept in
+    ``autopilot_setting`` (the metadata database, which workers cannot reach), never sent anywhere."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    value = session.scalar(select(setting_table.c.value).where(setting_table.c.name == APPROVAL_KEY_SETTING))
+    if value is None:
+        raise StoreError("the Autopilot tables are not migrated: run `autopilot db migrate`")
+    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(value))
+
+
+def approval_public_key(session_factory=None) -> bytes:
+    """The raw public half of :func:`approval_signing_key` (what workers verify with)."""
+    from cryptography.hazmat.primitives import serialization
+
+    if session_factory is None:
+        from airflow.utils.session import create_session as session_factory
+    with session_factory() as session:
+        key = approval_signing_key(session)
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _seal(session, row: Any, outcome: str, approved: bool, decided_at: datetime) -> dict[str, Any]:
+    """The signed decision the approval task receives with its answer and keeps in its outputs."""
+    at = decided_at.isoformat()
+    payload = seal_payload(
+        dag_id=row.dag_id,
+        run_id=row.run_id,
+        task_id=row.task_id,
+        map_index=row.map_index,
+        outcome=outcome,
+        approved=approved,
+        decided_at=at,
+    )
+    signature = approval_signing_key(session).sign(payload)
+    return {"outcome": outcome, "approved": approved, "decided_at": at, "signature": b64(signature)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -697,6 +743,8 @@ class Approvals:
             }
             chosen = [APPROVE if approved else REJECT]
         now = self._now()
+        if request.row.kind == "approval":
+            params_input[SEAL_KEY] = _seal(session, request.row, outcome, approved, now)
         session.execute(
             update(A)
             .where(A.c.id == request.id)

@@ -318,12 +318,25 @@ def _add_review_columns(connection: Connection) -> None:
             connection.execute(text(f"ALTER TABLE {revision_table.name} ADD COLUMN {name} {kind}"))
 
 
+def _add_approval_decision_key(connection: Connection) -> None:
+    """The Ed25519 key the API server signs approval decisions with (``autopilot_provider.approvals``);
+    like the link key, it never leaves the database — workers get the public half only."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    raw = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    connection.execute(insert(setting_table).values(name="approval_signing_key", value=raw.hex()))
+
+
 #: Ordered (name, step) pairs. Append new steps; never edit or reorder applied ones.
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_definition_revisions", _create_definition_tables),
     ("0002_approvals", _create_approval_tables),
     ("0003_approval_redelivery", _add_redelivery_columns),
     ("0004_definition_review", _add_review_columns),
+    ("0005_approval_decision_key", _add_approval_decision_key),
 ]
 
 

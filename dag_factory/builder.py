@@ -172,6 +172,7 @@ def build_dag(workflow: m.Workflow, project: Any, *, source: str = "") -> DAG:
     default_args: dict[str, Any] = {}
     if workflow.owner:
         default_args["owner"] = workflow.owner
+    from dag_factory.compilers.human import guard_approvals
     from dag_factory.compilers.notify import connect_start, start_notification, workflow_callbacks
 
     context = CompileContext(project, project.root, workflow.defaults)
@@ -192,6 +193,7 @@ def build_dag(workflow: m.Workflow, project: Any, *, source: str = "") -> DAG:
         start = start_notification(workflow, context)
         nodes = context.compile_steps(workflow.steps)
         connect_start(start, workflow, context, nodes)
+        guard_approvals(dag)
         if check is not None:
             check >> (
                 start

@@ -28,6 +28,7 @@ from airflow.sdk import DAG, TaskGroup
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import DefinitionError
 from autopilot_provider.definitions.validate import suggest
+from autopilot_provider.operators.guard import ApprovalGuard
 from dag_factory.builder import build_dag
 from dag_factory.project import SUFFIXES, Project, encode_path, path_problem
 
@@ -408,6 +409,9 @@ class _Renderer:
             return self._timedelta(value)
         if isinstance(value, datetime):
             return self._datetime(value, value.tzinfo)
+        if isinstance(value, ApprovalGuard):
+            self._import("autopilot_provider.operators.guard", "ApprovalGuard")
+            return _Call("ApprovalGuard", [(None, [list(r) for r in value.requires])])
         raise RenderError(f"cannot write a {type(value).__name__} value as Python: {value!r}")
 
     def _timedelta(self, value: timedelta) -> _Call:

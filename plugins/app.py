@@ -102,6 +102,7 @@ def create_app() -> FastAPI:
     app.include_router(session.router, prefix=API_PREFIX)
     app.include_router(approvals.router, prefix=API_PREFIX)
     app.include_router(approvals.pages)
+    app.include_router(approvals.keys, prefix=API_PREFIX)
     app.include_router(ui.router)
     app.add_middleware(CsrfMiddleware)
     app.add_middleware(BodyLimitMiddleware)  # the outermost: an oversize body is refused first

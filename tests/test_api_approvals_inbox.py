@@ -59,15 +59,24 @@ def _mine(client, *, mine: bool = True) -> list[dict]:
     return [a for a in response.json()["approvals"] if a["dag_id"] == DAG_ID]
 
 
-def test_mine_lists_a_group_approval_to_its_members_and_not_to_others(people_server, run_workflow, write_definition):
+def test_mine_lists_a_group_approval_to_its_members_and_not_to_others(
+    people_server, run_workflow, write_definition, monkeypatch
+):
     # configure Airflow's ORM in this thread before the inbox thread uses it (see tests/fixtures/voters.py)
     import airflow.dag_processing.dagbag  # noqa: F401
     import airflow.models.dagrun  # noqa: F401
 
     from autopilot_provider.approvals import Approvals
+    from autopilot_provider.operators import guard
 
     write_definition(f"{DAG_ID}.yaml", textwrap.dedent(WORKFLOW))
     clients = {user: people_server.client(user) for user in USERS}
+    # dag.test() runs the steps here, not on a worker of that server: give them the key that verifies
+    # its decisions as an admin would, copied from the server's public route
+    key = people_server.client().get("/autopilot/api/v1/keys/approvals")
+    assert key.status_code == 200, key.text
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__APPROVAL_PUBLIC_KEY", key.json()["public_key"])
+    monkeypatch.setattr(guard, "_public_key", None)
     seen: dict[str, object] = {}
     errors: list[BaseException] = []
     finished = threading.Event()

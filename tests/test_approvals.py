@@ -122,6 +122,80 @@ def test_form_answers_are_validated_field_by_field():
     assert extra.value.field == "colour"
 
 
+def test_a_signed_decision_holds_for_its_own_run_task_and_outcome_only():
+    """What a guarded step accepts: the API server's signature over this run's approval and its
+    outcome; the same seal for another run or task, an edited outcome or another key is refused."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from autopilot_provider.operators.guard import b64, seal_payload, verify
+
+    private = Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    where = {"dag_id": "d", "run_id": "r1", "task_id": "approve"}
+    at = "2026-01-01T00:00:00+00:00"
+    signed = private.sign(seal_payload(**where, map_index=-1, outcome="rejected", approved=False, decided_at=at))
+    seal = {"outcome": "rejected", "approved": False, "decided_at": at, "signature": b64(signed)}
+    outputs = {"outcome": "rejected", "approved": False, "seal": seal}
+    assert verify(outputs, **where, key=public) is False
+    assert verify(outputs, **{**where, "run_id": "r2"}, key=public) is None
+    assert verify(outputs, **{**where, "task_id": "other"}, key=public) is None
+    turned = {"outcome": "approved", "approved": True, "seal": {**seal, "outcome": "approved", "approved": True}}
+    assert verify(turned, **where, key=public) is None
+    assert verify({**outputs, "approved": True}, **where, key=public) is None  # outputs edited beside it
+    other = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert verify(outputs, **where, key=other) is None
+    assert verify({"outcome": "approved", "approved": True}, **where, key=public) is None
+
+
+def test_the_steps_after_an_approval_check_its_decision_before_they_run(definitions_dir):
+    """The factory gives each guarded step a guard: the approve path needs `approved`, the else path
+    `not_approved`; an `all_done` step, or one a path around the approval reaches, is not guarded."""
+    import yaml
+
+    from autopilot_provider.definitions import models as m
+    from autopilot_provider.operators.guard import ApprovalGuard
+    from dag_factory.builder import build_dag
+    from dag_factory.project import Project
+
+    text = textwrap.dedent(
+        """\
+        apiVersion: autopilot/v1
+        kind: Workflow
+        id: guarded
+        steps:
+          - id: approve
+            approval: {from: [group:storage], subject: "Go on?", else: tell_no}
+          - id: change
+            after: approve
+            script: {bash: echo changed}
+          - id: verify
+            after: change
+            script: {bash: echo verified}
+          - id: tell_no
+            script: {bash: echo no}
+          - id: cleanup
+            after: approve
+            trigger_rule: all_done
+            script: {bash: echo cleanup}
+          - id: report
+            after: [verify, elsewhere]
+            trigger_rule: none_failed_min_one_success
+            script: {bash: echo report}
+          - id: elsewhere
+            after: []
+            script: {bash: echo elsewhere}
+        """
+    )
+    dag = build_dag(m.Workflow.model_validate(yaml.safe_load(text)), Project(definitions_dir))
+    hooks = {t.task_id: t._pre_execute_hook for t in dag.tasks}
+    # cleanup runs whatever the approval did; report is also reached around the approval
+    assert hooks["approve"] is None and hooks["cleanup"] is None and hooks["report"] is None
+    assert hooks["change"] == ApprovalGuard((("approve", "approved"),))
+    assert hooks["verify"] == ApprovalGuard((("approve", "approved"),))
+    assert hooks["tell_no"] == ApprovalGuard((("approve", "not_approved"),))
+
+
 # ---------------------------------------------------------------------------------------------
 # End to end
 # ---------------------------------------------------------------------------------------------
@@ -154,6 +228,8 @@ def stack(airflow_db, smtp, slack, definitions_root, backup_product):
         "AIRFLOW_CONN_BACKUP_API": json.dumps({**product, "schema": "http", "login": USER, "password": PASSWORD}),
         "AIRFLOW__AUTOPILOT__APPROVAL_SWEEP_SECONDS": "1",
         "AIRFLOW__AUTOPILOT__CHOICES_CACHE_SECONDS": "0",  # the product's answers change in a test
+        # workers fetch the approval-verifying key from the API server, as a deployment does by default
+        "AIRFLOW__AUTOPILOT__APPROVAL_PUBLIC_KEY": "",
     }
     deployment = AirflowStack(Path(os.environ["AIRFLOW_HOME"]), users=USERS, extra_env=env)
     deployment.start()
@@ -897,6 +973,36 @@ def test_one_rejection_takes_the_else_path(stack, smtp, slack):
         "bob",
         "port 22 stays closed",
     )
+
+
+def test_a_requester_who_marks_her_approval_done_or_forges_its_outputs_runs_nothing(stack):
+    """Airflow lets the `user` role (every requester) set a task's state and XComs. alice marks her
+    approval step success before anyone votes, or first writes it outputs that say approved: the
+    steps it guards refuse to run — the change and the else step alike."""
+    alice, bob = stack.client("alice"), stack.client("bob")
+    dag_id = "approval_reject"
+    runs = f"/api/v2/dags/{dag_id}/dagRuns"
+    forged_seal = {
+        "outcome": "approved",
+        "approved": True,
+        "decided_at": "2026-01-01T00:00:00+00:00",
+        "signature": "A" * 86 + "==",
+    }
+    for forge in (None, {"outcome": "approved", "approved": True, "votes": [], "seal": forged_seal}):
+        run_id = stack.trigger(dag_id, as_user="alice")
+        _pending(bob, dag_id, run_id)
+        if forge is not None:
+            written = alice.post(
+                f"{runs}/{run_id}/taskInstances/approve/xcomEntries", json={"key": "return_value", "value": forge}
+            )
+            assert written.status_code in (200, 201), written.text
+        marked = alice.patch(f"{runs}/{run_id}/taskInstances/approve", json={"new_state": "success"})
+        assert marked.status_code == 200, marked.text
+        assert stack.wait_for_run(dag_id, run_id) == "failed", stack.explain(dag_id, run_id)
+        states = stack.task_states(dag_id, run_id)
+        assert (states["approve"], states["change"], states["tell_rejected"]) == ("success", "failed", "failed")
+        log = stack.task_log(dag_id, run_id, "change")
+        assert "approval 'approve' was not decided by its approvers" in log, log[-2000:]
 
 
 def test_timeout_reminds_escalates_then_rejects(stack, smtp):

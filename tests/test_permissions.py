@@ -95,6 +95,7 @@ DESIGN = {"anonymous": ANON, "viewer": NO, "designer": OK, "author": OK, "admin"
 CODE = {"anonymous": ANON, "viewer": NO, "designer": NO, "author": OK, "admin": OK}
 RUN = {"anonymous": ANON, "viewer": NO, "designer": OK, "author": OK, "admin": OK}
 SIGNED_IN = READ
+PUBLIC = {"anonymous": OK, "viewer": OK, "designer": OK, "author": OK, "admin": OK}
 
 Body = Callable[[str], Any] | None
 
@@ -252,6 +253,7 @@ CASES = [
         SIGNED_IN,
         "then only the recipient of the signed link",
     ),
+    _case("GET", "/api/v1/keys/approvals", f"{API}/keys/approvals", None, PUBLIC, "a public key"),
 ]
 
 

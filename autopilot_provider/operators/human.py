@@ -25,6 +25,7 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk.bases.branch import BranchMixIn
 from airflow.sdk.exceptions import AirflowFailException
 
+from autopilot_provider.operators.guard import SEAL_KEY
 from autopilot_provider.runtime import ScopeSpec, build_scope
 
 #: The HITL assignee and responder that stand for "Autopilot, after its own checks".
@@ -194,7 +195,8 @@ class HumanStepOperator(HITLOperator):
 class AutopilotApprovalOperator(HumanStepOperator, BranchMixIn):
     """An ``approval`` step. Outputs: ``outcome`` (``approved``, ``rejected``, ``timed_out``),
     ``approved`` (bool), ``votes`` (who, when, decision, comment), ``rejected_by`` and ``comment``
-    (the deciding rejection), ``decided_at``.
+    (the deciding rejection), ``decided_at``, and ``seal``: the decision as the API server signed it,
+    which the steps this approval guards check before they run (``autopilot_provider.operators.guard``).
 
     Not approved: with ``else_`` the listed steps run and the approval's other direct downstream
     steps are skipped; without it the step fails, naming who rejected and why."""
@@ -261,6 +263,7 @@ class AutopilotApprovalOperator(HumanStepOperator, BranchMixIn):
             "rejected_by": result.get("rejected_by"),
             "comment": result.get("comment"),
             "decided_at": event["responded_at"].isoformat() if event.get("responded_at") else None,
+            "seal": result.get(SEAL_KEY),
         }
         self.log.info("Approval %s: %s", outputs["outcome"], outputs["votes"])
         if not outputs["approved"] and not self.else_:
@@ -272,7 +275,7 @@ class AutopilotApprovalOperator(HumanStepOperator, BranchMixIn):
             context["ti"].xcom_push(key="return_value", value=outputs)
             else_ids = self._else_ids()
             if outputs["approved"]:
-                self.do_branch(context, [t for t in self.downstream_task_ids if not _within(t, else_ids)])
+                self.do_branch(context, [t for t in self.downstream_task_ids if not within(t, else_ids)])
             else:
                 self.do_branch(context, else_ids)
         return outputs
@@ -283,7 +286,7 @@ class AutopilotApprovalOperator(HumanStepOperator, BranchMixIn):
         return [prefix + step for step in self.else_]
 
 
-def _within(task_id: str, ids: Sequence[str]) -> bool:
+def within(task_id: str, ids: Sequence[str]) -> bool:
     return any(task_id == i or task_id.startswith(i + ".") for i in ids)
 
 

@@ -35,6 +35,7 @@ from autopilot_provider.approvals import (
     Approvals,
     Forbidden,
     Vote,
+    approval_public_key,
     entitled_slots,
     is_requester,
     requester_may_approve,
@@ -47,6 +48,21 @@ from autopilot_provider.approvals import (
 
 router = APIRouter(prefix="/approvals", tags=["Approvals"])
 pages = APIRouter(include_in_schema=False)
+keys = APIRouter(prefix="/keys", tags=["Approvals"])
+
+
+class PublicKey(BaseModel):
+    algorithm: Literal["Ed25519"] = "Ed25519"
+    public_key: str = Field(description="The raw public key, base64.")
+
+
+@keys.get("/approvals", operation_id="get_approval_public_key")
+def get_approval_public_key() -> PublicKey:
+    """The key that verifies approval decisions signed by this server. Public, so no login: workers
+    fetch it to check, before a step an approval guards runs, that the approvers decided it."""
+    import base64
+
+    return PublicKey(public_key=base64.b64encode(approval_public_key()).decode())
 
 
 def get_approvals() -> Approvals:
