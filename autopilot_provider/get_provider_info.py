@@ -211,6 +211,12 @@ def get_provider_info() -> dict:
                         "33554432",
                         kind="integer",
                     ),
+                    "approval_public_key": _option(
+                        "The public key (base64, Ed25519) workers verify signed approval decisions with. Empty: "
+                        "each worker process fetches it once from the API server "
+                        "(GET /autopilot/api/v1/keys/approvals next to [core] execution_api_server_url).",
+                        "",
+                    ),
                     "smtp_conn_id": _option("The SMTP connection approval mails go out through.", "smtp_default"),
                     "slack_conn_id": _option("The Slack connection approval messages go out through.", "slack_default"),
                     "fetch_allowlist": {
