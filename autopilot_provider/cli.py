@@ -9,11 +9,25 @@ import re
 import sys
 from pathlib import Path
 
+from autopilot_provider.definitions.schema import schema_files
+from autopilot_provider.openapi.sources import Allowlist
+from autopilot_provider.project.repository import (
+    Project,
+    encode_path,
+    is_definition_path,
+    misnamed_diagnostic,
+    path_problem,
+)
+from autopilot_provider.server.fab_permissions import fab_is_auth_manager, sync_fab_permissions
+from autopilot_provider.server.openapi_import import ImportFailure, import_openapi
+from autopilot_provider.server.store import DefinitionStore, StoreError, migrate
+from dag_factory.bundle import refresh_bundles
+from dag_factory.render import RenderError, render_workflow
+
 DEFAULT_ROOT = "definitions"
 
 
 def _project(root: Path):
-    from dag_factory.project import Project
 
     display = os.path.relpath(root.resolve(), Path.cwd())
     return Project(root, display_root="" if display == "." else display)
@@ -39,7 +53,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 2
     root = _root_for(paths, args.definitions)
     project = _project(root)
-    from dag_factory.project import encode_path, is_definition_path, misnamed_diagnostic, path_problem
 
     selected: list[str] = []
     # files whose names are not allowed are never loaded: each is one error, its name percent-encoded
@@ -82,7 +95,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from dag_factory.render import RenderError, render_workflow
 
     project = _project(Path(args.definitions))
     try:
@@ -98,7 +110,6 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from autopilot_provider.definitions.schema import schema_files
 
     out = Path(args.output)
     stale = []
@@ -119,14 +130,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
-    from autopilot_provider.store import migrate
 
     applied = migrate()
     if applied:
         print("applied: " + ", ".join(applied))
     else:
         print("the Autopilot tables are up to date")
-    from autopilot_provider.fab_permissions import fab_is_auth_manager
 
     if fab_is_auth_manager():
         return cmd_permissions_sync(args)
@@ -134,7 +143,6 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_permissions_sync(args: argparse.Namespace) -> int:
-    from autopilot_provider.fab_permissions import fab_is_auth_manager, sync_fab_permissions
 
     if not fab_is_auth_manager():
         print(
@@ -148,15 +156,12 @@ def cmd_permissions_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_import_openapi(args: argparse.Namespace) -> int:
-    from autopilot_provider.openapi.importer import ImportFailure, import_openapi
 
     root = Path(args.definitions)
     document: dict = {"source": args.spec}
     if re.match(r"^https?://", args.spec, re.IGNORECASE):
         # the same rules as the API server's imports: internal addresses only when allow-listed
         from airflow.configuration import conf
-
-        from autopilot_provider.openapi.sources import Allowlist
 
         try:
             allowlist = Allowlist.parse(conf.get("autopilot", "fetch_allowlist", fallback="") or "")
@@ -187,9 +192,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     is not allowed (``--encoded``, the name percent-encoded as listings and diagnostics show it)."""
     import getpass
 
-    from autopilot_provider.store import DefinitionStore, StoreError
-
-    store = DefinitionStore(args.definitions)
+    store = DefinitionStore(args.definitions, refresh=refresh_bundles)
     author = f"cli:{getpass.getuser()}"
     try:
         # the operator at the shell sees the files: without --version, whatever is there now goes

@@ -67,8 +67,9 @@ def measure(spec_file: Path = DEFAULT_SPEC, repeat: int = 3, baseline: bool = Fa
     work = Path(tempfile.mkdtemp(prefix="autopilot-openapi-bench-"))
     os.environ["AUTOPILOT_SPEC_CACHE"] = str(work / "cache")
     from autopilot_provider.openapi import cache, validation
-    from autopilot_provider.openapi.importer import import_openapi
-    from autopilot_provider.openapi.spec import load_spec, normalise, parse_document
+    from autopilot_provider.openapi.cache import load_spec
+    from autopilot_provider.openapi.spec import normalise, parse_document
+    from autopilot_provider.server.openapi_import import import_openapi
 
     try:
         raw = gzip.decompress(spec_file.read_bytes()) if spec_file.suffix == ".gz" else spec_file.read_bytes()

@@ -10,10 +10,15 @@ from typing import Any
 from airflow.sdk import DAG, Param
 
 from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.durations import parse_duration
 from autopilot_provider.definitions.errors import DefinitionError
 from autopilot_provider.definitions.graph import dependencies, downstream_of_decision
-from autopilot_provider.runtime import ScopeSpec
-from autopilot_provider.timeparse import parse_duration
+from autopilot_provider.operators.check_form import CheckFormOperator
+from autopilot_provider.project.forms import CHECK_TASK_ID, api_fields, param_schema, pattern_fields, resource_choices
+from autopilot_provider.project.scope import ScopeSpec
+from dag_factory.compilers.human import guard_approvals
+from dag_factory.compilers.notify import connect_start, start_notification, workflow_callbacks
+from dag_factory.registry import COMPILERS
 
 #: Used when a scheduled workflow gives no start_date: a fixed date keeps the DAG stable across
 #: parses (a moving "now" would change the serialized DAG on every parse).
@@ -108,7 +113,6 @@ class CompileContext:
         )
 
     def compile_steps(self, steps: list[m.Step]) -> dict[str, Any]:
-        from dag_factory.registry import COMPILERS
 
         self.steps = steps
         self.dependencies = dependencies(steps)
@@ -125,7 +129,6 @@ def form_params(form: m.Form, project: Any = None) -> dict[str, Param]:
     are resolved now into ``enum`` + ``values_display``, so Airflow's trigger form offers them and
     Airflow rejects any other value on every trigger path. Choices from an API are not known at parse
     time: the ``_check_form`` task checks those (:func:`check_form_task`)."""
-    from autopilot_provider.forms import param_schema, resource_choices
 
     params = {}
     for name, field in form.properties.items():
@@ -172,8 +175,6 @@ def build_dag(workflow: m.Workflow, project: Any, *, source: str = "") -> DAG:
     default_args: dict[str, Any] = {}
     if workflow.owner:
         default_args["owner"] = workflow.owner
-    from dag_factory.compilers.human import guard_approvals
-    from dag_factory.compilers.notify import connect_start, start_notification, workflow_callbacks
 
     context = CompileContext(project, project.root, workflow.defaults)
     with DAG(
@@ -207,8 +208,6 @@ def check_form_task(workflow: m.Workflow, ctx: CompileContext) -> Any:
     """A first task ``_check_form`` when the form has fields whose choices come from an API or that
     have a ``pattern``: it checks the run's values against the live choices and matches patterns with
     RE2 before anything else runs (and before the start notification). Create it inside the DAG before the steps, so it comes first."""
-    from autopilot_provider.forms import CHECK_TASK_ID, api_fields, pattern_fields
-    from autopilot_provider.operators.check_form import CheckFormOperator
 
     # patterns too: the DAG's Params leave them out (Airflow would match them with backtracking `re`)
     if not api_fields(workflow.form) and not pattern_fields(workflow.form):

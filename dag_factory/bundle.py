@@ -12,11 +12,14 @@ changed since the last sync — a stat per file instead of reading every definit
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from airflow.dag_processing.bundles.base import BaseDagBundle
 
 from dag_factory.stubs import stubs_up_to_date, sync_stubs
+
+log = logging.getLogger(__name__)
 
 
 class AutopilotDagBundle(BaseDagBundle):
@@ -47,3 +50,20 @@ class AutopilotDagBundle(BaseDagBundle):
     def refresh(self) -> None:
         with self.lock():
             sync_stubs(self.definitions, self._path)
+
+
+def refresh_bundles() -> list[str]:
+    """Regenerate the stubs of every configured ``AutopilotDagBundle`` so the DAG processor sees a save
+    on its next pass. Returns the names refreshed; failures are logged, never raised."""
+    try:
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+        refreshed = []
+        for bundle in DagBundlesManager().get_all_dag_bundles():
+            if isinstance(bundle, AutopilotDagBundle):
+                bundle.refresh()
+                refreshed.append(bundle.name)
+        return refreshed
+    except Exception:
+        log.exception("could not refresh the Autopilot DAG bundle")
+        return []

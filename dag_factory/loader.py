@@ -11,7 +11,8 @@ from pathlib import Path
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import DefinitionError
-from dag_factory.project import Project
+from autopilot_provider.project.repository import Project
+from dag_factory.builder import build_dag
 from dag_factory.stubs import INDEX_NAME, validated_dir
 
 
@@ -40,7 +41,6 @@ def load_dag_file(root: str, rel: str, stub_file: str | None = None):
         raise DefinitionError(loaded.diagnostics)
     if not isinstance(loaded.definition, m.Workflow):
         return None
-    from dag_factory.builder import build_dag
 
     return build_dag(loaded.definition, project, source=project.display(rel))
 

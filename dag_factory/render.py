@@ -26,11 +26,11 @@ from typing import Any
 from airflow.sdk import DAG, TaskGroup
 
 from autopilot_provider.definitions import models as m
-from autopilot_provider.definitions.errors import DefinitionError
-from autopilot_provider.definitions.validate import suggest
+from autopilot_provider.definitions.errors import DefinitionError, suggest
+from autopilot_provider.notifications.autopilot import AutopilotNotifier
 from autopilot_provider.operators.guard import ApprovalGuard
+from autopilot_provider.project.repository import SUFFIXES, Project, encode_path, path_problem
 from dag_factory.builder import build_dag
-from dag_factory.project import SUFFIXES, Project, encode_path, path_problem
 
 WIDTH = 88
 #: What a comment line may show as is: the characters of a definition path (no line breaks, no quotes).
@@ -235,7 +235,6 @@ class _Renderer:
         return args
 
     def _notifier(self, name: str, notifier: Any) -> _Call:
-        from autopilot_provider.notifications.autopilot import AutopilotNotifier
 
         if not isinstance(notifier, AutopilotNotifier):
             raise RenderError(f"{name}: cannot write {notifier!r} as Python")

@@ -13,7 +13,13 @@ import json
 import os
 from pathlib import Path
 
-from dag_factory.project import INDEX_VERSION, Project, atomic_write, is_definition_path, tree_fingerprint
+from autopilot_provider.project.repository import (
+    INDEX_VERSION,
+    Project,
+    atomic_write,
+    is_definition_path,
+    tree_fingerprint,
+)
 
 INDEX_NAME = "_autopilot_index.json"
 #: What the last sync saw and left (see ``stubs_up_to_date``).

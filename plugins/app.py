@@ -19,7 +19,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from autopilot_provider import __version__
-from autopilot_provider.store import StoreError
+from autopilot_provider.server.approvals import Approvals, sweep_interval
+from autopilot_provider.server.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ async def sweep_approvals() -> None:
     """Ask, remind, escalate and time out approvals every ``[autopilot] approval_sweep_seconds``
     (default 5; 0 turns the sweep off in this API server). Safe with several API server workers:
     each change is claimed in the database first."""
-    from autopilot_provider.approvals import Approvals, sweep_interval
 
     interval = sweep_interval()
     if interval <= 0:

@@ -66,8 +66,8 @@ def test_mine_lists_a_group_approval_to_its_members_and_not_to_others(
     import airflow.dag_processing.dagbag  # noqa: F401
     import airflow.models.dagrun  # noqa: F401
 
-    from autopilot_provider.approvals import Approvals
     from autopilot_provider.operators import guard
+    from autopilot_provider.server.approvals import Approvals
 
     write_definition(f"{DAG_ID}.yaml", textwrap.dedent(WORKFLOW))
     clients = {user: people_server.client(user) for user in USERS}

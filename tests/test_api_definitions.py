@@ -424,7 +424,7 @@ def test_body_shape_errors_name_the_field(admin):
 
 
 def test_migrate_is_idempotent(api_server):
-    from autopilot_provider.store import migrate
+    from autopilot_provider.server.store import migrate
 
     assert migrate() == []
 
@@ -433,9 +433,9 @@ def test_failed_revision_insert_leaves_no_file(api_server, folder):
     """The revision row is inserted before the file is written: if it fails, nothing changes on disk."""
     from sqlalchemy import delete, insert
 
-    from autopilot_provider.store import DefinitionStore, _now, head_table, revision_table
+    from autopilot_provider.server.store import DefinitionStore, _now, head_table, revision_table
 
-    store = DefinitionStore(folder, refresh=False)
+    store = DefinitionStore(folder)
     rel = "api_test/orphan.yaml"
     # A revision row with no head row: the next save computes number 1 and collides with it.
     with store.engine.begin() as connection:
@@ -567,9 +567,9 @@ def test_exclude_requester_false_is_refused_unless_the_deployment_allows_self_ap
 
 
 def test_which_changes_need_review_follows_the_setting(folder, monkeypatch):
-    from autopilot_provider.store import DefinitionStore
+    from autopilot_provider.server.store import DefinitionStore
 
-    store = DefinitionStore(folder, refresh=False)
+    store = DefinitionStore(folder)
     scripted = variant("api_test_reasons")
     rescripted = variant("api_test_reasons", "changed")
     approval = GUARDED.replace("api_test_guarded", "api_test_reasons")
@@ -648,17 +648,17 @@ steps:
     ids=["renamed-out", "else", "copied-out", "outside-step-changed", "moved-out"],
 )
 def test_a_guarded_step_cannot_escape_its_approval_unreviewed(folder, changed):
-    from autopilot_provider.store import DefinitionStore
+    from autopilot_provider.server.store import DefinitionStore
 
-    store = DefinitionStore(folder, refresh=False)
+    store = DefinitionStore(folder)
     assert store.validate("x.yaml", changed).valid, store.validate("x.yaml", changed).diagnostics
     assert store.review_reasons("x.yaml", SOD_OLD, changed) == ["approvals"]
 
 
 def test_changes_behind_an_approval_need_no_review(folder):
-    from autopilot_provider.store import DefinitionStore
+    from autopilot_provider.server.store import DefinitionStore
 
-    store = DefinitionStore(folder, refresh=False)
+    store = DefinitionStore(folder)
     more = SOD_OLD + "  - id: tell\n    after: wipe\n    notify: {to: [requester], subject: wiped}\n"
     assert store.review_reasons("x.yaml", SOD_OLD, more) == []
     renamed_inside = SOD_OLD.replace("id: wipe\n", "id: wipe_disk\n")
@@ -678,10 +678,10 @@ def test_changes_behind_an_approval_need_no_review(folder):
 
 
 def test_a_script_change_is_any_change_of_its_code_parts(folder, monkeypatch):
-    from autopilot_provider.store import DefinitionStore
+    from autopilot_provider.server.store import DefinitionStore
 
     monkeypatch.setenv("AIRFLOW__AUTOPILOT__REVIEW_REQUIRED_FOR", "scripts")
-    store = DefinitionStore(folder, refresh=False)
+    store = DefinitionStore(folder)
     base = variant("api_test_code").replace("    script:\n", "    script:\n      env: {TARGET: disk1}\n")
     for changed in (
         base.replace("      env:", "      connections: {BACKUP: backup_api}\n      env:"),
@@ -724,7 +724,7 @@ def test_rejecting_a_review_needs_dag_edit_on_the_workflow(admin, editor, viewer
     from autopilot_plugin.api.definitions import ReviewIn, review_revision
     from fastapi import HTTPException
 
-    from autopilot_provider.store import DefinitionStore
+    from autopilot_provider.server.store import DefinitionStore
 
     rel = "api_test/sod_reject.yaml"
     proposed = _propose(editor, rel, GUARDED.replace("api_test_guarded", "api_test_sod_reject"))
@@ -734,7 +734,7 @@ def test_rejecting_a_review_needs_dag_edit_on_the_workflow(admin, editor, viewer
     # on the workflow to reject its change: the server's auth manager, in this process
     create_auth_manager()
     no_dag_edit = SimpleAuthManagerUser(username="elsewhere", role="viewer")
-    store = DefinitionStore(folder, refresh=False)
+    store = DefinitionStore(folder)
     with pytest.raises(HTTPException) as refused:
         review_revision(rel, proposed["revision"], ReviewIn(decision="reject"), store, no_dag_edit)
     assert refused.value.status_code == 403 and "api_test_sod_reject" in refused.value.detail["message"]
@@ -747,7 +747,7 @@ def test_the_review_migration_keeps_old_revisions(tmp_path):
     """0004 adds the review columns to a revision table created before them; its rows read as applied."""
     from sqlalchemy import create_engine, text
 
-    from autopilot_provider.store import DefinitionStore, _add_review_columns, head_table
+    from autopilot_provider.server.store import DefinitionStore, _add_review_columns, head_table
 
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.begin() as connection:
@@ -768,5 +768,5 @@ def test_the_review_migration_keeps_old_revisions(tmp_path):
         _add_review_columns(connection)
         _add_review_columns(connection)  # idempotent
     (tmp_path / "old.yaml").write_text("kind: Workflow")
-    [old] = DefinitionStore(tmp_path, engine=engine, refresh=False).revisions("old.yaml")
+    [old] = DefinitionStore(tmp_path, engine=engine).revisions("old.yaml")
     assert (old.number, old.author, old.state, old.reviewer) == (1, "admin", "applied", None)

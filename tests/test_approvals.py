@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from autopilot_provider.approvals import Vote, needed, sign, tally, unsign, validate_answer
+from autopilot_provider.hooks import choices as form_choices
+from autopilot_provider.server.approvals import Vote, needed, sign, tally, unsign, validate_answer
 from tests.fixtures.airflow_stack import AirflowStack
 from tests.fixtures.backup_product import PASSWORD, USER
 from tests.fixtures.slack import SlackWebhook
@@ -65,7 +66,7 @@ def test_links_are_signed():
     token = sign(b"k" * 32, {"a": "x.1", "j": "abc", "e": 1})
     assert unsign(b"k" * 32, token) == {"a": "x.1", "j": "abc", "e": 1}
     body, mac = token.split(".")
-    from autopilot_provider.approvals import Gone
+    from autopilot_provider.server.approvals import Gone
 
     for forged in (f"{body}.{mac[:-2]}xx", token.replace(body, body[:-2] + "AA"), "garbage"):
         with pytest.raises(Gone):
@@ -79,7 +80,7 @@ def test_slack_approval_messages_keep_request_text_as_text():
     the mail's text keeps it verbatim (its HTML part is escaped)."""
     from types import SimpleNamespace
 
-    from autopilot_provider.approvals import Request, _message_text
+    from autopilot_provider.server.approvals import Request, _message_text
 
     spec = {
         "subject": "Back up <!channel>",
@@ -108,7 +109,7 @@ def test_form_answers_are_validated_field_by_field():
         "required": ["window"],
         "additionalProperties": False,
     }
-    from autopilot_provider.approvals import Unprocessable
+    from autopilot_provider.server.approvals import Unprocessable
 
     assert validate_answer(schema, {"window": "night"}) == {"window": "night"}
     with pytest.raises(Unprocessable) as missing:
@@ -155,8 +156,8 @@ def test_the_steps_after_an_approval_check_its_decision_before_they_run(definiti
 
     from autopilot_provider.definitions import models as m
     from autopilot_provider.operators.guard import ApprovalGuard
+    from autopilot_provider.project.repository import Project
     from dag_factory.builder import build_dag
-    from dag_factory.project import Project
 
     text = textwrap.dedent(
         """\
@@ -399,7 +400,7 @@ def _slack_posts(slack, channel: str, timeout: float = 30) -> list:
 
 
 def test_validation_names_approvers_who_could_never_answer(write_definition, definitions_dir):
-    from dag_factory.project import Project
+    from autopilot_provider.project.repository import Project
 
     write_definition(
         "people_nobody.yaml",
@@ -462,7 +463,7 @@ steps:
 def test_a_rejection_without_else_fails_the_run_visibly(run_workflow, write_definition):
     """In-process: dag.test() runs the workflow while a thread votes through the service the API
     calls (same database), so this needs no API server."""
-    from autopilot_provider.approvals import Approvals
+    from autopilot_provider.server.approvals import Approvals
     from tests.conftest import task_states
     from tests.fixtures.voters import voting
 
@@ -491,9 +492,8 @@ def test_a_rejection_without_else_fails_the_run_visibly(run_workflow, write_defi
 
 
 def test_a_mid_flow_form_offers_inventory_and_api_choices(write_definition, definitions_dir, backup_connections):
-    from autopilot_provider import forms
+    from autopilot_provider.project.repository import Project
     from dag_factory.loader import load_dag_file
-    from dag_factory.project import Project
 
     text = textwrap.dedent(
         """\
@@ -527,7 +527,7 @@ def test_a_mid_flow_form_offers_inventory_and_api_choices(write_definition, defi
     assert "enum" not in form["schema"]["properties"]["policy"] and set(form["dynamic"]) == {"policy"}
     assert form["schema"]["required"] == ["array", "policy"] and form["schema"]["additionalProperties"] is False
 
-    shown = forms.resolve_step_form(form, Project(definitions_dir), max_age=0)
+    shown = form_choices.resolve_step_form(form, Project(definitions_dir), max_age=0)
     assert shown["schema"]["properties"]["policy"]["enum"] == ["gold", "silver", "bronze"]
     assert shown["ui_schema"]["policy"]["ui:enumNames"] == [
         "Gold (daily, 90 days)",
@@ -539,7 +539,7 @@ def test_a_mid_flow_form_offers_inventory_and_api_choices(write_definition, defi
         "array": "san01",
         "policy": "gold",
     }
-    from autopilot_provider.approvals import Unprocessable
+    from autopilot_provider.server.approvals import Unprocessable
 
     with pytest.raises(Unprocessable) as wrong:
         validate_answer(shown["schema"], {"array": "san01", "policy": "platinum"})
@@ -547,8 +547,8 @@ def test_a_mid_flow_form_offers_inventory_and_api_choices(write_definition, defi
 
     backup_connections.listings_fail = True
     try:
-        with pytest.raises(forms.ChoicesUnavailable) as down:
-            forms.resolve_step_form(form, Project(definitions_dir), max_age=0)
+        with pytest.raises(form_choices.ChoicesUnavailable) as down:
+            form_choices.resolve_step_form(form, Project(definitions_dir), max_age=0)
     finally:
         backup_connections.listings_fail = False  # the product is shared with the deployment below
     assert down.value.field == "policy" and "503" in down.value.message
@@ -583,7 +583,7 @@ def test_an_unanswered_approval_times_out_with_the_configured_outcome(
 ):
     """In-process, with the API server's sweep running beside dag.test(): nobody answers, the
     timeout applies ``on_timeout`` and the escalation contacts are told."""
-    from autopilot_provider.approvals import Approvals
+    from autopilot_provider.server.approvals import Approvals
     from tests.conftest import task_states
     from tests.fixtures.voters import voting
 
@@ -632,7 +632,7 @@ steps:
 def test_one_member_decides_for_the_group_and_a_quorum_of_two_is_enough(run_workflow, write_definition, monkeypatch):
     """platform = alice + bob: bob decides for it, so alice's vote is refused; dave (storage) makes
     two of three and the run goes on without carol."""
-    from autopilot_provider.approvals import Approvals
+    from autopilot_provider.server.approvals import Approvals
     from tests.conftest import task_states
     from tests.fixtures.voters import voting
 
@@ -646,7 +646,7 @@ def test_one_member_decides_for_the_group_and_a_quorum_of_two_is_enough(run_work
     assert [(v.user, v.state_after) for v in votes] == [("bob", "pending"), ("dave", "approved")]
     [request] = Approvals().list(dag_ids=["approval_quorum_two"])
     assert [(v.username, v.slot_label) for v in request.votes] == [("bob", "Platform"), ("dave", "Storage")]
-    from autopilot_provider.approvals import Conflict, slot_state
+    from autopilot_provider.server.approvals import Conflict, slot_state
 
     assert slot_state(request, 2) == {"state": "open", "decided_by": None}  # carol was not needed
     with pytest.raises(Conflict, match="already approved"):
@@ -660,13 +660,13 @@ def test_an_approval_mail_that_could_not_be_sent_is_sent_again(
     again, and dave — mailed once the server is back — approves."""
     import threading
 
-    from autopilot_provider.approvals import Approvals
+    from autopilot_provider.server.approvals import Approvals
     from tests.conftest import task_states
     from tests.fixtures.api_server import free_port
 
     monkeypatch.setenv("AIRFLOW__AUTOPILOT__RESUME_GRACE_SECONDS", "1")
     monkeypatch.setenv("AIRFLOW__AUTOPILOT__REDELIVER_SECONDS", "1")
-    from autopilot_provider.store import migrate
+    from autopilot_provider.server.store import migrate
 
     migrate()
     working = os.environ["AIRFLOW_CONN_SMTP_DEFAULT"]
@@ -731,7 +731,7 @@ def _parked_request(spec: dict, *, escalated: bool = False) -> str:
     from airflow.utils.session import create_session
     from sqlalchemy import insert
 
-    from autopilot_provider.store import approval_table, migrate
+    from autopilot_provider.server.store import approval_table, migrate
 
     migrate()
     approval_id = f"{uuid.uuid4()}.1"
@@ -777,7 +777,7 @@ def test_a_requester_never_approves_her_own_request_whatever_the_step_says(airfl
     — the API's vote, a mail link sent to her, and as the escalation contact."""
     from datetime import UTC, datetime, timedelta
 
-    from autopilot_provider.approvals import Approvals, Forbidden
+    from autopilot_provider.server.approvals import Approvals, Forbidden
 
     monkeypatch.delenv("AIRFLOW__AUTOPILOT__ALLOW_SELF_APPROVAL", raising=False)
     approvals = Approvals()
@@ -804,7 +804,7 @@ def test_a_requester_never_approves_her_own_request_whatever_the_step_says(airfl
 def test_allow_self_approval_lets_the_requester_approve_and_records_it(run_workflow, write_definition, monkeypatch):
     """With the admin's [autopilot] allow_self_approval on, a step's exclude_requester: false takes
     effect (and validates): the requester's vote counts, is logged and leaves a self_approval event."""
-    from autopilot_provider.approvals import Approvals
+    from autopilot_provider.server.approvals import Approvals
     from tests.conftest import task_states
     from tests.fixtures.voters import voting
 
@@ -866,9 +866,9 @@ def test_a_run_keeps_the_approval_rules_of_the_dag_version_it_started_with(
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from autopilot_provider.approvals import Approvals, StoreError
     from autopilot_provider.operators.human import BACKSTOP
-    from autopilot_provider.store import migrate
+    from autopilot_provider.server.approvals import Approvals, StoreError
+    from autopilot_provider.server.store import migrate
     from dag_factory.bundle import AutopilotDagBundle
     from tests.conftest import task_states
 

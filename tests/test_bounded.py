@@ -16,10 +16,11 @@ import pytest
 
 from autopilot_provider.definitions.models import Form
 from autopilot_provider.definitions.source import YamlError, parse, quick_header
+from autopilot_provider.definitions.templating import MAX_NESTING, check_template, evaluate, render
 from autopilot_provider.definitions.validate import load_text
-from autopilot_provider.forms import MAX_VALUE_CHARS, check_form, param_schema
 from autopilot_provider.openapi import spec as S
-from autopilot_provider.templating import MAX_NESTING, check_template, evaluate, render
+from autopilot_provider.openapi import validation
+from autopilot_provider.project.forms import MAX_VALUE_CHARS, check_form, param_schema
 
 API = "/autopilot/api/v1"
 
@@ -439,4 +440,4 @@ def test_an_openapi_default_against_a_catastrophic_pattern_is_checked_in_linear_
         "components": {"schemas": {"Code": schema}},
     }
     with pytest.raises(S.SpecError, match=r"default value is invalid: 'a+b' does not match"):
-        S.validate_document(document)
+        validation.validate_document(document)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dag_factory.project import Project
+from autopilot_provider.project.repository import Project
 from tests.conftest import REPO, task_states
 from tests.fixtures.voters import voting
 
@@ -74,7 +74,7 @@ def test_add_machine_to_backups_end_to_end(
     decided = approve.xcom_pull(task_ids="approve")
     assert decided["outcome"] == "approved" and len(decided["votes"]) == 3
     # the approvers read where the second copy goes
-    from autopilot_provider.approvals import Approvals
+    from autopilot_provider.server.approvals import Approvals
 
     [asked] = [
         r

@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autopilot_provider import forms
 from autopilot_provider.definitions import models as m
-from dag_factory.project import Project
+from autopilot_provider.hooks import choices as form_choices
+from autopilot_provider.project import forms
+from autopilot_provider.project.repository import Project
+from autopilot_provider.server import requests as requests_service
 from tests.conftest import REPO, task_states
 from tests.fixtures.loopback import RecordingServer
 
@@ -55,9 +57,9 @@ steps:
 
 @pytest.fixture(autouse=True)
 def _fresh_api_cache():
-    forms.API_CACHE.clear()
+    form_choices.API_CACHE.clear()
     yield
-    forms.API_CACHE.clear()
+    form_choices.API_CACHE.clear()
 
 
 def load_dag(definitions_dir: Path, dag_id: str):
@@ -117,7 +119,7 @@ def test_airflow_rejects_a_host_outside_the_inventory_when_a_run_starts(run_work
 
 def test_form_view_has_schema_ui_schema_and_sections():
     project = Project(REPO / "definitions")
-    view = forms.form_view(forms.find_workflow(project, "add_machine_to_backups"), project)
+    view = requests_service.form_view(forms.find_workflow(project, "add_machine_to_backups"), project)
     schema, ui = view["schema"], view["ui_schema"]
     assert schema["type"] == "object" and schema["additionalProperties"] is False
     assert schema["required"] == ["hostname", "policy", "justification"]
@@ -177,7 +179,7 @@ def test_widgets_hidden_constants_markdown_and_fields_without_a_section():
 def test_validation_names_each_field_applies_defaults_and_rejects_unknown_fields():
     project = Project(REPO / "definitions")
     wf = forms.find_workflow(project, "add_machine_to_backups")
-    choices = forms.resolve_choices(wf.form, project)
+    choices = form_choices.resolve_choices(wf.form, project)
     values, errors = forms.check_form(
         wf.form,
         {"hostname": "intruder", "policy": "platinum", "retention_days": 0, "justifcation": "because"},
@@ -240,15 +242,15 @@ def test_nested_errors_have_dotted_paths():
 def test_api_choices_from_an_items_object_and_from_a_plain_array(backup_connections, definitions_dir):
     project = Project(definitions_dir)
     wf = workflow(API_WF)
-    choices = forms.resolve_choices(wf.form, project)
+    choices = form_choices.resolve_choices(wf.form, project)
     assert [c.value for c in choices["hostname"]] == ["db01.example.com", "web01.example.com"]  # site=paris
     assert [(c.value, c.label) for c in choices["policy"]][0] == ("gold", "Gold (daily, 90 days)")
     (hosts,) = backup_connections.received("/hosts")
     assert hosts.query == {"site": ["paris"]} and hosts.authorization.startswith("Basic ")
     # the answer is reused for a while, and asked again when it must be live
-    forms.resolve_choices(wf.form, project)
+    form_choices.resolve_choices(wf.form, project)
     assert len(backup_connections.received("/hosts")) == 1
-    forms.resolve_choices(wf.form, project, max_age=0)
+    form_choices.resolve_choices(wf.form, project, max_age=0)
     assert len(backup_connections.received("/hosts")) == 2
     values, errors = forms.check_form(wf.form, {"hostname": "localhost"}, choices)
     assert [str(e) for e in errors] == [
@@ -258,8 +260,8 @@ def test_api_choices_from_an_items_object_and_from_a_plain_array(backup_connecti
 
 def test_an_api_that_fails_is_reported_for_the_field(backup_connections, definitions_dir):
     backup_connections.listings_fail = True
-    with pytest.raises(forms.ChoicesUnavailable) as caught:
-        forms.resolve_choices(workflow(API_WF).form, Project(definitions_dir))
+    with pytest.raises(form_choices.ChoicesUnavailable) as caught:
+        form_choices.resolve_choices(workflow(API_WF).form, Project(definitions_dir))
     assert caught.value.field == "hostname"
     assert caught.value.message.startswith("field 'hostname': cannot fetch its choices: api 'backup_product'")
     assert "answered HTTP 503" in caught.value.message and "inventory service unavailable" in caught.value.message
@@ -287,8 +289,8 @@ def test_choices_never_come_from_a_server_only_the_document_names(definitions_di
                 "api: backup_product, operation: listHosts, params: {site: paris}", "api: nohost, operation: listHosts"
             )
         ).form
-        with pytest.raises(forms.ChoicesUnavailable) as caught:
-            forms.resolve_choices(form, Project(definitions_dir))
+        with pytest.raises(form_choices.ChoicesUnavailable) as caught:
+            form_choices.resolve_choices(form, Project(definitions_dir))
         assert caught.value.field == "hostname"
         assert "connection 'nohost_api' has no host" in caught.value.message
         assert "calls only hosts that a connection names" in caught.value.message
@@ -298,11 +300,11 @@ def test_choices_never_come_from_a_server_only_the_document_names(definitions_di
 
 
 def test_answers_that_hold_no_single_list_are_errors():
-    assert forms.items_of({"items": [1], "total": 1}) == [1]
+    assert form_choices.items_of({"items": [1], "total": 1}) == [1]
     with pytest.raises(ValueError, match="several array properties"):
-        forms.items_of({"a": [], "b": []})
+        form_choices.items_of({"a": [], "b": []})
     with pytest.raises(ValueError, match="without an array property"):
-        forms.items_of({"a": 1})
+        form_choices.items_of({"a": 1})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 500 and no slow input"): whatever text comes in, the loader answers with diagnostics and the
 expression language with a validation error or an evaluation error — never another exception
 (a RecursionError, a MemoryError, a crash in a walk), and never unbounded work (the limits of
-autopilot_provider/bounded.py and autopilot_provider/templating.py cap it by count and size).
+autopilot_provider/definitions/bounded.py and autopilot_provider/definitions/templating.py cap it by count and size).
 
 ``make test`` runs a modest, derandomized number of examples; ``make fuzz`` runs many more
 (``AUTOPILOT_FUZZ_PROFILE=fuzz``, random each run).
@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from jinja2 import TemplateError
 
 from autopilot_provider.definitions.errors import Diagnostic
+from autopilot_provider.definitions.templating import check_template, evaluate, render
 from autopilot_provider.definitions.validate import load_text, validate
-from autopilot_provider.templating import check_template, evaluate, render
 
 # checks no metadata database: run once, in the SQLite pass of make test
 pytestmark = pytest.mark.db_independent

@@ -31,10 +31,11 @@ from autopilot_provider.cli import main
 from autopilot_provider.hooks import openapi as hook_module
 from autopilot_provider.hooks.openapi import OpenApiAuthError, OpenApiHook
 from autopilot_provider.openapi import cache, sources, validation
-from autopilot_provider.openapi.importer import import_openapi
+from autopilot_provider.openapi.cache import load_spec
 from autopilot_provider.openapi.request import build_request
-from autopilot_provider.openapi.spec import SpecError, load_spec, normalise, parse_document
-from dag_factory.project import Project
+from autopilot_provider.openapi.spec import SpecError, normalise, parse_document
+from autopilot_provider.project.repository import Project
+from autopilot_provider.server.openapi_import import import_openapi
 from tests.fixtures.loopback import LoopbackHttpServer
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from autopilot_provider.cli import main as cli
+from autopilot_provider.project.repository import Project
 from dag_factory.loader import load_dag_file
-from dag_factory.project import Project
 from dag_factory.render import RenderError, render_dag, render_workflow
 from tests.conftest import REPO, task_states
 from tests.fixtures.voters import voting

@@ -788,7 +788,7 @@ steps:
 
 
 def test_validation_errors_name_file_line_and_column(backup, definitions_dir):
-    from dag_factory.project import Project
+    from autopilot_provider.project.repository import Project
 
     loaded = Project(definitions_dir).check_text("rest_bad.yaml", BAD_STEPS)
     messages = [str(d) for d in loaded.diagnostics]
@@ -842,7 +842,7 @@ def test_the_connection_type_is_registered_without_warnings():
 def test_render_writes_rest_steps_as_plain_operator_arguments(backup, write_definition, definitions_dir, tmp_path):
     from airflow.dag_processing.dagbag import DagBag
 
-    from dag_factory.project import Project
+    from autopilot_provider.project.repository import Project
     from dag_factory.render import render_workflow
 
     write_definition("ensure_agent.yaml", ENSURE_AGENT.replace("__TIMEOUT__", "30s"))
@@ -863,7 +863,7 @@ def test_render_writes_rest_steps_as_plain_operator_arguments(backup, write_defi
 
 
 def _spec(document: dict):
-    from autopilot_provider.openapi.spec import load_spec
+    from autopilot_provider.openapi.cache import load_spec
 
     return load_spec(document, validate=False)
 
@@ -992,8 +992,8 @@ def test_swagger_2_collection_formats_and_form_data():
 
 
 def test_request_problems_are_all_reported_with_their_field():
+    from autopilot_provider.openapi.cache import load_spec
     from autopilot_provider.openapi.request import RequestValidationError, build_request
-    from autopilot_provider.openapi.spec import load_spec
 
     spec = load_spec(SPEC_PATH)
     with pytest.raises(RequestValidationError) as caught:
@@ -1016,7 +1016,7 @@ def test_base_url_and_auth_selection():
     from types import SimpleNamespace
 
     from autopilot_provider.hooks.openapi import Credentials, OpenApiAuthError, base_url, select_auth
-    from autopilot_provider.openapi.spec import load_spec
+    from autopilot_provider.openapi.cache import load_spec
 
     spec = load_spec(SPEC_PATH)
 

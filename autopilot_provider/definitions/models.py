@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from autopilot_provider.bounded import PatternError, compile_pattern
+from autopilot_provider.definitions.bounded import PatternError, compile_pattern
 
 API_VERSION = "autopilot/v1"
 
@@ -139,7 +139,7 @@ WIDGET_FORMATS = ("multiline", "password")
 
 def schema_pattern_problem(schema: Any, where: str = "items") -> str | None:
     """Why a field's free-form JSON Schema (``items``) cannot be used, or None: each ``pattern`` must
-    compile with RE2 (see :func:`~autopilot_provider.bounded.compile_pattern`), and
+    compile with RE2 (see :func:`~autopilot_provider.definitions.bounded.compile_pattern`), and
     ``patternProperties`` is refused (jsonschema would match its keys with Python's backtracking
     ``re``)."""
     stack: list[tuple[Any, str]] = [(schema, where)]

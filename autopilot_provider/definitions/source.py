@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from autopilot_provider.bounded import MAX_DEPTH, LimitError, check_yaml, load_yaml
+from autopilot_provider.definitions.bounded import MAX_DEPTH, LimitError, check_yaml, load_yaml
 from autopilot_provider.definitions.errors import Diagnostic
 
 try:  # libyaml is much faster and keeps marks too
@@ -171,7 +171,7 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 def _compose(text: str, path: str) -> yaml.Node:
     """The one document's root node; raise :class:`YamlError` with its position on any problem,
-    including aliases and nesting beyond the limits of :mod:`autopilot_provider.bounded`."""
+    including aliases and nesting beyond the limits of :mod:`autopilot_provider.definitions.bounded`."""
     try:
         check_yaml(text, _Loader)
         nodes = list(yaml.compose_all(text, Loader=_Loader))

@@ -1,12 +1,11 @@
 """Validate one definition: YAML → model → semantic checks, every problem with its position.
 
 Cross-definition facts (which functions exist) come in through a ``FunctionLookup``, so this module
-knows nothing about folders; ``dag_factory.project`` supplies it.
+knows nothing about folders; ``autopilot_provider.project.repository`` supplies it.
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import types
@@ -18,13 +17,14 @@ from typing import Any
 import jsonschema
 from pydantic import BaseModel, ValidationError
 
-from autopilot_provider.bounded import linear_time
 from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.bounded import linear_time
 from autopilot_provider.definitions.code import env_name_problem
-from autopilot_provider.definitions.errors import Diagnostic
+from autopilot_provider.definitions.durations import parse_duration
+from autopilot_provider.definitions.errors import Diagnostic, suggest
+from autopilot_provider.definitions.graph import dependencies, stray_decision_children
 from autopilot_provider.definitions.source import Located, YamlError, parse
-from autopilot_provider.templating import check_template
-from autopilot_provider.timeparse import parse_duration
+from autopilot_provider.definitions.templating import check_template
 
 FunctionLookup = Callable[[str], "Loaded | None"]
 
@@ -67,11 +67,6 @@ class Loaded:
             return type(self.definition).__name__
         data = self.located.data if self.located else None
         return data.get("kind") if isinstance(data, dict) else None
-
-
-def suggest(name: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def load_text(text: str, path: str) -> Loaded:
@@ -416,8 +411,6 @@ class _Checker:
         if not self.diagnostics:
             self._cycles(steps, loc)
         if not self.diagnostics:
-            from autopilot_provider.definitions.graph import stray_decision_children
-
             for child, decision in stray_decision_children(steps):
                 self.error(
                     loc + (ids[child], "id"),
@@ -511,7 +504,6 @@ class _Checker:
         return current
 
     def _cycles(self, steps: list[m.Step], loc: tuple) -> None:
-        from autopilot_provider.definitions.graph import dependencies
 
         deps = dependencies(steps)
         index = {s.id: i for i, s in enumerate(steps)}

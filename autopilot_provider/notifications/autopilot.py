@@ -20,15 +20,16 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from autopilot_provider.contacts import Directory, email_addresses, slack_targets
-from autopilot_provider.runtime import ScopeSpec, build_scope
-from autopilot_provider.templating import (
+from autopilot_provider.definitions.templating import (
     FileTemplate,
     html_to_text,
     render,
     render_slack,
     text_to_html,
 )
+from autopilot_provider.project.contacts import ContactError, Directory, email_addresses, slack_targets
+from autopilot_provider.project.repository import contacts_directory
+from autopilot_provider.project.scope import ScopeSpec, build_scope
 
 VIAS = ("email", "slack")
 EVENTS = ("start", "success", "failure")
@@ -252,7 +253,6 @@ def notification_scope(context: Mapping[str, Any], spec: ScopeSpec, event: str |
 def requester_name(directory: Directory, scope: Mapping[str, Any]) -> str | None:
     """Who asked, for people to read: the requester's name (see ``Directory.requester``), else the
     Airflow user who started the run."""
-    from autopilot_provider.contacts import ContactError
 
     try:
         return directory.resolve("requester", scope).label()
@@ -348,7 +348,7 @@ class AutopilotNotifier(BaseNotifier):
         """Resolve, render and deliver; returns what was sent (the notify step's outputs)."""
         spec = ScopeSpec.from_dict(self.scope)
         scope = notification_scope(context, spec, self.event)
-        directory = Directory.from_folder(spec.definitions)
+        directory = contacts_directory(spec.definitions)
         scope["run"]["requester_name"] = requester_name(directory, scope)
         recipients = directory.resolve_all(self.to, scope)
         default_subject, default_body = self._defaults(scope, context)

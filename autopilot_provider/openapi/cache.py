@@ -24,12 +24,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from autopilot_provider.openapi import spec as S
 from autopilot_provider.openapi.sources import SourceError, read_file
+from autopilot_provider.openapi.validation import validate_document
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,7 @@ def load(path: Path, *, validate: bool = False) -> S.Spec:
         data = _read(path)
     document = S.parse_document(data, source=str(path))
     if validate:
-        S.validate_document(document)
+        validate_document(document)
     spec = S.normalise(document)
     spec.sha256 = sha
     if folder is not None:
@@ -384,4 +386,23 @@ def _prune(folder: Path) -> None:
         (folder / f"{old.name.split('.')[0]}.valid").unlink(missing_ok=True)
 
 
-__all__ = ["LazyDocument", "cache_dir", "load", "remember", "shards", "validated", "write"]
+def load_spec(source: str | Path | dict[str, Any], *, validate: bool = True, cache: bool = True) -> S.Spec:
+    """Load an OpenAPI document from a dict or a local file, validate it and normalise it.
+
+    A local file is normalised once per content (sha256) into the cache folder
+    (:func:`cache_dir`); later loads read that. ``cache=False`` skips it.
+    """
+    if isinstance(source, dict):
+        if validate:
+            validate_document(source)
+        return S.normalise(source)
+    text = str(source)
+    if cache and not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", text):
+        return load(Path(source), validate=validate)
+    document = S.parse_document(S.read_source(source), source=text)
+    if validate:
+        validate_document(document)
+    return S.normalise(document)
+
+
+__all__ = ["LazyDocument", "cache_dir", "load", "load_spec", "remember", "shards", "validated", "write"]

@@ -1,6 +1,6 @@
 """The operation catalog of imported APIs, as the designer and the form portal read it.
 
-Pure functions over :class:`~dag_factory.project.Project` and :class:`~autopilot_provider.openapi.spec.Spec`
+Pure functions over :class:`~autopilot_provider.project.repository.Project` and :class:`~autopilot_provider.openapi.spec.Spec`
 (the plugin's ``/apis`` routes call them). A listing reads only the operation index — ids, methods,
 paths, summaries, tags — plus the operations of the requested page with their schemas as written
 (``$ref``s kept, so a page stays small); one operation comes with every schema resolved.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from autopilot_provider.definitions.errors import suggest
 from autopilot_provider.openapi.spec import Operation, OperationRef, Spec, SpecError
 
 
@@ -181,8 +182,6 @@ def list_operations(
 def get_operation(spec: Spec, operation_id: str) -> dict[str, Any]:
     op = spec.operation(operation_id)
     if op is None:
-        from autopilot_provider.definitions.validate import suggest
-
         raise CatalogError(
             f"no operation '{operation_id}' in this Api{suggest(operation_id, list(spec.operations))}",
             field="operation_id",

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from autopilot_provider.definitions.errors import suggest
+from autopilot_provider.definitions.templating import evaluate
 from autopilot_provider.openapi.spec import Operation, Spec, schema_validator
 
 #: Header parameters that OpenAPI says are ignored (the request's own machinery sets them).
@@ -142,7 +144,6 @@ def check_params(spec: Spec, operation: Operation, params: Mapping[str, Any], *,
     """Problems with ``params``: unknown or missing names, values that break the parameter's schema.
 
     ``skip(value)`` → True leaves a value unchecked (validation time skips templated values)."""
-    from autopilot_provider.definitions.validate import suggest
 
     problems: list[str] = []
     names = parameter_names(operation)
@@ -421,8 +422,6 @@ def evaluate_outputs(outputs: Mapping[str, str], response: Mapping[str, Any], sc
     from jinja2 import Undefined
     from jinja2.exceptions import UndefinedError
 
-    from autopilot_provider.templating import evaluate
-
     if not outputs:
         return {"status": response["status"], "body": response["body"]}
     full = {**scope, "response": response}
@@ -449,8 +448,6 @@ def _strip_braces(expression: str) -> str:
 def condition(expression: str, response: Mapping[str, Any], scope: Mapping[str, Any]) -> bool:
     """Evaluate a wait condition (``until``, ``fail_if``) over ``response``; undefined names raise."""
     from jinja2 import Undefined
-
-    from autopilot_provider.templating import evaluate
 
     value = evaluate(_strip_braces(expression), {**scope, "response": response})
     if isinstance(value, Undefined):

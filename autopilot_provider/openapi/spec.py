@@ -1,7 +1,7 @@
 """OpenAPI documents (Swagger 2.0, OpenAPI 3.0 and 3.1) as one uniform operation model.
 
 Everything that needs an API's shape — import, the catalog, validation of task steps, building
-requests at run time — reads it through :func:`load_spec` and :class:`Operation`, whatever version
+requests at run time — reads it through :func:`autopilot_provider.openapi.cache.load_spec` and :class:`Operation`, whatever version
 the document was written in. Local ``$ref``s are resolved (recursive schemas are cut at the cycle).
 
 Big documents stay cheap:
@@ -11,7 +11,7 @@ Big documents stay cheap:
 * ``load_spec(path)`` of a local file keeps a normalised copy in a cache folder keyed by the content's
   sha256 (:mod:`autopilot_provider.openapi.cache`): loading it again reads a small index and then
   only the parts of the document that the requested operations use;
-* validation (:func:`validate_document`) is :mod:`autopilot_provider.openapi.validation`.
+* validation (:func:`~autopilot_provider.openapi.validation.validate_document`) is :mod:`autopilot_provider.openapi.validation`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from autopilot_provider.bounded import LimitError, linear_time, load_json, load_yaml
+from autopilot_provider.definitions.bounded import LimitError, linear_time, load_json, load_yaml
 from autopilot_provider.openapi.sources import SourceError, read_file
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ def is_json_text(text: str | bytes) -> bool:
 def parse_document(text: str | bytes, *, source: str = "<document>") -> dict[str, Any]:
     """JSON or YAML text → dict (JSON is valid YAML, but json.loads is much faster for big specs).
 
-    Aliases and nesting are bounded (:mod:`autopilot_provider.bounded`): a document that would expand
+    Aliases and nesting are bounded (:mod:`autopilot_provider.definitions.bounded`): a document that would expand
     beyond the limits is a SpecError naming the position of the alias or node."""
     try:
         if isinstance(text, bytes):
@@ -273,7 +273,7 @@ def parse_document(text: str | bytes, *, source: str = "<document>") -> dict[str
 
 def read_source(source: str | Path) -> str:
     """Read a local file (a regular file, size-capped). Nothing is fetched over the network here:
-    documents from URLs are imported (:mod:`autopilot_provider.openapi.importer`) and read as files."""
+    documents from URLs are imported (:mod:`autopilot_provider.server.openapi_import`) and read as files."""
     text = str(source)
     if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", text):
         raise SpecError(
@@ -287,35 +287,6 @@ def read_source(source: str | Path) -> str:
         raise SpecError(f"cannot read {source}: {exc.strerror or exc}", "") from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"{source} is not UTF-8 text: {exc}", "") from None
-
-
-def validate_document(document: dict[str, Any]) -> None:
-    """Validate like openapi-spec-validator (its OpenAPI JSON Schemas plus its semantic checks); raise
-    SpecError naming the JSON pointer of the first problem."""
-    from autopilot_provider.openapi.validation import validate
-
-    validate(document)
-
-
-def load_spec(source: str | Path | dict[str, Any], *, validate: bool = True, cache: bool = True) -> Spec:
-    """Load an OpenAPI document from a dict or a local file, validate it and normalise it.
-
-    A local file is normalised once per content (sha256) into the cache folder
-    (:func:`autopilot_provider.openapi.cache.cache_dir`); later loads read that. ``cache=False`` skips it.
-    """
-    if isinstance(source, dict):
-        if validate:
-            validate_document(source)
-        return normalise(source)
-    text = str(source)
-    if cache and not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", text):
-        from autopilot_provider.openapi import cache as spec_cache
-
-        return spec_cache.load(Path(source), validate=validate)
-    document = parse_document(read_source(source), source=text)
-    if validate:
-        validate_document(document)
-    return normalise(document)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -788,12 +759,10 @@ __all__ = [
     "Spec",
     "SpecError",
     "derive_operation_id",
-    "load_spec",
     "normalise",
     "operation_index",
     "parse_document",
     "pointer",
     "read_source",
     "schema_validator",
-    "validate_document",
 ]

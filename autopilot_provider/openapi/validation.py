@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-from autopilot_provider.bounded import PatternError, compile_pattern, linear_time
+from autopilot_provider.definitions.bounded import PatternError, compile_pattern, linear_time
 from autopilot_provider.openapi.spec import (
     MAX_RESOLVED_NODES,
     METHODS,
@@ -865,3 +865,10 @@ __all__ = [
     "structure_backend",
     "validate",
 ]
+
+
+def validate_document(document: dict[str, Any]) -> None:
+    """Validate like openapi-spec-validator (its OpenAPI JSON Schemas plus its semantic checks); raise
+    SpecError naming the JSON pointer of the first problem."""
+
+    validate(document)

@@ -19,6 +19,11 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from autopilot_provider.definitions.models import Form
+from autopilot_provider.hooks.choices import ChoicesUnavailable, resolve_choices
+from autopilot_provider.project.forms import check_form
+from autopilot_provider.project.repository import Project
+
 
 class CheckFormOperator(BaseOperator):
     """Validate the run's form values (``params``) against ``form`` and the live dynamic choices.
@@ -37,9 +42,6 @@ class CheckFormOperator(BaseOperator):
         self.scope = scope or {}
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from autopilot_provider.definitions.models import Form
-        from autopilot_provider.forms import ChoicesUnavailable, check_form, resolve_choices
-        from dag_factory.project import Project
 
         folder = self.scope.get("definitions")
         if not folder:

@@ -6,8 +6,8 @@ from typing import Any
 
 from airflow.sdk import BaseBranchOperator
 
-from autopilot_provider.runtime import ScopeSpec, build_scope
-from autopilot_provider.templating import evaluate
+from autopilot_provider.definitions.templating import evaluate
+from autopilot_provider.project.scope import ScopeSpec, build_scope
 
 
 class DecisionOperator(BaseBranchOperator):

@@ -4,7 +4,7 @@ Anyone who may edit a run's task instances in Airflow (with the SimpleAuthManage
 so every requester) can mark an approval task ``success`` or write its XCom through Airflow's REST
 API, and the steps after it would run as if the approvers had agreed. So the API server signs each
 decision it makes (Ed25519, with a private key that never leaves the metadata database:
-``autopilot_provider.approvals.approval_signing_key``) and hands the signature to the task with the
+``autopilot_provider.server.approvals.approval_signing_key``) and hands the signature to the task with the
 HITL answer; the approval step keeps it in its outputs (``seal``). Before a guarded step runs, its
 :class:`ApprovalGuard` (attached by the factory as the task's ``pre_execute`` hook) checks that the
 approval's outputs carry a valid signature for *this* run and task with the outcome that path needs.

@@ -25,8 +25,12 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk.bases.branch import BranchMixIn
 from airflow.sdk.exceptions import AirflowFailException
 
+from autopilot_provider.definitions.templating import render
+from autopilot_provider.notifications.autopilot import requester_name
 from autopilot_provider.operators.guard import SEAL_KEY
-from autopilot_provider.runtime import ScopeSpec, build_scope
+from autopilot_provider.project.contacts import OnBehalfRefused
+from autopilot_provider.project.repository import contacts_directory
+from autopilot_provider.project.scope import ScopeSpec, build_scope
 
 #: The HITL assignee and responder that stand for "Autopilot, after its own checks".
 AUTOPILOT_USER_ID = "autopilot:quorum"
@@ -66,9 +70,8 @@ def _person(recipient: Any) -> dict[str, Any]:
 def resolve_slots(refs: Sequence[str], scope: Mapping[str, Any], definitions: str | None) -> list[dict[str, Any]]:
     """Each contact reference → one slot: who it is, and the people (with Airflow user names) whose
     vote counts for it. A group's mailing address and Slack channel are kept for its notifications."""
-    from autopilot_provider.contacts import Directory
 
-    directory = Directory.from_folder(definitions)
+    directory = contacts_directory(definitions)
     slots = []
     for ref in refs:
         recipient = directory.resolve(ref, scope)
@@ -128,7 +131,7 @@ class HumanStepOperator(HITLOperator):
 
     def rules(self) -> dict[str, Any]:
         """Who may answer and how the answer is decided: what a run keeps from the DAG version it
-        started with (``autopilot_provider.approvals`` compares it with what the task sends)."""
+        started with (``autopilot_provider.server.approvals`` compares it with what the task sends)."""
         return {"from": self.from_, "timeout_seconds": self.timeout_seconds}
 
     def request(self, context: Any, scope: dict[str, Any]) -> dict[str, Any]:
@@ -136,13 +139,10 @@ class HumanStepOperator(HITLOperator):
         return {}
 
     def execute(self, context: Any):
-        from autopilot_provider.contacts import Directory, OnBehalfRefused
-        from autopilot_provider.notifications.autopilot import requester_name
-        from autopilot_provider.templating import render
 
         spec = ScopeSpec.from_dict(self.scope)
         scope = build_scope(context, spec)
-        directory = Directory.from_folder(spec.definitions)
+        directory = contacts_directory(spec.definitions)
         requester: dict[str, Any] = {"username": scope["run"].get("requester")}
         try:
             who = directory.resolve("requester", scope)
@@ -302,7 +302,7 @@ class AutopilotFormOperator(HumanStepOperator):
         if timeout:
             kwargs["response_timeout"] = timedelta(seconds=timeout)
         super().__init__(options=[SUBMIT], **kwargs)
-        self.form = form  # autopilot_provider.forms.step_form: schema, ui_schema, dynamic (API choices)
+        self.form = form  # autopilot_provider.project.forms.step_form: schema, ui_schema, dynamic (API choices)
 
     @property
     def schema(self) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from autopilot_provider.notifications.autopilot import AutopilotNotifier
+
 
 class NotifyOperator(BaseOperator):
     """Send one notification by e-mail and/or Slack. The step's outputs say what was sent:
@@ -40,7 +42,6 @@ class NotifyOperator(BaseOperator):
         self.scope = scope or {}
 
     def notifier(self):
-        from autopilot_provider.notifications.autopilot import AutopilotNotifier
 
         return AutopilotNotifier(
             to=self.to,

@@ -13,6 +13,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from autopilot_provider.definitions.templating import render_value
 from autopilot_provider.hooks.openapi import OpenApiAuthError, OpenApiError, OpenApiHook
 from autopilot_provider.openapi.request import (
     RequestValidationError,
@@ -21,8 +22,8 @@ from autopilot_provider.openapi.request import (
     evaluate_outputs,
     excerpt,
 )
-from autopilot_provider.runtime import ScopeSpec, build_scope
-from autopilot_provider.templating import render_value
+from autopilot_provider.project.repository import Project
+from autopilot_provider.project.scope import ScopeSpec, build_scope
 
 
 class OpenApiStepError(AirflowException):
@@ -31,7 +32,6 @@ class OpenApiStepError(AirflowException):
 
 def load_operation(definitions: str | None, api: str, operation: str):
     """(Api definition, Spec, Operation) from the definitions folder; fails the task clearly."""
-    from dag_factory.project import Project
 
     if not definitions:
         raise AirflowFailException("the task has no definitions folder to find its Api in")

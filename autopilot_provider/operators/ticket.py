@@ -14,9 +14,9 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from autopilot_provider.definitions.templating import render_value
 from autopilot_provider.hooks.servicenow import RESOLUTIONS, ServiceNowError, ServiceNowHook, close_fields
-from autopilot_provider.runtime import TICKET_XCOM_KEY, ScopeSpec, build_scope, first_ticket
-from autopilot_provider.templating import render_value
+from autopilot_provider.project.scope import TICKET_XCOM_KEY, ScopeSpec, build_scope, first_ticket
 
 ACTIONS = ("create", "update", "comment", "close")
 

@@ -8,9 +8,9 @@ from typing import Any
 import jsonschema
 from airflow.sdk import BaseOperator
 
-from autopilot_provider.bounded import linear_time
-from autopilot_provider.runtime import ScopeSpec, build_scope
-from autopilot_provider.templating import render_value
+from autopilot_provider.definitions.bounded import linear_time
+from autopilot_provider.definitions.templating import render_value
+from autopilot_provider.project.scope import ScopeSpec, build_scope
 
 
 class ValuesOperator(BaseOperator):

@@ -16,11 +16,12 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from autopilot_provider.definitions.templating import check_template, render_value
 from autopilot_provider.hooks.openapi import OpenApiAuthError, OpenApiError, OpenApiHook
 from autopilot_provider.openapi.request import RequestValidationError, build_request, evaluate_outputs, excerpt
 from autopilot_provider.operators.task import load_operation
-from autopilot_provider.runtime import ScopeSpec, build_scope
-from autopilot_provider.templating import check_template, render_value
+from autopilot_provider.project.scope import ScopeSpec, build_scope
+from autopilot_provider.triggers.openapi import OpenApiPollTrigger
 
 #: Airflow's own deferral timeout is a safety net behind the trigger's deadline (which gives the
 #: clearer message).
@@ -89,7 +90,6 @@ class OpenApiWaitOperator(BaseOperator):
             material = hook.trigger_material(operation)
         except (OpenApiAuthError, OpenApiError) as exc:
             raise AirflowFailException(str(exc)) from None
-        from autopilot_provider.triggers.openapi import OpenApiPollTrigger
 
         self.log.info(
             "Waiting for `%s` on %s %s, every %ss, at most %ss (in the triggerer)",

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.durations import parse_duration
 from autopilot_provider.operators.guard import APPROVED, DECIDED, NOT_APPROVED, ApprovalGuard
 from autopilot_provider.operators.human import (
     AutopilotApprovalOperator,
     AutopilotFormOperator,
-    self_approval_allowed,
     within,
 )
-from autopilot_provider.timeparse import parse_duration
+from autopilot_provider.project.forms import step_form
 
 
 def _seconds(duration: str | None) -> float | None:
@@ -55,7 +55,6 @@ def compile_approval(step: m.Step, ctx) -> AutopilotApprovalOperator:
 def compile_form(step: m.Step, ctx) -> AutopilotFormOperator:
     spec = step.form
     assert spec is not None
-    from autopilot_provider.forms import step_form
 
     return AutopilotFormOperator(
         form=step_form(spec.properties, spec.required, ctx.project), **_common(step, spec, ctx)
@@ -118,69 +117,3 @@ def _reachable_without(dag: Any, task_id: str) -> set[str]:
         seen.add(current)
         todo += [d for d in dag.get_task(current).downstream_task_ids if d != task_id]
     return seen
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation
-# ---------------------------------------------------------------------------------------------
-
-
-def human_diagnostics(definition: m.Workflow | m.Function, project: Any) -> list[tuple[tuple, str]]:
-    """(location, message) for approval and form steps nobody could answer: answers come from
-    logged-in Airflow users, so every entry of `from`/`escalate_to` must lead to at least one
-    Airflow user name; and the requester cannot be an approver where `exclude_requester` is set, nor
-    may a step set ``exclude_requester: false`` unless ``[autopilot] allow_self_approval`` is on.
-    (Unknown people and groups are reported by the contacts check.)"""
-    from autopilot_provider.contacts import ContactError, Directory, split_ref
-
-    problems: list[tuple[tuple, str]] = []
-    directory: Directory | None = None
-    for i, step in enumerate(definition.steps):
-        spec = step.approval or step.form
-        if spec is None:
-            continue
-        where = f"step '{step.id}': "
-        lists = [("from", spec.from_)]
-        if step.approval is not None:
-            lists.append(("escalate_to", step.approval.escalate_to))
-            if not step.approval.exclude_requester and not self_approval_allowed():
-                problems.append(
-                    (
-                        ("steps", i, "approval", "exclude_requester"),
-                        f"{where}exclude_requester: false has no effect: a requester never approves their own "
-                        "request unless the deployment's admin sets [autopilot] allow_self_approval; remove it",
-                    )
-                )
-        for key, refs in lists:
-            for j, ref in enumerate(refs):
-                loc = ("steps", i, step.kind, key, j)
-                try:
-                    kind, value = split_ref(ref)
-                except ContactError:
-                    continue
-                if kind == "email":
-                    problems.append((loc, f"{where}{ref} cannot answer: an e-mail address is not an Airflow user"))
-                elif kind == "requester" and step.approval is not None and step.approval.exclude_requester:
-                    problems.append(
-                        (loc, f"{where}the requester cannot approve their own request (exclude_requester is set)")
-                    )
-                elif kind in ("person", "group"):
-                    directory = directory or Directory.from_project(project)
-                    people = (
-                        [directory.people.get(value)]
-                        if kind == "person"
-                        else [directory.people.get(p) for p in getattr(directory.groups.get(value), "members", [])]
-                    )
-                    known = [p for p in people if p is not None]
-                    if known and not any(p.username for p in known):
-                        who = "has no" if kind == "person" else "has no member with an"
-                        problems.append(
-                            (loc, f"{where}{ref} {who} Airflow `username` in the contacts, so nobody could answer")
-                        )
-        if step.form is not None:
-            for j, name in enumerate(step.form.required):
-                if name not in step.form.properties:
-                    problems.append(
-                        (("steps", i, "form", "required", j), f"{where}required field '{name}' is not in properties")
-                    )
-    return problems

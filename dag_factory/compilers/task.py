@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.durations import parse_duration
 from autopilot_provider.operators.task import OpenApiTaskOperator
-from autopilot_provider.timeparse import parse_duration
 
 
 def seconds(duration: str) -> float:

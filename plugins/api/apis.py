@@ -1,9 +1,9 @@
 """``/api/v1/apis``: import OpenAPI documents as Api definitions, list them, and browse their
 operations (the catalog the designer and the form portal use).
 
-Import is :func:`autopilot_provider.openapi.importer.import_openapi` — the same function as
+Import is :func:`autopilot_provider.server.openapi_import.import_openapi` — the same function as
 ``autopilot import-openapi`` — with the definition saved through the
-:class:`~autopilot_provider.store.DefinitionStore`, so it is validated, gets a revision (author = the
+:class:`~autopilot_provider.server.store.DefinitionStore`, so it is validated, gets a revision (author = the
 Airflow user) and the DAG bundles are refreshed. The catalog is
 :mod:`autopilot_provider.openapi.catalog`. Errors are ``{"detail": {"message", "field", ...}}``; an
 invalid document is a 422 whose ``pointer`` is the JSON pointer of the bad part.
@@ -16,6 +16,14 @@ from typing import Annotated, Any
 from autopilot_plugin.api.deps import CanDesign, CanRead, GetUserDep, StoreDep, user_name
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
+
+from autopilot_provider.openapi.catalog import CatalogError, api_entry, spec_of, tags
+from autopilot_provider.openapi.catalog import get_operation as one
+from autopilot_provider.openapi.catalog import list_apis as entries
+from autopilot_provider.openapi.catalog import list_operations as page
+from autopilot_provider.openapi.sources import Allowlist
+from autopilot_provider.project.repository import Project
+from autopilot_provider.server.openapi_import import ImportFailure, import_openapi
 
 router = APIRouter(prefix="/apis", tags=["APIs"])
 
@@ -168,7 +176,6 @@ def _fail(exc) -> HTTPException:
 
 
 def _project(store):
-    from dag_factory.project import Project
 
     return Project(store.root, display_root="")
 
@@ -176,8 +183,6 @@ def _project(store):
 def fetch_allowlist():
     """``[autopilot] fetch_allowlist``: the internal hosts and networks imports may fetch from."""
     from airflow.configuration import conf
-
-    from autopilot_provider.openapi.sources import Allowlist
 
     return Allowlist.parse(conf.get("autopilot", "fetch_allowlist", fallback="") or "")
 
@@ -201,7 +206,6 @@ def import_api(body: ApiImport, store: StoreDep, user: GetUserDep) -> ImportOut:
     """Import an OpenAPI document (Swagger 2.0, OpenAPI 3.0 or 3.1; JSON or YAML) from a URL or from
     text: validate it, store it under `apis/specs/` and write the Api definition `apis/<name>.yaml`.
     Nothing is written when the document is invalid."""
-    from autopilot_provider.openapi.importer import ImportFailure, import_openapi
 
     if (body.url is None) == (body.content is None):
         raise HTTPException(
@@ -231,7 +235,6 @@ def import_api(body: ApiImport, store: StoreDep, user: GetUserDep) -> ImportOut:
 @router.get("", dependencies=[CanRead], operation_id="list_apis", responses=_responses(401, 403))
 def list_apis(store: StoreDep) -> ApiList:
     """Every Api definition with its document's title, version and number of operations."""
-    from autopilot_provider.openapi.catalog import list_apis as entries
 
     items = [ApiOut(**vars(e)) for e in entries(_project(store))]
     return ApiList(apis=items, total_entries=len(items))
@@ -240,7 +243,6 @@ def list_apis(store: StoreDep) -> ApiList:
 @router.get("/{name}", dependencies=[CanRead], operation_id="get_api", responses=_responses(401, 403, 404))
 def get_api(name: ApiName, store: StoreDep) -> ApiDetail:
     """One Api: its definition, the document's version, servers, security schemes and tags."""
-    from autopilot_provider.openapi.catalog import CatalogError, api_entry, spec_of, tags
 
     project = _project(store)
     try:
@@ -273,8 +275,6 @@ def list_operations(
 ) -> OperationList:
     """The Api's operations in document order (a page of them), with parameters, request body and
     response schemas as written (`$ref`s kept; get one operation for resolved schemas)."""
-    from autopilot_provider.openapi.catalog import CatalogError, spec_of
-    from autopilot_provider.openapi.catalog import list_operations as page
 
     try:
         spec = spec_of(_project(store), name)
@@ -297,8 +297,6 @@ def get_operation(
 ) -> OperationDetail:
     """One operation with every schema resolved (`$ref`s inlined; a recursive schema is cut to `{}`
     where it refers to itself)."""
-    from autopilot_provider.openapi.catalog import CatalogError, spec_of
-    from autopilot_provider.openapi.catalog import get_operation as one
 
     try:
         entry = one(spec_of(_project(store), name), operation_id)

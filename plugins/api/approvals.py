@@ -6,7 +6,7 @@ Who may do what:
 * every route needs an authenticated Airflow user (401 otherwise);
 * reading a request needs read access to its DAG's human-in-the-loop details, voting or answering
   edit access (Airflow's own ``HITL_DETAIL`` permission, checked through the auth manager);
-* on top, Autopilot's rules (``autopilot_provider.approvals``): only the people asked may answer, one
+* on top, Autopilot's rules (``autopilot_provider.server.approvals``): only the people asked may answer, one
   vote per person, one member decides for their group, never the requester on their own request.
 
 The confirmation page for links (``/autopilot/approvals/confirm?token=…``) is served by ``pages``: it
@@ -28,12 +28,13 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Reques
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
-from autopilot_provider import forms
-from autopilot_provider.approvals import (
+from autopilot_provider.hooks import choices as form_choices
+from autopilot_provider.server.approvals import (
     ESCALATION_SLOT,
     PENDING,
     Approvals,
     Forbidden,
+    Unprocessable,
     Vote,
     approval_public_key,
     entitled_slots,
@@ -42,9 +43,10 @@ from autopilot_provider.approvals import (
     slot_decisions,
     slot_state,
 )
-from autopilot_provider.approvals import (
+from autopilot_provider.server.approvals import (
     Request as HumanRequest,
 )
+from autopilot_provider.server.store import DefinitionStore
 
 router = APIRouter(prefix="/approvals", tags=["Approvals"])
 pages = APIRouter(include_in_schema=False)
@@ -210,10 +212,8 @@ def form_view(request: HumanRequest, project: Any = None) -> dict[str, Any] | No
     if request.row.kind != "form" or not _needs_choices(request):
         return view
     try:
-        from autopilot_provider.store import DefinitionStore
-
-        return forms.resolve_step_form(form, project if project is not None else DefinitionStore().project())
-    except forms.ChoicesUnavailable as exc:
+        return form_choices.resolve_step_form(form, project if project is not None else DefinitionStore().project())
+    except form_choices.ChoicesUnavailable as exc:
         return {**view, "error": exc.as_dict()}
 
 
@@ -402,8 +402,8 @@ def respond(
     form = request.spec.get("form") or {}
     if _needs_choices(request):
         try:
-            schema = forms.resolve_step_form(form, store.project())["schema"]
-        except forms.ChoicesUnavailable as exc:
+            schema = form_choices.resolve_step_form(form, store.project())["schema"]
+        except form_choices.ChoicesUnavailable as exc:
             raise HTTPException(status_code=exc.status, detail=exc.as_dict()) from None
     return approval_out(approvals.respond(approval_id, username, body.values, schema=schema), username)
 
@@ -430,8 +430,6 @@ def redeem_link(user: GetUserDep, approvals: ApprovalsDep, body: Annotated[LinkI
     request = approvals.check_link(body.token)
     _require(user, request, "PUT")
     if body.decision is None:
-        from autopilot_provider.approvals import Unprocessable
-
         raise Unprocessable("decision is required: 'approve' or 'reject'", field="decision")
     username = user_name(user)
     return approval_out(approvals.redeem_link(body.token, username, body.decision, body.comment), username)

@@ -16,12 +16,13 @@ from airflow.api_fastapi.core_api.security import GetUserDep
 from autopilot_plugin.api.permissions import CanDesign, CanRead
 from fastapi import Depends
 
-from autopilot_provider.store import DefinitionStore
+from autopilot_provider.server.store import DefinitionStore
+from dag_factory.bundle import refresh_bundles
 
 
 def get_store() -> DefinitionStore:
     """The definitions folder the API serves (resolved per request, so configuration changes apply)."""
-    return DefinitionStore()
+    return DefinitionStore(refresh=refresh_bundles)
 
 
 StoreDep = Annotated[DefinitionStore, Depends(get_store)]

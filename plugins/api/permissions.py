@@ -31,6 +31,9 @@ from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, HTTPException, status
 
+from autopilot_provider.definitions.code import added_code
+from autopilot_provider.definitions.source import quick_header
+
 Method = Literal["GET", "POST", "PUT", "DELETE"]
 
 
@@ -154,8 +157,6 @@ def authorize_definition_change(
     ``path`` needs: DAG edit access on each workflow id involved (the one saved and the one replaced),
     and the code-author permission when the new text adds or changes code a worker runs (unless
     ``code`` is false: rejecting a change needs only the DAG edit access)."""
-    from autopilot_provider.definitions.code import added_code
-    from autopilot_provider.definitions.source import quick_header
 
     for text in (old_text, new_text):
         kind, ident = quick_header(text) if text else (None, None)

@@ -11,6 +11,10 @@ from autopilot_plugin.api.permissions import Permission, has_permission, may_dag
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from autopilot_provider.definitions.models import STEP_KINDS
+from autopilot_provider.definitions.schema import definition_schema, step_schemas
+from dag_factory.registry import NOT_YET
+
 router = APIRouter(tags=["UI"])
 
 
@@ -53,9 +57,6 @@ def get_session(user: GetUserDep) -> SessionOut:
 @router.get("/schema", dependencies=[CanRead], operation_id="get_schema", responses={401: {}, 403: {}})
 def get_schema() -> SchemaOut:
     """The definition format's JSON Schema, derived from the models (the same as `autopilot schema`)."""
-    from autopilot_provider.definitions.models import STEP_KINDS
-    from autopilot_provider.definitions.schema import definition_schema, step_schemas
-    from dag_factory.registry import NOT_YET
 
     kinds = [StepKindOut(kind=k, supported=k not in NOT_YET, note=NOT_YET.get(k)) for k in STEP_KINDS]
     return SchemaOut(definition=definition_schema(), steps=step_schemas(), step_kinds=kinds)

@@ -2,7 +2,7 @@
 may request, their forms (JSON Schema + uiSchema, dynamic choices filled in), starting a run from a
 validated form as the calling user, and the runs a user has requested.
 
-Routes stay thin: the work is :mod:`autopilot_provider.forms` (the same code the DAG factory and the
+Routes stay thin: the work is :mod:`autopilot_provider.project.forms` (the same code the DAG factory and the
 ``_check_form`` task use). Permissions are Airflow's, per DAG (a workflow's DAG id is its id):
 listing and reading a form need DAG read access, starting a run needs DAG-run create access (as
 Airflow's own trigger endpoint; each workflow says whether the caller has it, ``can_request``),
@@ -21,7 +21,10 @@ from autopilot_plugin.api.permissions import may_dag, run_entity
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from autopilot_provider import forms
+from autopilot_provider.definitions.errors import suggest
+from autopilot_provider.hooks import choices as form_choices
+from autopilot_provider.project import forms
+from autopilot_provider.server import requests as requests_service
 
 router = APIRouter(tags=["Workflows"])
 
@@ -94,7 +97,7 @@ class StepOut(BaseModel):
 
 
 class RequestOut(BaseModel):
-    # Features that know more about a run (approvals, tickets) add keys through forms.request_extras.
+    # Features that know more about a run (approvals, tickets) add keys through requests_service.request_extras.
     model_config = ConfigDict(extra="allow")
 
     dag_id: str
@@ -168,8 +171,6 @@ def _requires(method: str, run: bool = False):
 def _workflow(project: Any, workflow_id: str):
     workflow = forms.find_workflow(project, workflow_id)
     if workflow is None:
-        from autopilot_provider.definitions.validate import suggest
-
         hint = suggest(workflow_id, project.ids("Workflow"))
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
@@ -178,7 +179,7 @@ def _workflow(project: Any, workflow_id: str):
     return workflow
 
 
-def _fail(exc: forms.FormInvalid | forms.ChoicesUnavailable | forms.RunNotPossible) -> HTTPException:
+def _fail(exc: forms.FormInvalid | form_choices.ChoicesUnavailable | requests_service.RunNotPossible) -> HTTPException:
     return HTTPException(status_code=exc.status, detail=exc.as_dict())
 
 
@@ -215,8 +216,8 @@ def get_form(workflow_id: WorkflowId, store: StoreDep, user: GetUserDep) -> Form
     project = store.project()
     workflow = _workflow(project, workflow_id)
     try:
-        view = forms.form_view(workflow, project)
-    except forms.ChoicesUnavailable as exc:
+        view = requests_service.form_view(workflow, project)
+    except form_choices.ChoicesUnavailable as exc:
         raise _fail(exc) from None
     return FormOut(workflow=_summary(workflow, user), **view)
 
@@ -235,11 +236,13 @@ def start_run(workflow_id: WorkflowId, body: RunRequest, store: StoreDep, user: 
     project = store.project()
     workflow = _workflow(project, workflow_id)
     try:
-        choices = forms.resolve_choices(workflow.form, project)
+        choices = form_choices.resolve_choices(workflow.form, project)
         values = forms.validate_form(workflow.form, body.form, choices)
-        forms.check_requester(project, values, user_name(user))
-        run = forms.start_run(workflow, values, user_name=user_name(user), user_id=str(user.get_id()), note=body.note)
-    except (forms.FormInvalid, forms.ChoicesUnavailable, forms.RunNotPossible) as exc:
+        requests_service.check_requester(project, values, user_name(user))
+        run = requests_service.start_run(
+            workflow, values, user_name=user_name(user), user_id=str(user.get_id()), note=body.note
+        )
+    except (forms.FormInvalid, form_choices.ChoicesUnavailable, requests_service.RunNotPossible) as exc:
         raise _fail(exc) from None
     return RunOut(**run)
 
@@ -256,7 +259,7 @@ def list_requests(
 ) -> RequestList:
     """Runs of Autopilot workflows, newest first, with their form values and each step's state."""
     entity = run_entity()
-    page, total = forms.list_requests(
+    page, total = requests_service.list_requests(
         store.project(),
         user_name=user_name(user) if mine else None,
         may_read=lambda dag_id: may_dag(user, "GET", dag_id, entity),

@@ -27,6 +27,8 @@ from jinja2.meta import TrackingCodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
+from autopilot_provider.definitions.errors import suggest
+
 SCOPE_NAMES = ("form", "steps", "run", "resources", "contacts", "inputs")
 
 # ---------------------------------------------------------------------------------------------
@@ -638,7 +640,6 @@ class FileTemplate:
                     if (ref.scope, ref.name) in seen:
                         continue
                     seen.add((ref.scope, ref.name))
-                    from autopilot_provider.definitions.validate import suggest
 
                     what = {"form": "form field", "steps": "step", "inputs": "input"}.get(ref.scope, ref.scope)
                     problems.append(f"{label}:{ref.line}: unknown {what} '{ref.name}'{suggest(ref.name, known)}")

@@ -24,11 +24,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from autopilot_provider.definitions.errors import Diagnostic
+import autopilot_provider
+from autopilot_provider.definitions.errors import Diagnostic, suggest
 from autopilot_provider.definitions.source import quick_header
-from autopilot_provider.definitions.validate import Loaded, load_data, load_text, suggest, validate
+from autopilot_provider.definitions.validate import Loaded, load_data, load_text, validate
+from autopilot_provider.openapi.cache import load_spec
 from autopilot_provider.openapi.sources import SourceError, spec_file_problem, spec_path
 from autopilot_provider.openapi.spec import SpecError
+from autopilot_provider.project.checks import project_diagnostics
+from autopilot_provider.project.contacts import Directory
 
 SUFFIXES = (".yaml", ".yml")
 #: Sub-folders of definitions/ that hold other things than definitions.
@@ -333,14 +337,12 @@ class Project:
         return self._check(rel, text, cache=False)
 
     def _check(self, rel: str, text: str, *, cache: bool) -> Loaded:
-        from dag_factory.registry import factory_diagnostics
-
         self._loading.append(rel)
         try:
             loaded = load_text(text, self.display(rel))
             validate(loaded, self.function)
             if loaded.definition is not None:
-                loaded.diagnostics.extend(factory_diagnostics(loaded, self))
+                loaded.diagnostics.extend(project_diagnostics(loaded, self))
                 loaded.diagnostics.extend(self._api_file_problems(rel, loaded))
             loaded.diagnostics.sort()
         finally:
@@ -454,7 +456,6 @@ class Project:
 def cached_spec(source: str):
     """Load (without re-validating: import validated it) and cache a spec per process, keyed on the
     file's mtime and size so an edited document is re-read."""
-    from autopilot_provider.openapi.spec import load_spec
 
     try:
         stat = os.stat(source)
@@ -520,7 +521,6 @@ def tree_fingerprint(
 @functools.cache
 def _code_version() -> str:
     """The installed checks: name, mtime and size of Autopilot's modules (a new version → new keys)."""
-    import autopilot_provider
 
     digest = hashlib.sha256()
     for package in (Path(autopilot_provider.__file__).parent, Path(__file__).parent):
@@ -577,3 +577,10 @@ def relative(root: Path, path: Path | str) -> str:
 
 
 __all__: list[Any] = ["Project", "atomic_write", "is_definition_path"]
+
+
+def contacts_directory(definitions: str | Path | None) -> Directory:
+    """The people and groups of the definitions folder (an empty directory without a folder)."""
+    if not definitions:
+        return Directory()
+    return Directory.from_project(Project(Path(definitions)))

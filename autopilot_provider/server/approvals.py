@@ -38,8 +38,9 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from autopilot_provider.bounded import linear_time
-from autopilot_provider.contacts import ContactError
+from autopilot_provider.definitions.bounded import linear_time
+from autopilot_provider.definitions.templating import slack_escape, text_to_html
+from autopilot_provider.notifications.autopilot import Message, post_slack, send_email
 from autopilot_provider.operators.guard import SEAL_KEY, b64, seal_payload
 from autopilot_provider.operators.human import (
     APPROVE,
@@ -53,7 +54,8 @@ from autopilot_provider.operators.human import (
     resolve_slots,
     self_approval_allowed,
 )
-from autopilot_provider.store import (
+from autopilot_provider.project.contacts import ContactError
+from autopilot_provider.server.store import (
     Conflict,
     Forbidden,
     Gone,
@@ -62,6 +64,7 @@ from autopilot_provider.store import (
     Unprocessable,
     approval_event_table,
     approval_table,
+    definitions_root,
     link_table,
     setting_table,
     vote_table,
@@ -540,7 +543,6 @@ class Approvals:
         moved = [k for k, sent in refs.items() if sent != list(rules.get(k) or [])]
         if moved:
             scope = {"run": {"requester": _triggering_user(session, r.dag_id, r.run_id)}, "form": spec.get("request")}
-            from autopilot_provider.store import definitions_root
 
             folder = str(definitions_root())
             if "from" in moved:
@@ -1165,8 +1167,6 @@ class Notifier:
         """Send ``reason``'s message to the people (and their groups' Slack channels) concerned —
         only to the recipient keys in ``only`` when given (a re-delivery). Returns the keys whose
         delivery failed."""
-        from autopilot_provider.notifications.autopilot import Message, post_slack, send_email
-        from autopilot_provider.templating import slack_escape, text_to_html
 
         approvals = self.approvals
         request = approvals.get(approval_id)
@@ -1241,7 +1241,6 @@ def _message_text(request: Request, heading: str, reason: str, links: Mapping[st
     """The message to an approver. ``slack``: Slack's markup, with every text that came from the
     request (the form's values, the rendered subject and body, names) escaped, so a requester cannot
     slip a live link or an ``<!channel>`` into it; only the real links are links."""
-    from autopilot_provider.templating import slack_escape
 
     esc = slack_escape if slack else str
     spec = request.spec

@@ -56,6 +56,15 @@ from autopilot_provider.definitions.errors import Diagnostic
 from autopilot_provider.definitions.graph import dependencies, downstream_of_decision
 from autopilot_provider.definitions.models import KINDS
 from autopilot_provider.definitions.source import quick_header
+from autopilot_provider.project.repository import (
+    Project,
+    atomic_write,
+    decode_path,
+    encode_path,
+    is_definition_path,
+    misnamed_diagnostic,
+    path_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +216,7 @@ def _create_definition_tables(connection: Connection) -> None:
     metadata.create_all(connection, tables=[revision_table, head_table], checkfirst=True)
 
 
-# People in the loop (autopilot_provider/approvals.py): one row per human request (an approval or a
+# People in the loop (autopilot_provider/server/approvals.py): one row per human request (an approval or a
 # mid-flow form, i.e. one try of one HITL task), every vote or answer, every signed link handed out,
 # and the request's own events (asked, reminded, escalated, timed out, decided).
 approval_table = Table(
@@ -319,7 +328,7 @@ def _add_review_columns(connection: Connection) -> None:
 
 
 def _add_approval_decision_key(connection: Connection) -> None:
-    """The Ed25519 key the API server signs approval decisions with (``autopilot_provider.approvals``);
+    """The Ed25519 key the API server signs approval decisions with (``autopilot_provider.server.approvals``);
     like the link key, it never leaves the database — workers get the public half only."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -406,25 +415,6 @@ def content_version(content: str | bytes) -> str:
     """The version of a definition: the sha256 (hex) of its UTF-8 bytes."""
     data = content.encode("utf-8") if isinstance(content, str) else content
     return hashlib.sha256(data).hexdigest()
-
-
-def refresh_bundles() -> list[str]:
-    """Regenerate the stubs of every configured ``AutopilotDagBundle`` so the DAG processor sees a save
-    on its next pass. Returns the names refreshed; failures are logged, never raised."""
-    try:
-        from airflow.dag_processing.bundles.manager import DagBundlesManager
-
-        from dag_factory.bundle import AutopilotDagBundle
-
-        refreshed = []
-        for bundle in DagBundlesManager().get_all_dag_bundles():
-            if isinstance(bundle, AutopilotDagBundle):
-                bundle.refresh()
-                refreshed.append(bundle.name)
-        return refreshed
-    except Exception:
-        log.exception("could not refresh the Autopilot DAG bundle")
-        return []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,7 +612,13 @@ class Revision:
 class DefinitionStore:
     """The definitions under ``root`` (default: :func:`definitions_root`) plus their revisions."""
 
-    def __init__(self, root: Path | str | None = None, *, engine: Engine | None = None, refresh: bool = True):
+    def __init__(
+        self,
+        root: Path | str | None = None,
+        *,
+        engine: Engine | None = None,
+        refresh: Callable[[], list[str]] | None = None,
+    ):
         self.root = Path(root).resolve() if root is not None else definitions_root()
         self._engine = engine
         self.refresh = refresh
@@ -634,13 +630,11 @@ class DefinitionStore:
         return self._engine or _engine()
 
     def project(self):
-        from dag_factory.project import Project
 
         return Project(self.root, display_root="")
 
     def clean_path(self, rel: Any, *, name: str = "path") -> str:
         """Check that ``rel`` names a definition file inside the folder; return it normalized."""
-        from dag_factory.project import encode_path, is_definition_path, path_problem
 
         if not isinstance(rel, str) or not rel.strip():
             raise InvalidInput(f"{name} is required", field=name)
@@ -756,7 +750,6 @@ class DefinitionStore:
     # -- files whose names are not allowed ------------------------------------------------------
 
     def _misnamed_summaries(self, project) -> list[DefinitionSummary]:
-        from dag_factory.project import encode_path, misnamed_diagnostic
 
         result = []
         for rel in project.misnamed():
@@ -783,7 +776,6 @@ class DefinitionStore:
         """The file that ``encoded`` (a ``path`` the listing shows for a file whose name is not allowed)
         names. Only such a file, found in the folder, is ever named this way: it can be deleted, never
         read or written as a definition."""
-        from dag_factory.project import decode_path
 
         if not isinstance(encoded, str) or not encoded.strip():
             raise InvalidInput("encoded is required", field="encoded")
@@ -811,7 +803,6 @@ class DefinitionStore:
         """Delete a definition file whose name is not allowed (listed with its name percent-encoded).
         Like :meth:`delete`: ``version`` must be current, and a revision records the removed content
         (under the encoded name, shortened with a hash when longer than the path column)."""
-        from dag_factory.project import encode_path
 
         rel = self.misnamed_file(encoded)
         key = encode_path(rel)
@@ -900,7 +891,6 @@ class DefinitionStore:
         def apply(current: bytes | None) -> None:
             if current is not None:
                 raise AlreadyExists(f"a definition already exists at path {rel!r}; update it with PUT", field="path")
-            from dag_factory.project import atomic_write
 
             atomic_write(self._file(rel), content)
 
@@ -918,7 +908,6 @@ class DefinitionStore:
 
         def apply(current: bytes | None) -> None:
             self._expect(rel, version, current)
-            from dag_factory.project import atomic_write
 
             atomic_write(self._file(rel), content)
 
@@ -993,7 +982,7 @@ class DefinitionStore:
                 raise
         result = SaveResult(rel, action, number, saved_version, checked.kind, checked.id)
         if self.refresh:
-            result.refreshed_bundles = refresh_bundles()
+            result.refreshed_bundles = self.refresh()
         return result
 
     @staticmethod
@@ -1181,7 +1170,6 @@ class DefinitionStore:
                         )
                 else:
                     self._expect(rel, proposed.base_version, previous)
-                from dag_factory.project import atomic_write
 
                 atomic_write(path, content)
             try:
@@ -1202,7 +1190,7 @@ class DefinitionStore:
             review_reasons=reasons,
         )
         if decision == "approve" and self.refresh:
-            result.refreshed_bundles = refresh_bundles()
+            result.refreshed_bundles = self.refresh()
         return result
 
     def pending_reviews(self) -> list[Revision]:
@@ -1254,5 +1242,4 @@ __all__ = [
     "definitions_root",
     "diagnostic_dict",
     "migrate",
-    "refresh_bundles",
 ]

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autopilot_provider.project.repository import Project
+
 
 @dataclass(frozen=True)
 class ScopeSpec:
@@ -112,7 +114,6 @@ def build_scope(context: Mapping[str, Any], spec: ScopeSpec, *, eager: bool = Fa
 def _definitions_of_kind(folder: str | None, kind: str) -> list[Any]:
     if not folder:
         return []
-    from dag_factory.project import Project
 
     project = Project(Path(folder))
     return [loaded.definition for loaded in project.of_kind(kind) if loaded.ok]

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from autopilot_provider import config
 from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.errors import suggest
+from autopilot_provider.project.protocol import Definitions
 
 REF_KINDS = ("person", "group", "manager_of", "user", "email")
 
@@ -38,15 +40,6 @@ class ContactError(ValueError):
 
 class OnBehalfRefused(ContactError):
     """A user named someone else as the requester without being allowed to act on their behalf."""
-
-
-def on_behalf_users() -> set[str]:
-    """``[autopilot] on_behalf_users``: the Airflow accounts (service accounts, integrations) that may
-    start a run on someone else's behalf by filling the form's ``requester`` field."""
-    from airflow.configuration import conf
-
-    value = conf.get("autopilot", "on_behalf_users", fallback="") or ""
-    return {name.strip() for name in value.split(",") if name.strip()}
 
 
 @dataclass(frozen=True)
@@ -100,7 +93,7 @@ class Directory:
         self.broken = list(broken)
 
     @classmethod
-    def from_project(cls, project: Any) -> Directory:
+    def from_project(cls, project: Definitions) -> Directory:
         good, broken = [], []
         for loaded in project.of_kind("Contacts"):
             if loaded.ok and isinstance(loaded.definition, m.Contacts):
@@ -109,24 +102,12 @@ class Directory:
                 broken.append(loaded.path)
         return cls(good, broken)
 
-    @classmethod
-    def from_folder(cls, definitions: str | Path | None) -> Directory:
-        if not definitions:
-            return cls()
-        from dag_factory.project import Project
-
-        return cls.from_project(Project(Path(definitions)))
-
-    # -- lookups -----------------------------------------------------------------------------
-
     def _why_unknown(self) -> str:
         return f" (Contacts with errors, not read: {', '.join(self.broken)})" if self.broken else ""
 
     def person(self, person_id: str, ref: str | None = None) -> Recipient:
         person = self.people.get(person_id)
         if person is None:
-            from autopilot_provider.definitions.validate import suggest
-
             raise ContactError(f"unknown person '{person_id}'{suggest(person_id, self.people)}{self._why_unknown()}")
         return self._person(person, ref or f"person:{person_id}")
 
@@ -144,8 +125,6 @@ class Directory:
     def group(self, group_id: str, ref: str | None = None) -> Recipient:
         group = self.groups.get(group_id)
         if group is None:
-            from autopilot_provider.definitions.validate import suggest
-
             raise ContactError(f"unknown group '{group_id}'{suggest(group_id, self.groups)}{self._why_unknown()}")
         members = tuple(self.person(member, f"group:{group_id}") for member in group.members if member in self.people)
         return Recipient(
@@ -188,7 +167,7 @@ class Directory:
         gets the mails."""
         named = form_requester.strip() if isinstance(form_requester, str) and form_requester.strip() else None
         if run_requester and named:
-            allowed = on_behalf_users() if on_behalf is None else set(on_behalf)
+            allowed = config.on_behalf_users() if on_behalf is None else set(on_behalf)
             if run_requester not in allowed and not self._same_user(run_requester, named):
                 raise OnBehalfRefused(
                     f"{run_requester!r} started this run and cannot request it on behalf of {named!r}: only the "
@@ -304,11 +283,12 @@ def _reach(recipients: Iterable[Recipient], channel: str) -> tuple[list[str], li
 # ---------------------------------------------------------------------------------------------
 
 
-def check_contact_refs(refs: Iterable[str], project: Any, directory: Directory | None = None) -> list[tuple[int, str]]:
+def check_contact_refs(
+    refs: Iterable[str], project: Definitions, directory: Directory | None = None
+) -> list[tuple[int, str]]:
     """Validation-time check of contact references: (index in ``refs``, message) for each reference
     to an unknown person or group (or a person without a manager in ``manager_of:ID``).
     ``requester``, ``user:`` and ``email:`` are only known at run time and always pass."""
-    from autopilot_provider.definitions.validate import suggest
 
     problems: list[tuple[int, str]] = []
     refs = list(refs)

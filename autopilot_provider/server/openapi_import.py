@@ -6,7 +6,7 @@
    API), ``url`` (an absolute http(s) URL, fetched under the rules of
    :mod:`autopilot_provider.openapi.sources`: internal addresses only when the ``allowlist`` names
    them) or ``source`` (a local file: the CLI only, where the operator names it);
-2. validates it (:func:`autopilot_provider.openapi.spec.validate_document`: errors name the JSON
+2. validates it (:func:`autopilot_provider.openapi.validation.validate_document`: errors name the JSON
    pointer of the bad part) and normalises it (``$ref``s, operation ids) — nothing is written when
    either fails;
 3. writes the document, byte for byte as given (it stays the source of truth), to
@@ -19,7 +19,7 @@
        spec: specs/<name>.json
        connection: <connection, default <name>_api>
 
-   both atomically. With a :class:`~autopilot_provider.store.DefinitionStore` (the REST API) the
+   both atomically. With a :class:`~autopilot_provider.server.store.DefinitionStore` (the REST API) the
    definition is saved through it, so it is validated again, gets a revision with its author, and the
    DAG bundles are refreshed; if that save fails the document is put back as it was;
 4. warms the normalised cache (:mod:`autopilot_provider.openapi.cache`) so DAG parsing never pays
@@ -40,7 +40,9 @@ from typing import Any
 
 import yaml
 
-from autopilot_provider.bounded import MAX_DEPTH, LimitError, load_yaml
+from autopilot_provider.definitions.bounded import MAX_DEPTH, LimitError, load_yaml
+from autopilot_provider.definitions.validate import load_text, validate
+from autopilot_provider.openapi import cache
 from autopilot_provider.openapi.sources import MAX_DOCUMENT, Allowlist, SourceError, fetch_url, read_file
 from autopilot_provider.openapi.spec import (
     SpecError,
@@ -48,8 +50,10 @@ from autopilot_provider.openapi.spec import (
     normalise,
     parse_document,
     quiet_gc,
-    validate_document,
 )
+from autopilot_provider.openapi.validation import validate_document
+from autopilot_provider.project.repository import Project, atomic_write
+from autopilot_provider.server.store import content_version
 
 API_DIR = "apis"
 SPEC_DIR = "specs"
@@ -202,8 +206,6 @@ def import_openapi(
 
 
 def _import(definitions, name, source, url, content, connection, force, store, author, allowlist) -> ImportResult:
-    from autopilot_provider.openapi import cache
-    from dag_factory.project import Project
 
     root = Path(definitions).resolve()
     name = check_name(name)
@@ -281,16 +283,12 @@ def _import(definitions, name, source, url, content, connection, force, store, a
     refreshed: list[str] = []
     try:
         if store is not None:
-            from autopilot_provider.store import content_version
-
             if api_file.exists():
                 saved = store.update(api_rel, definition, content_version(api_file.read_bytes()), author=author)
             else:
                 saved = store.create(api_rel, definition, author=author)
             revision, refreshed = saved.revision, list(saved.refreshed_bundles)
         else:
-            from dag_factory.project import atomic_write
-
             atomic_write(api_file, definition)
     except BaseException:
         if previous is None:
@@ -323,7 +321,6 @@ def _import(definitions, name, source, url, content, connection, force, store, a
 def _check_definition(rel: str, text: str) -> None:
     """The model-level checks of the definition we wrote (not project.check_text: for an Api the DAG
     factory has nothing to add, and loading it would import Airflow — seconds for a CLI)."""
-    from autopilot_provider.definitions.validate import load_text, validate
 
     loaded = validate(load_text(text, rel), lambda _name: None)
     if loaded.diagnostics or loaded.definition is None:  # pragma: no cover - our own YAML; a bug

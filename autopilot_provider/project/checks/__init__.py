@@ -1,0 +1,56 @@
+"""The checks that need more than one file: each step kind's checks against the rest of the project
+(its Api's OpenAPI document, the contacts, the inventory, the templates), in one table.
+
+A check is ``check(definition, project) -> Iterable[Problem]`` for a workflow or function; ``project``
+is None when the file is checked alone (then only checks listed with ``needs_project=False`` run).
+:func:`project_diagnostics` turns the findings into located diagnostics; the repository
+(:class:`~autopilot_provider.project.repository.Project`) adds them to each file's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.errors import Diagnostic
+from autopilot_provider.definitions.validate import Loaded
+from autopilot_provider.project.checks.approval import answerable_problems
+from autopilot_provider.project.checks.forms import options_diagnostics
+from autopilot_provider.project.checks.people import people_problems
+from autopilot_provider.project.checks.problems import NOT_YET, SCRIPT_LANGUAGES_NOT_YET, Problem, unsupported_problems
+from autopilot_provider.project.checks.rest import rest_step_problems
+from autopilot_provider.project.checks.ticket import ticket_problems
+from autopilot_provider.project.protocol import Definitions
+
+Check = Callable[[Any, Any], Iterable[tuple]]
+
+#: (check, needs the project): every check of a workflow or function, in the order they report.
+CHECKS: list[tuple[Check, bool]] = [
+    (unsupported_problems, False),  # kinds and script languages that do not run yet
+    (ticket_problems, False),  # ticket
+    (options_diagnostics, False),  # form fields' dynamic options (more with the project)
+    (rest_step_problems, True),  # task, wait
+    (people_problems, True),  # notify, approval, form, notifications, timers
+    (answerable_problems, True),  # approval, form
+]
+
+__all__ = ["CHECKS", "NOT_YET", "SCRIPT_LANGUAGES_NOT_YET", "Problem", "project_diagnostics"]
+
+
+def project_diagnostics(loaded: Loaded, project: Definitions | None = None) -> list[Diagnostic]:
+    """What the project's other files say about this one, located in the file: kinds not supported
+    yet, form fields' dynamic ``options`` that name no inventory type or API operation and, given the
+    project, REST steps that do not match their Api's OpenAPI document, unknown people and groups,
+    steps nobody could answer, and notification templates that are missing or broken."""
+    definition, located = loaded.definition, loaded.located
+    if located is None or not isinstance(definition, (m.Workflow, m.Function)):
+        return []
+    diagnostics = []
+    for check, needs_project in CHECKS:
+        if needs_project and project is None:
+            continue
+        for found in check(definition, project):
+            problem = Problem(*found)
+            diagnostics.append(located.diagnostic(problem.loc, problem.message, key=problem.key))
+    return diagnostics
