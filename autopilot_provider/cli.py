@@ -9,9 +9,10 @@ import re
 import sys
 from pathlib import Path
 
+from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.definitions.schema import schema_files
 from autopilot_provider.openapi.sources import Allowlist
-from autopilot_provider.project.repository import (
+from autopilot_provider.repository.folder import (
     Project,
     encode_path,
     is_definition_path,
@@ -20,7 +21,7 @@ from autopilot_provider.project.repository import (
 )
 from autopilot_provider.server.fab_permissions import fab_is_auth_manager, sync_fab_permissions
 from autopilot_provider.server.openapi_import import ImportFailure, import_openapi
-from autopilot_provider.server.store import DefinitionStore, StoreError, migrate
+from autopilot_provider.server.store import DefinitionStore, migrate
 from dag_factory.bundle import refresh_bundles
 from dag_factory.render import RenderError, render_workflow
 
@@ -201,7 +202,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
             result = store.delete_misnamed(args.path, version, author=author)
         else:
             result = store.delete(args.path, version, author=author)
-    except StoreError as exc:
+    except Refused as exc:
         print(f"autopilot delete: {exc.message}", file=sys.stderr)
         return 1
     print(f"deleted {result.path} (revision {result.revision})")

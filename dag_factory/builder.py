@@ -14,8 +14,14 @@ from autopilot_provider.definitions.durations import parse_duration
 from autopilot_provider.definitions.errors import DefinitionError
 from autopilot_provider.definitions.graph import dependencies, downstream_of_decision
 from autopilot_provider.operators.check_form import CheckFormOperator
-from autopilot_provider.project.forms import CHECK_TASK_ID, api_fields, param_schema, pattern_fields, resource_choices
-from autopilot_provider.project.scope import ScopeSpec
+from autopilot_provider.repository.forms import (
+    CHECK_TASK_ID,
+    api_fields,
+    param_schema,
+    pattern_fields,
+    resource_choices,
+)
+from autopilot_provider.repository.scope import ScopeSpec
 from dag_factory.compilers.human import guard_approvals
 from dag_factory.compilers.notify import connect_start, start_notification, workflow_callbacks
 from dag_factory.registry import COMPILERS

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import DefinitionError
-from autopilot_provider.project.repository import Project
+from autopilot_provider.repository.folder import Project
 from dag_factory.builder import build_dag
 from dag_factory.stubs import INDEX_NAME, validated_dir
 

@@ -1,6 +1,6 @@
 """The whole mapping from step kind to compiler, in one table.
 
-A kind listed in :data:`autopilot_provider.project.checks.NOT_YET` is part of the format (so editors and
+A kind listed in :data:`autopilot_provider.repository.checks.NOT_YET` is part of the format (so editors and
 the designer know it) but has no operator in this release: a definition that uses it fails validation
 with a clear message instead of compiling to a silent no-op.
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from autopilot_provider.definitions import models as m
-from autopilot_provider.project.checks import NOT_YET
+from autopilot_provider.repository.checks import NOT_YET
 
 Compiler = Callable[[m.Step, Any], Any]
 

@@ -29,7 +29,7 @@ from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import DefinitionError, suggest
 from autopilot_provider.notifications.autopilot import AutopilotNotifier
 from autopilot_provider.operators.guard import ApprovalGuard
-from autopilot_provider.project.repository import SUFFIXES, Project, encode_path, path_problem
+from autopilot_provider.repository.folder import SUFFIXES, Project, encode_path, path_problem
 from dag_factory.builder import build_dag
 
 WIDTH = 88

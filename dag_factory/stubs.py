@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from autopilot_provider.project.repository import (
+from autopilot_provider.repository.folder import (
     INDEX_VERSION,
     Project,
     atomic_write,

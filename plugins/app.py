@@ -19,8 +19,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from autopilot_provider import __version__
+from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.server.approvals import Approvals, sweep_interval
-from autopilot_provider.server.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ async def sweep_approvals() -> None:
 
 
 async def store_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StoreError)
+    assert isinstance(exc, Refused)
     return JSONResponse(status_code=exc.status, content={"detail": exc.as_dict()})
 
 
@@ -94,7 +94,7 @@ def create_app() -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
     )
-    app.add_exception_handler(StoreError, store_error_handler)
+    app.add_exception_handler(Refused, store_error_handler)
     app.include_router(definitions.router, prefix=API_PREFIX)
     app.include_router(definitions.reviews, prefix=API_PREFIX)
     app.include_router(apis.router, prefix=API_PREFIX)

@@ -156,7 +156,7 @@ def test_the_steps_after_an_approval_check_its_decision_before_they_run(definiti
 
     from autopilot_provider.definitions import models as m
     from autopilot_provider.operators.guard import ApprovalGuard
-    from autopilot_provider.project.repository import Project
+    from autopilot_provider.repository.folder import Project
     from dag_factory.builder import build_dag
 
     text = textwrap.dedent(
@@ -400,7 +400,7 @@ def _slack_posts(slack, channel: str, timeout: float = 30) -> list:
 
 
 def test_validation_names_approvers_who_could_never_answer(write_definition, definitions_dir):
-    from autopilot_provider.project.repository import Project
+    from autopilot_provider.repository.folder import Project
 
     write_definition(
         "people_nobody.yaml",
@@ -492,7 +492,7 @@ def test_a_rejection_without_else_fails_the_run_visibly(run_workflow, write_defi
 
 
 def test_a_mid_flow_form_offers_inventory_and_api_choices(write_definition, definitions_dir, backup_connections):
-    from autopilot_provider.project.repository import Project
+    from autopilot_provider.repository.folder import Project
     from dag_factory.loader import load_dag_file
 
     text = textwrap.dedent(
@@ -867,7 +867,7 @@ def test_a_run_keeps_the_approval_rules_of_the_dag_version_it_started_with(
     from sqlalchemy import select
 
     from autopilot_provider.operators.human import BACKSTOP
-    from autopilot_provider.server.approvals import Approvals, StoreError
+    from autopilot_provider.server.approvals import Approvals, Refused
     from autopilot_provider.server.store import migrate
     from dag_factory.bundle import AutopilotDagBundle
     from tests.conftest import task_states
@@ -907,7 +907,7 @@ def test_a_run_keeps_the_approval_rules_of_the_dag_version_it_started_with(
                 for user in ("alice", "bob", "dave"):
                     try:
                         seen[user] = approvals.vote(request.id, user, "approve").row.state
-                    except StoreError as exc:
+                    except Refused as exc:
                         seen[user] = exc.status
             time.sleep(0.3)
 

@@ -20,7 +20,7 @@ from autopilot_provider.definitions.templating import MAX_NESTING, check_templat
 from autopilot_provider.definitions.validate import load_text
 from autopilot_provider.openapi import spec as S
 from autopilot_provider.openapi import validation
-from autopilot_provider.project.forms import MAX_VALUE_CHARS, check_form, param_schema
+from autopilot_provider.repository.forms import MAX_VALUE_CHARS, check_form, param_schema
 
 API = "/autopilot/api/v1"
 

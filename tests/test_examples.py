@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autopilot_provider.project.repository import Project
+from autopilot_provider.repository.folder import Project
 from tests.conftest import REPO, task_states
 from tests.fixtures.voters import voting
 

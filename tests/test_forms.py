@@ -19,8 +19,8 @@ import yaml
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.hooks import choices as form_choices
-from autopilot_provider.project import forms
-from autopilot_provider.project.repository import Project
+from autopilot_provider.repository import forms
+from autopilot_provider.repository.folder import Project
 from autopilot_provider.server import requests as requests_service
 from tests.conftest import REPO, task_states
 from tests.fixtures.loopback import RecordingServer

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from autopilot_provider.definitions.templating import FileTemplate, TemplateFileError
-from autopilot_provider.project.contacts import ContactError, Directory, email_addresses, slack_targets
+from autopilot_provider.repository.contacts import ContactError, Directory, email_addresses, slack_targets
 from tests.conftest import REPO, task_states
 from tests.fixtures.smtp import FROM_EMAIL, SMTP_PASSWORD
 
@@ -58,7 +58,7 @@ def test_references_resolve_to_people_groups_and_addresses(directory):
 
 
 def test_nobody_else_can_name_someone_else_as_the_requester(directory):
-    from autopilot_provider.project.contacts import OnBehalfRefused
+    from autopilot_provider.repository.contacts import OnBehalfRefused
 
     # a person, or an account not listed in on_behalf_users, naming someone else is refused: that
     # would choose who is asked, who may not approve, and who gets the mails
@@ -386,7 +386,7 @@ def test_a_template_cannot_reach_python_internals(run_workflow, write_definition
 
 
 def test_templates_cannot_read_outside_templates(definitions_dir, write_definition, tmp_path):
-    from autopilot_provider.project.repository import Project
+    from autopilot_provider.repository.folder import Project
 
     secret = tmp_path / "secret.txt.j2"
     secret.write_text("top secret\n")
@@ -444,7 +444,7 @@ steps:
 
 
 def test_unknown_contacts_and_templates_fail_validation_with_positions(definitions_dir, write_definition):
-    from autopilot_provider.project.repository import Project
+    from autopilot_provider.repository.folder import Project
 
     write_definition("notify_unknown.yaml", UNKNOWN)
     write_definition("templates/broken.txt.j2", "Host {{ form.hostnme }}\n{% if %}\n")
@@ -468,7 +468,7 @@ def test_unknown_contacts_and_templates_fail_validation_with_positions(definitio
 
 
 def test_the_example_definitions_and_templates_are_valid():
-    from autopilot_provider.project.repository import Project
+    from autopilot_provider.repository.folder import Project
 
     project = Project(REPO / "definitions")
     problems = [str(d) for loaded in project.load_all().values() for d in loaded.diagnostics]
@@ -496,7 +496,7 @@ def test_secrets_stay_in_connections(run_workflow, write_definition, smtp_server
 
 def test_render_writes_notifications_back_out(definitions_dir, write_definition):
     """`autopilot render` keeps notify steps, the start task and the DAG callbacks."""
-    from autopilot_provider.project.repository import Project
+    from autopilot_provider.repository.folder import Project
     from dag_factory.render import render_workflow
 
     write_definition("notify_backup.yaml", BACKUP)

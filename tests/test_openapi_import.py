@@ -34,7 +34,7 @@ from autopilot_provider.openapi import cache, sources, validation
 from autopilot_provider.openapi.cache import load_spec
 from autopilot_provider.openapi.request import build_request
 from autopilot_provider.openapi.spec import SpecError, normalise, parse_document
-from autopilot_provider.project.repository import Project
+from autopilot_provider.repository.folder import Project
 from autopilot_provider.server.openapi_import import import_openapi
 from tests.fixtures.loopback import LoopbackHttpServer
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from autopilot_provider.project import repository as project
+from autopilot_provider.repository import folder as project
 from dag_factory.stubs import sync_stubs, validated_dir
 
 FUNCTION = """\

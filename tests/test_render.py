@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from autopilot_provider.cli import main as cli
-from autopilot_provider.project.repository import Project
+from autopilot_provider.repository.folder import Project
 from dag_factory.loader import load_dag_file
 from dag_factory.render import RenderError, render_dag, render_workflow
 from tests.conftest import REPO, task_states

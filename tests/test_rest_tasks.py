@@ -788,7 +788,7 @@ steps:
 
 
 def test_validation_errors_name_file_line_and_column(backup, definitions_dir):
-    from autopilot_provider.project.repository import Project
+    from autopilot_provider.repository.folder import Project
 
     loaded = Project(definitions_dir).check_text("rest_bad.yaml", BAD_STEPS)
     messages = [str(d) for d in loaded.diagnostics]
@@ -842,7 +842,7 @@ def test_the_connection_type_is_registered_without_warnings():
 def test_render_writes_rest_steps_as_plain_operator_arguments(backup, write_definition, definitions_dir, tmp_path):
     from airflow.dag_processing.dagbag import DagBag
 
-    from autopilot_provider.project.repository import Project
+    from autopilot_provider.repository.folder import Project
     from dag_factory.render import render_workflow
 
     write_definition("ensure_agent.yaml", ENSURE_AGENT.replace("__TIMEOUT__", "30s"))

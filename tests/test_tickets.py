@@ -209,7 +209,7 @@ def test_a_429_with_retry_after_is_sent_again_after_the_wait(servicenow_default,
 
 
 def test_ticket_steps_validate_their_references(definitions_dir, write_definition):
-    from autopilot_provider.project.repository import Project
+    from autopilot_provider.repository.folder import Project
 
     write_definition(
         "ticket_invalid.yaml",

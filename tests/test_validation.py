@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot_provider.project.repository import Project
+from autopilot_provider.repository.folder import Project
 from tests.conftest import REPO
 
 # checks no metadata database: run once, in the SQLite pass of make test

@@ -1,7 +1,7 @@
 """Validate one definition: YAML → model → semantic checks, every problem with its position.
 
 Cross-definition facts (which functions exist) come in through a ``FunctionLookup``, so this module
-knows nothing about folders; ``autopilot_provider.project.repository`` supplies it.
+knows nothing about folders; ``autopilot_provider.repository.folder`` supplies it.
 """
 
 from __future__ import annotations

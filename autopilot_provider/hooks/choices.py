@@ -25,7 +25,7 @@ from autopilot_provider.openapi.request import (
     build_request,
     excerpt,
 )
-from autopilot_provider.project.forms import (
+from autopilot_provider.repository.forms import (
     Choice,
     choices_from_items,
     describe_source,

@@ -27,9 +27,9 @@ from autopilot_provider.definitions.templating import (
     render_slack,
     text_to_html,
 )
-from autopilot_provider.project.contacts import ContactError, Directory, email_addresses, slack_targets
-from autopilot_provider.project.repository import contacts_directory
-from autopilot_provider.project.scope import ScopeSpec, build_scope
+from autopilot_provider.repository.contacts import ContactError, Directory, email_addresses, slack_targets
+from autopilot_provider.repository.folder import contacts_directory
+from autopilot_provider.repository.scope import ScopeSpec, build_scope
 
 VIAS = ("email", "slack")
 EVENTS = ("start", "success", "failure")

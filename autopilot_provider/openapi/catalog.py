@@ -1,6 +1,6 @@
 """The operation catalog of imported APIs, as the designer and the form portal read it.
 
-Pure functions over :class:`~autopilot_provider.project.repository.Project` and :class:`~autopilot_provider.openapi.spec.Spec`
+Pure functions over :class:`~autopilot_provider.repository.folder.Project` and :class:`~autopilot_provider.openapi.spec.Spec`
 (the plugin's ``/apis`` routes call them). A listing reads only the operation index — ids, methods,
 paths, summaries, tags — plus the operations of the requested page with their schemas as written
 (``$ref``s kept, so a page stays small); one operation comes with every schema resolved.

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import SplitResult, urljoin, urlsplit
 
+from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.definitions.models import spec_reference_problem
 
 #: Largest document accepted (bytes), by file or by URL.
@@ -48,14 +49,10 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class SourceError(Exception):
+class SourceError(Refused):
     """A document that is not read; ``status`` is what the REST API answers."""
 
     status = 400
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class NotAllowed(SourceError):

@@ -21,8 +21,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from autopilot_provider.definitions.models import Form
 from autopilot_provider.hooks.choices import ChoicesUnavailable, resolve_choices
-from autopilot_provider.project.forms import check_form
-from autopilot_provider.project.repository import Project
+from autopilot_provider.repository.folder import Project
+from autopilot_provider.repository.forms import check_form
 
 
 class CheckFormOperator(BaseOperator):

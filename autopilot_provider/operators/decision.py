@@ -7,7 +7,7 @@ from typing import Any
 from airflow.sdk import BaseBranchOperator
 
 from autopilot_provider.definitions.templating import evaluate
-from autopilot_provider.project.scope import ScopeSpec, build_scope
+from autopilot_provider.repository.scope import ScopeSpec, build_scope
 
 
 class DecisionOperator(BaseBranchOperator):

@@ -28,9 +28,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from autopilot_provider.definitions.templating import render
 from autopilot_provider.notifications.autopilot import requester_name
 from autopilot_provider.operators.guard import SEAL_KEY
-from autopilot_provider.project.contacts import OnBehalfRefused
-from autopilot_provider.project.repository import contacts_directory
-from autopilot_provider.project.scope import ScopeSpec, build_scope
+from autopilot_provider.repository.contacts import OnBehalfRefused
+from autopilot_provider.repository.folder import contacts_directory
+from autopilot_provider.repository.scope import ScopeSpec, build_scope
 
 #: The HITL assignee and responder that stand for "Autopilot, after its own checks".
 AUTOPILOT_USER_ID = "autopilot:quorum"
@@ -302,7 +302,7 @@ class AutopilotFormOperator(HumanStepOperator):
         if timeout:
             kwargs["response_timeout"] = timedelta(seconds=timeout)
         super().__init__(options=[SUBMIT], **kwargs)
-        self.form = form  # autopilot_provider.project.forms.step_form: schema, ui_schema, dynamic (API choices)
+        self.form = form  # autopilot_provider.repository.forms.step_form: schema, ui_schema, dynamic (API choices)
 
     @property
     def schema(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from airflow.sdk.log import mask_secret
 
 from autopilot_provider.definitions.code import env_name_problem
 from autopilot_provider.definitions.templating import render_env_value
-from autopilot_provider.project.scope import ScopeSpec, build_scope
+from autopilot_provider.repository.scope import ScopeSpec, build_scope
 
 #: What every script gets from the worker's environment (names or globs), when the worker has them.
 BASE_ENV_ALLOWLIST = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR")

@@ -22,8 +22,8 @@ from autopilot_provider.openapi.request import (
     evaluate_outputs,
     excerpt,
 )
-from autopilot_provider.project.repository import Project
-from autopilot_provider.project.scope import ScopeSpec, build_scope
+from autopilot_provider.repository.folder import Project
+from autopilot_provider.repository.scope import ScopeSpec, build_scope
 
 
 class OpenApiStepError(AirflowException):

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from autopilot_provider.definitions.templating import render_value
 from autopilot_provider.hooks.servicenow import RESOLUTIONS, ServiceNowError, ServiceNowHook, close_fields
-from autopilot_provider.project.scope import TICKET_XCOM_KEY, ScopeSpec, build_scope, first_ticket
+from autopilot_provider.repository.scope import TICKET_XCOM_KEY, ScopeSpec, build_scope, first_ticket
 
 ACTIONS = ("create", "update", "comment", "close")
 

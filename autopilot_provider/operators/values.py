@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 
 from autopilot_provider.definitions.bounded import linear_time
 from autopilot_provider.definitions.templating import render_value
-from autopilot_provider.project.scope import ScopeSpec, build_scope
+from autopilot_provider.repository.scope import ScopeSpec, build_scope
 
 
 class ValuesOperator(BaseOperator):

@@ -20,7 +20,7 @@ from autopilot_provider.definitions.templating import check_template, render_val
 from autopilot_provider.hooks.openapi import OpenApiAuthError, OpenApiError, OpenApiHook
 from autopilot_provider.openapi.request import RequestValidationError, build_request, evaluate_outputs, excerpt
 from autopilot_provider.operators.task import load_operation
-from autopilot_provider.project.scope import ScopeSpec, build_scope
+from autopilot_provider.repository.scope import ScopeSpec, build_scope
 from autopilot_provider.triggers.openapi import OpenApiPollTrigger
 
 #: Airflow's own deferral timeout is a safety net behind the trigger's deadline (which gives the

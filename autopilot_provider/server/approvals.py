@@ -54,14 +54,9 @@ from autopilot_provider.operators.human import (
     resolve_slots,
     self_approval_allowed,
 )
-from autopilot_provider.project.contacts import ContactError
+from autopilot_provider.repository.contacts import ContactError
+from autopilot_provider.server.errors import Conflict, Forbidden, Gone, NotFound, Refused, Unprocessable
 from autopilot_provider.server.store import (
-    Conflict,
-    Forbidden,
-    Gone,
-    NotFound,
-    StoreError,
-    Unprocessable,
     approval_event_table,
     approval_table,
     definitions_root,
@@ -226,7 +221,7 @@ def approval_signing_key(session) -> Any:
 
     value = session.scalar(select(setting_table.c.value).where(setting_table.c.name == APPROVAL_KEY_SETTING))
     if value is None:
-        raise StoreError("the Autopilot tables are not migrated: run `autopilot db migrate`")
+        raise Refused("the Autopilot tables are not migrated: run `autopilot db migrate`")
     return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(value))
 
 
@@ -770,7 +765,7 @@ class Approvals:
     def _key(self, session) -> bytes:
         value = session.scalar(select(setting_table.c.value).where(setting_table.c.name == "link_signing_key"))
         if value is None:
-            raise StoreError("the Autopilot tables are not migrated: run `autopilot db migrate`")
+            raise Refused("the Autopilot tables are not migrated: run `autopilot db migrate`")
         return bytes.fromhex(value)
 
     def issue_link(self, session, request: Request, recipient: str, expires_at: datetime) -> str:

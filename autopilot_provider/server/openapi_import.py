@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from autopilot_provider.definitions.bounded import MAX_DEPTH, LimitError, load_yaml
+from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.definitions.validate import load_text, validate
 from autopilot_provider.openapi import cache
 from autopilot_provider.openapi.sources import MAX_DOCUMENT, Allowlist, SourceError, fetch_url, read_file
@@ -52,7 +53,7 @@ from autopilot_provider.openapi.spec import (
     quiet_gc,
 )
 from autopilot_provider.openapi.validation import validate_document
-from autopilot_provider.project.repository import Project, atomic_write
+from autopilot_provider.repository.folder import Project, atomic_write
 from autopilot_provider.server.store import content_version
 
 API_DIR = "apis"
@@ -62,18 +63,15 @@ NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # fullmatch: `$` would let a traili
 CONNECTION = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
-class ImportFailure(Exception):
-    """An import that did not happen; ``status`` is the HTTP status the REST API answers with,
-    ``field`` the input at fault and ``pointer`` (for an invalid document) the JSON pointer of the bad part."""
+class ImportFailure(Refused):
+    """An import that did not happen; ``pointer`` (for an invalid document) is the JSON pointer of the
+    bad part."""
 
     status = 400
 
     def __init__(self, message: str, *, field: str | None = None, pointer: str | None = None, **extra: Any):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+        super().__init__(message, field=field, **extra)
         self.pointer = pointer
-        self.extra = extra
 
     def __str__(self) -> str:
         if self.pointer is not None:
@@ -199,7 +197,7 @@ def import_openapi(
 
     Exactly one of ``source`` (a local file), ``url`` (an http(s) URL, internal addresses only as
     ``allowlist`` allows) and ``content`` (the text) is given. Raises :class:`ImportFailure`
-    (nothing written) or, with a ``store``, its ``StoreError``s.
+    (nothing written) or, with a ``store``, its ``Refused``s.
     """
     with quiet_gc():
         return _import(definitions, name, source, url, content, connection, force, store, author, allowlist)

@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.hooks.choices import resolve_choices
-from autopilot_provider.project.contacts import ContactError, Directory
-from autopilot_provider.project.forms import (
+from autopilot_provider.repository.contacts import ContactError, Directory
+from autopilot_provider.repository.forms import (
     INTERNAL_TASKS,
     FieldError,
     FormInvalid,
@@ -19,7 +19,7 @@ from autopilot_provider.project.forms import (
     ui_schema,
     workflows,
 )
-from autopilot_provider.project.scope import TICKET_XCOM_KEY
+from autopilot_provider.repository.scope import TICKET_XCOM_KEY
 from autopilot_provider.server.approvals import Approvals, slot_state
 
 

@@ -2,7 +2,7 @@
 
 Every operation the REST API offers (``autopilot_plugin.api.definitions``) is a method of
 :class:`DefinitionStore`, so a CLI or a test calls exactly what the API calls. Failures raise a
-:class:`StoreError` subclass that names the field at fault and carries the HTTP status the API returns.
+:class:`Refused` subclass that names the field at fault and carries the HTTP status the API returns.
 
 Durable state lives in tables prefixed ``autopilot_`` in the Airflow metadata database (SQLite in
 standalone, PostgreSQL in production), created by ``autopilot db migrate`` (:func:`migrate`):
@@ -52,11 +52,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from autopilot_provider.definitions.code import text_code_parts
-from autopilot_provider.definitions.errors import Diagnostic
+from autopilot_provider.definitions.errors import Diagnostic, Refused
 from autopilot_provider.definitions.graph import dependencies, downstream_of_decision
 from autopilot_provider.definitions.models import KINDS
 from autopilot_provider.definitions.source import quick_header
-from autopilot_provider.project.repository import (
+from autopilot_provider.repository.folder import (
     Project,
     atomic_write,
     decode_path,
@@ -65,6 +65,17 @@ from autopilot_provider.project.repository import (
     misnamed_diagnostic,
     path_problem,
 )
+from autopilot_provider.server.errors import (
+    AlreadyExists,
+    Conflict,
+    DuplicateId,
+    Forbidden,
+    InvalidDefinition,
+    InvalidInput,
+    NotFound,
+    NotMigrated,
+    StaleVersion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,86 +83,6 @@ log = logging.getLogger(__name__)
 MAX_CONTENT = 1_000_000
 MAX_PATH = 512
 ACTIONS = ("create", "update", "delete")
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors
-# ---------------------------------------------------------------------------------------------
-
-
-class StoreError(Exception):
-    """A request the store refuses; ``field`` names the input at fault, ``status`` is the HTTP status."""
-
-    status = 400
-
-    def __init__(self, message: str, *, field: str | None = None, **extra: Any):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.extra = extra
-
-    def as_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"message": self.message}
-        if self.field:
-            body["field"] = self.field
-        body.update(self.extra)
-        return body
-
-
-class InvalidInput(StoreError):
-    """A malformed path, kind or similar (400)."""
-
-    status = 400
-
-
-class Forbidden(StoreError):
-    """Authenticated, but not allowed by Autopilot's own rules (403)."""
-
-    status = 403
-
-
-class NotFound(StoreError):
-    status = 404
-
-
-class Conflict(StoreError):
-    """The request contradicts the current state (409)."""
-
-    status = 409
-
-
-class Gone(StoreError):
-    """Something that existed and no longer works: a used or expired link (410)."""
-
-    status = 410
-
-
-class Unprocessable(StoreError):
-    """Well-formed but invalid content (422)."""
-
-    status = 422
-
-
-class AlreadyExists(Conflict):
-    pass
-
-
-class StaleVersion(Conflict):
-    """The client's ``version`` is not the current content hash; the body carries ``current_version``."""
-
-
-class DuplicateId(Conflict):
-    """The definition's kind and id are already used by another file (409, with diagnostics)."""
-
-
-class InvalidDefinition(Unprocessable):
-    """The content does not validate (422, with diagnostics); nothing was written."""
-
-
-class NotMigrated(StoreError):
-    """The ``autopilot_*`` tables do not exist yet (503)."""
-
-    status = 503
 
 
 def diagnostic_dict(diagnostic: Diagnostic) -> dict[str, Any]:
@@ -1237,7 +1168,7 @@ class DefinitionStore:
 
 __all__ = [
     "DefinitionStore",
-    "StoreError",
+    "Refused",
     "content_version",
     "definitions_root",
     "diagnostic_dict",

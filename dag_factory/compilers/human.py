@@ -13,7 +13,7 @@ from autopilot_provider.operators.human import (
     AutopilotFormOperator,
     within,
 )
-from autopilot_provider.project.forms import step_form
+from autopilot_provider.repository.forms import step_form
 
 
 def _seconds(duration: str | None) -> float | None:

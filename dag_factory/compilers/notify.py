@@ -17,7 +17,7 @@ from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.durations import parse_duration
 from autopilot_provider.notifications.autopilot import AutopilotNotifier
 from autopilot_provider.operators.notify import NotifyOperator
-from autopilot_provider.project.scope import ScopeSpec
+from autopilot_provider.repository.scope import ScopeSpec
 
 START_TASK_ID = "_notify_start"
 

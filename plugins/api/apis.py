@@ -22,7 +22,7 @@ from autopilot_provider.openapi.catalog import get_operation as one
 from autopilot_provider.openapi.catalog import list_apis as entries
 from autopilot_provider.openapi.catalog import list_operations as page
 from autopilot_provider.openapi.sources import Allowlist
-from autopilot_provider.project.repository import Project
+from autopilot_provider.repository.folder import Project
 from autopilot_provider.server.openapi_import import ImportFailure, import_openapi
 
 router = APIRouter(prefix="/apis", tags=["APIs"])

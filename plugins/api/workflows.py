@@ -2,7 +2,7 @@
 may request, their forms (JSON Schema + uiSchema, dynamic choices filled in), starting a run from a
 validated form as the calling user, and the runs a user has requested.
 
-Routes stay thin: the work is :mod:`autopilot_provider.project.forms` (the same code the DAG factory and the
+Routes stay thin: the work is :mod:`autopilot_provider.repository.forms` (the same code the DAG factory and the
 ``_check_form`` task use). Permissions are Airflow's, per DAG (a workflow's DAG id is its id):
 listing and reading a form need DAG read access, starting a run needs DAG-run create access (as
 Airflow's own trigger endpoint; each workflow says whether the caller has it, ``can_request``),
@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autopilot_provider.definitions.errors import suggest
 from autopilot_provider.hooks import choices as form_choices
-from autopilot_provider.project import forms
+from autopilot_provider.repository import forms
 from autopilot_provider.server import requests as requests_service
 
 router = APIRouter(tags=["Workflows"])

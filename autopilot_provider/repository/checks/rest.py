@@ -8,8 +8,8 @@ from typing import Any
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import suggest
 from autopilot_provider.openapi.request import coerce, parameter_names, schema_errors
-from autopilot_provider.project.checks.problems import Problem
-from autopilot_provider.project.protocol import Definitions
+from autopilot_provider.repository.checks.problems import Problem
+from autopilot_provider.repository.protocol import Definitions
 
 
 def _templated(value: Any) -> bool:

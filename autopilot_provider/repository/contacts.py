@@ -29,7 +29,7 @@ from typing import Any
 from autopilot_provider import config
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import suggest
-from autopilot_provider.project.protocol import Definitions
+from autopilot_provider.repository.protocol import Definitions
 
 REF_KINDS = ("person", "group", "manager_of", "user", "email")
 

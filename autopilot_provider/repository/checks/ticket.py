@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.tickets import CLOSE_FIELDS
-from autopilot_provider.project.checks.problems import Problem
-from autopilot_provider.project.protocol import Definitions
+from autopilot_provider.repository.checks.problems import Problem
+from autopilot_provider.repository.protocol import Definitions
 
 
 def _creates(step: m.Step) -> bool:

@@ -1,5 +1,5 @@
 """What the checks, the contacts and the forms read from a repository of definitions, as a protocol:
-they take any object with these methods (:class:`~autopilot_provider.project.repository.Project` is
+they take any object with these methods (:class:`~autopilot_provider.repository.folder.Project` is
 the one the product uses), so they need not import the repository, which imports them."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from autopilot_provider.definitions.validate import Loaded
 
 
 class Definitions(Protocol):
-    """A folder of definitions (see :class:`autopilot_provider.project.repository.Project`)."""
+    """A folder of definitions (see :class:`autopilot_provider.repository.folder.Project`)."""
 
     root: Path
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from autopilot_provider.definitions import models as m
-from autopilot_provider.project.protocol import Definitions
+from autopilot_provider.repository.protocol import Definitions
 
 
 class Problem(NamedTuple):

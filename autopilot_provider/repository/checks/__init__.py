@@ -4,7 +4,7 @@
 A check is ``check(definition, project) -> Iterable[Problem]`` for a workflow or function; ``project``
 is None when the file is checked alone (then only checks listed with ``needs_project=False`` run).
 :func:`project_diagnostics` turns the findings into located diagnostics; the repository
-(:class:`~autopilot_provider.project.repository.Project`) adds them to each file's own.
+(:class:`~autopilot_provider.repository.folder.Project`) adds them to each file's own.
 """
 
 from __future__ import annotations
@@ -15,13 +15,18 @@ from typing import Any
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import Diagnostic
 from autopilot_provider.definitions.validate import Loaded
-from autopilot_provider.project.checks.approval import answerable_problems
-from autopilot_provider.project.checks.forms import options_diagnostics
-from autopilot_provider.project.checks.people import people_problems
-from autopilot_provider.project.checks.problems import NOT_YET, SCRIPT_LANGUAGES_NOT_YET, Problem, unsupported_problems
-from autopilot_provider.project.checks.rest import rest_step_problems
-from autopilot_provider.project.checks.ticket import ticket_problems
-from autopilot_provider.project.protocol import Definitions
+from autopilot_provider.repository.checks.approval import answerable_problems
+from autopilot_provider.repository.checks.forms import options_diagnostics
+from autopilot_provider.repository.checks.people import people_problems
+from autopilot_provider.repository.checks.problems import (
+    NOT_YET,
+    SCRIPT_LANGUAGES_NOT_YET,
+    Problem,
+    unsupported_problems,
+)
+from autopilot_provider.repository.checks.rest import rest_step_problems
+from autopilot_provider.repository.checks.ticket import ticket_problems
+from autopilot_provider.repository.protocol import Definitions
 
 Check = Callable[[Any, Any], Iterable[tuple]]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from autopilot_provider import config
 from autopilot_provider.definitions import models as m
-from autopilot_provider.project.checks.problems import Problem
-from autopilot_provider.project.contacts import ContactError, Directory, split_ref
-from autopilot_provider.project.protocol import Definitions
+from autopilot_provider.repository.checks.problems import Problem
+from autopilot_provider.repository.contacts import ContactError, Directory, split_ref
+from autopilot_provider.repository.protocol import Definitions
 
 
 def answerable_problems(definition: m.Workflow | m.Function, project: Definitions) -> list[Problem]:

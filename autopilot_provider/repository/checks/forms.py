@@ -11,7 +11,7 @@ from autopilot_provider.openapi.request import (
     check_params,
     parameter_names,
 )
-from autopilot_provider.project.forms import choices_from_items, inventory_items
+from autopilot_provider.repository.forms import choices_from_items, inventory_items
 
 
 def options_diagnostics(definition: m.Header, project: Any = None) -> list[tuple[tuple, str, bool]]:

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.templating import FileTemplate, TemplateFileError
-from autopilot_provider.project.checks.problems import NOT_YET, Problem
-from autopilot_provider.project.contacts import Directory, check_contact_refs
-from autopilot_provider.project.protocol import Definitions
+from autopilot_provider.repository.checks.problems import NOT_YET, Problem
+from autopilot_provider.repository.contacts import Directory, check_contact_refs
+from autopilot_provider.repository.protocol import Definitions
 
 
 def _ref_lists(definition: m.Workflow | m.Function, skip: set[str]) -> Iterator[tuple[tuple, list[str]]]:

@@ -31,8 +31,8 @@ from autopilot_provider.definitions.validate import Loaded, load_data, load_text
 from autopilot_provider.openapi.cache import load_spec
 from autopilot_provider.openapi.sources import SourceError, spec_file_problem, spec_path
 from autopilot_provider.openapi.spec import SpecError
-from autopilot_provider.project.checks import project_diagnostics
-from autopilot_provider.project.contacts import Directory
+from autopilot_provider.repository.checks import project_diagnostics
+from autopilot_provider.repository.contacts import Directory
 
 SUFFIXES = (".yaml", ".yml")
 #: Sub-folders of definitions/ that hold other things than definitions.

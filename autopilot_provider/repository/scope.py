@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autopilot_provider.project.repository import Project
+from autopilot_provider.repository.folder import Project
 
 
 @dataclass(frozen=True)
