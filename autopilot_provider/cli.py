@@ -21,7 +21,8 @@ from autopilot_provider.repository.folder import (
 )
 from autopilot_provider.server.fab_permissions import fab_is_auth_manager, sync_fab_permissions
 from autopilot_provider.server.openapi_import import ImportFailure, import_openapi
-from autopilot_provider.server.store import DefinitionStore, migrate
+from autopilot_provider.server.store import DefinitionStore
+from autopilot_provider.server.tables import migrate
 from dag_factory.bundle import refresh_bundles
 from dag_factory.render import RenderError, render_workflow
 

@@ -424,7 +424,7 @@ def test_body_shape_errors_name_the_field(admin):
 
 
 def test_migrate_is_idempotent(api_server):
-    from autopilot_provider.server.store import migrate
+    from autopilot_provider.server.tables import migrate
 
     assert migrate() == []
 
@@ -433,7 +433,8 @@ def test_failed_revision_insert_leaves_no_file(api_server, folder):
     """The revision row is inserted before the file is written: if it fails, nothing changes on disk."""
     from sqlalchemy import delete, insert
 
-    from autopilot_provider.server.store import DefinitionStore, _now, head_table, revision_table
+    from autopilot_provider.server.store import DefinitionStore
+    from autopilot_provider.server.tables import _now, head_table, revision_table
 
     store = DefinitionStore(folder)
     rel = "api_test/orphan.yaml"
@@ -747,7 +748,8 @@ def test_the_review_migration_keeps_old_revisions(tmp_path):
     """0004 adds the review columns to a revision table created before them; its rows read as applied."""
     from sqlalchemy import create_engine, text
 
-    from autopilot_provider.server.store import DefinitionStore, _add_review_columns, head_table
+    from autopilot_provider.server.store import DefinitionStore
+    from autopilot_provider.server.tables import _add_review_columns, head_table
 
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.begin() as connection:

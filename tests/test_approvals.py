@@ -666,7 +666,7 @@ def test_an_approval_mail_that_could_not_be_sent_is_sent_again(
 
     monkeypatch.setenv("AIRFLOW__AUTOPILOT__RESUME_GRACE_SECONDS", "1")
     monkeypatch.setenv("AIRFLOW__AUTOPILOT__REDELIVER_SECONDS", "1")
-    from autopilot_provider.server.store import migrate
+    from autopilot_provider.server.tables import migrate
 
     migrate()
     working = os.environ["AIRFLOW_CONN_SMTP_DEFAULT"]
@@ -731,7 +731,7 @@ def _parked_request(spec: dict, *, escalated: bool = False) -> str:
     from airflow.utils.session import create_session
     from sqlalchemy import insert
 
-    from autopilot_provider.server.store import approval_table, migrate
+    from autopilot_provider.server.tables import approval_table, migrate
 
     migrate()
     approval_id = f"{uuid.uuid4()}.1"
@@ -868,7 +868,7 @@ def test_a_run_keeps_the_approval_rules_of_the_dag_version_it_started_with(
 
     from autopilot_provider.operators.human import BACKSTOP
     from autopilot_provider.server.approvals import Approvals, Refused
-    from autopilot_provider.server.store import migrate
+    from autopilot_provider.server.tables import migrate
     from dag_factory.bundle import AutopilotDagBundle
     from tests.conftest import task_states
 

@@ -56,14 +56,8 @@ from autopilot_provider.operators.human import (
 )
 from autopilot_provider.repository.contacts import ContactError
 from autopilot_provider.server.errors import Conflict, Forbidden, Gone, NotFound, Refused, Unprocessable
-from autopilot_provider.server.store import (
-    approval_event_table,
-    approval_table,
-    definitions_root,
-    link_table,
-    setting_table,
-    vote_table,
-)
+from autopilot_provider.server.store import definitions_root
+from autopilot_provider.server.tables import approval_event_table, approval_table, link_table, setting_table, vote_table
 
 log = logging.getLogger(__name__)
 
