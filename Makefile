@@ -82,9 +82,12 @@ bench: $(STAMP)
 	@rm -rf airflow_provider_autopilot.egg-info
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
+# ruff, then the layers of docs/architecture.md: the import contracts (pyproject.toml) and no import cycle
 lint: $(STAMP)
 	$(VENV)/bin/ruff check autopilot_provider dag_factory plugins tests benchmarks scripts
 	$(VENV)/bin/ruff format --check autopilot_provider dag_factory plugins tests benchmarks scripts
+	AIRFLOW_HOME=$${AIRFLOW_HOME:-$$(mktemp -d)} $(VENV)/bin/lint-imports --no-cache
+	$(PY) scripts/import_cycles.py
 
 schema: $(STAMP)
 	$(VENV)/bin/autopilot schema
