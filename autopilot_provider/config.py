@@ -83,6 +83,42 @@ def allow_self_approval() -> bool:
     return get_bool("allow_self_approval")
 
 
+def script_env_allowlist() -> list[str]:
+    """Names or globs of the worker's environment variables script steps may see besides the base list."""
+    return get_list("script_env_allowlist")
+
+
+def oauth_token_url_allowlist() -> list[str]:
+    """Origins or URL prefixes OAuth2 client credentials may be sent to when the OpenAPI document names
+    the token URL (comma or newline separated)."""
+    return [
+        entry.strip()
+        for entry in (get("oauth_token_url_allowlist") or "").replace("\n", ",").split(",")
+        if entry.strip()
+    ]
+
+
+def fetch_allowlist() -> str:
+    """The internal hosts and networks OpenAPI imports by URL may fetch from, as written (parsed by
+    :meth:`autopilot_provider.openapi.sources.Allowlist.parse`, which names a bad entry)."""
+    return get("fetch_allowlist") or ""
+
+
+def choices_cache_seconds() -> float:
+    """How long a form field's choices fetched from an API are kept."""
+    return get_float("choices_cache_seconds")
+
+
+def smtp_conn_id() -> str:
+    """The SMTP connection approval mails and notifications go out through (empty: the default)."""
+    return get("smtp_conn_id") or declared()["smtp_conn_id"]["default"]
+
+
+def slack_conn_id() -> str:
+    """The Slack connection approval messages and notifications go out through (empty: the default)."""
+    return get("slack_conn_id") or declared()["slack_conn_id"]["default"]
+
+
 def api_base_url() -> str:
     """The Airflow API server's public URL (``[api] base_url``), for links in mails and messages."""
     configured = conf.get("api", "base_url", fallback=None)
