@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+from autopilot_provider import config
 from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.definitions.schema import schema_files
 from autopilot_provider.openapi.sources import Allowlist
@@ -163,10 +164,8 @@ def cmd_import_openapi(args: argparse.Namespace) -> int:
     document: dict = {"source": args.spec}
     if re.match(r"^https?://", args.spec, re.IGNORECASE):
         # the same rules as the API server's imports: internal addresses only when allow-listed
-        from airflow.configuration import conf
-
         try:
-            allowlist = Allowlist.parse(conf.get("autopilot", "fetch_allowlist", fallback="") or "")
+            allowlist = Allowlist.parse(config.fetch_allowlist())
         except ValueError as exc:
             print(f"autopilot import-openapi: [autopilot] {exc}", file=sys.stderr)
             return 1

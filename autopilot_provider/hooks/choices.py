@@ -2,8 +2,8 @@
 :class:`~autopilot_provider.hooks.openapi.OpenApiHook`.
 
 Fetched only when a form is shown or submitted on the API server, or when the ``_check_form`` task runs
-on a worker — never while a DAG is parsed. Each answer is kept for :data:`CACHE_SECONDS`
-(``[autopilot] choices_cache_seconds``). The operation must answer a JSON array of items, or an object
+on a worker — never while a DAG is parsed. Each answer is kept for ``[autopilot] choices_cache_seconds``
+(:func:`autopilot_provider.config.choices_cache_seconds`). The operation must answer a JSON array of items, or an object
 with exactly one array property (``{"items": [...], "total": 3}``); ``value`` and ``label`` are dotted
 paths in each item (default ``id`` and ``name``; an item without the value is not a choice, one without
 the label shows its value). Items that are plain values (``["gold", "silver"]``) are their own value
@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from autopilot_provider import config
 from autopilot_provider.definitions import models as m
 from autopilot_provider.hooks.openapi import OpenApiError, OpenApiHook
 from autopilot_provider.openapi.request import (
@@ -34,11 +35,6 @@ from autopilot_provider.repository.forms import (
     resource_choices,
     with_choices,
 )
-
-#: How long the API server reuses an API's answer for a field's choices, unless
-#: ``[autopilot] choices_cache_seconds`` says otherwise.
-CACHE_SECONDS = 30.0
-
 
 #: Per-request timeout and re-sends when fetching choices (a form should not hang).
 OPTIONS_TIMEOUT = 10.0
@@ -112,18 +108,11 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def cache_seconds() -> float:
-    """``[autopilot] choices_cache_seconds``, else :data:`CACHE_SECONDS`."""
-    from airflow.configuration import conf
-
-    return conf.getfloat("autopilot", "choices_cache_seconds", fallback=CACHE_SECONDS)
-
-
 def fetch_api_items(project: Any, source: m.OptionsSource, *, max_age: float | None = None) -> list[Any]:
     """Call the options' operation with the Api's connection; its list of items. Raises ``ValueError``
     with a message fit for the user (credentials never appear in it)."""
     key = (str(project.root), source.api, source.operation, json.dumps(source.params, sort_keys=True, default=str))
-    cached = API_CACHE.get(key, cache_seconds() if max_age is None else max_age)
+    cached = API_CACHE.get(key, config.choices_cache_seconds() if max_age is None else max_age)
     if cached is not None:
         return cached
 

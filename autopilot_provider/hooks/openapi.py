@@ -45,8 +45,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from airflow.sdk import BaseHook, conf
+from airflow.sdk import BaseHook
 
+from autopilot_provider import config
 from autopilot_provider.openapi.request import PreparedRequest, RetryPolicy, excerpt, parse_body
 from autopilot_provider.openapi.spec import Operation, Spec
 
@@ -290,12 +291,6 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower().rstrip("."), port
 
 
-def token_url_allowlist() -> list[str]:
-    """``[autopilot] oauth_token_url_allowlist``: origins or URL prefixes, comma separated."""
-    raw = conf.get("autopilot", "oauth_token_url_allowlist", fallback="") or ""
-    return [entry.strip() for entry in raw.replace("\n", ",").split(",") if entry.strip()]
-
-
 def token_url_allowed(token_url: str, allowlist: list[str]) -> bool:
     """Whether ``token_url`` is on an entry's origin and, when the entry has a path, under it (at a
     segment boundary: ``https://a/oauth`` allows ``https://a/oauth/token``, not ``https://a/oauth2``)."""
@@ -318,7 +313,7 @@ def check_document_token_url(token_url: str, creds: Credentials, scheme: str) ->
     nothing is sent)."""
     if creds.host_url and _origin(token_url) == _origin(creds.host_url) and _origin(token_url)[1]:
         return
-    if token_url_allowed(token_url, token_url_allowlist()):
+    if token_url_allowed(token_url, config.oauth_token_url_allowlist()):
         return
     raise OpenApiAuthError(
         f"connection '{creds.conn_id}': the OAuth2 token URL {token_url} of security scheme '{scheme}' comes "

@@ -20,6 +20,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from autopilot_provider import config
 from autopilot_provider.definitions.templating import (
     FileTemplate,
     html_to_text,
@@ -101,12 +102,6 @@ def compose(
 # ---------------------------------------------------------------------------------------------
 # Delivery
 # ---------------------------------------------------------------------------------------------
-
-
-def _conf(key: str, default: str) -> str:
-    from airflow.sdk import conf
-
-    return conf.get("autopilot", key, fallback=default) or default
 
 
 def send_email(
@@ -369,7 +364,7 @@ class AutopilotNotifier(BaseNotifier):
             unreachable += [f"{who} (no e-mail address)" for who in missing]
             if addresses:
                 send_email(
-                    self.smtp_conn_id or _conf("smtp_conn_id", "smtp_default"),
+                    self.smtp_conn_id or config.smtp_conn_id(),
                     addresses,
                     message,
                     headers={"X-Autopilot-Workflow": run.get("dag_id"), "X-Autopilot-Run": run.get("id")},
@@ -380,9 +375,7 @@ class AutopilotNotifier(BaseNotifier):
             targets, missing = slack_targets(recipients)
             unreachable += [f"{who} (no Slack id or channel)" for who in missing]
             if targets:
-                post_slack(
-                    self.slack_conn_id or _conf("slack_conn_id", "slack_default"), targets, message.slack, log=self.log
-                )
+                post_slack(self.slack_conn_id or config.slack_conn_id(), targets, message.slack, log=self.log)
                 sent["slack"] = targets
         if unreachable:
             self.log.warning("Not notified: %s", "; ".join(unreachable))

@@ -25,10 +25,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from airflow.sdk import BaseHook, BaseOperator, conf
+from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
 from airflow.sdk.log import mask_secret
 
+from autopilot_provider import config
 from autopilot_provider.definitions.code import env_name_problem
 from autopilot_provider.definitions.templating import render_env_value
 from autopilot_provider.repository.scope import ScopeSpec, build_scope
@@ -72,12 +73,6 @@ output() {
 
 class ScriptOutputError(RuntimeError):
     """The outputs file is too large, unreadable or not in the outputs format."""
-
-
-def script_env_allowlist() -> list[str]:
-    """The admin's extra names or globs, ``[autopilot] script_env_allowlist`` (comma-separated)."""
-    value = conf.get("autopilot", "script_env_allowlist", fallback="") or ""
-    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def allowed_environment(environ: Mapping[str, str], extra: Iterable[str] = ()) -> dict[str, str]:
@@ -246,7 +241,7 @@ class ScriptOperator(BaseOperator):
         self.env = {name: render_env_value(str(value), scope) for name, value in self.env.items()}
 
     def execute(self, context: Any) -> dict[str, Any]:
-        env = allowed_environment(os.environ, script_env_allowlist())
+        env = allowed_environment(os.environ, config.script_env_allowlist())
         for prefix, conn_id in self.connections.items():
             env.update(connection_environment(prefix, conn_id))
         for name, value in self.env.items():
