@@ -130,7 +130,9 @@ def get_provider_info() -> dict:
                 "python-modules": [
                     "autopilot_provider.operators.script",
                     "autopilot_provider.operators.decision",
-                    "autopilot_provider.operators.values",
+                    "autopilot_provider.operators.use",
+                    "autopilot_provider.operators.check_form",
+                    "autopilot_provider.operators.guard",
                     "autopilot_provider.operators.task",
                     "autopilot_provider.operators.wait",
                     "autopilot_provider.operators.notify",
@@ -141,7 +143,11 @@ def get_provider_info() -> dict:
         "hooks": [
             {
                 "integration-name": "Autopilot",
-                "python-modules": ["autopilot_provider.hooks.openapi", "autopilot_provider.hooks.servicenow"],
+                "python-modules": [
+                    "autopilot_provider.hooks.openapi",
+                    "autopilot_provider.hooks.servicenow",
+                    "autopilot_provider.hooks.choices",
+                ],
             }
         ],
         "triggers": [{"integration-name": "Autopilot", "python-modules": ["autopilot_provider.triggers.openapi"]}],

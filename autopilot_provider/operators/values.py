@@ -1,46 +1,18 @@
-"""Render a mapping of templates into values (function inputs and outputs), optionally checked
-against a JSON Schema, and push it as the task's outputs."""
+"""Deprecated: the operator of `use` steps lives in :mod:`autopilot_provider.operators.use`.
+
+Kept so that DAG files written by ``autopilot render`` before the move keep importing.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
 
-import jsonschema
-from airflow.sdk import BaseOperator
+from autopilot_provider.operators.use import ValuesOperator
 
-from autopilot_provider.definitions.bounded import linear_time
-from autopilot_provider.definitions.templating import render_value
-from autopilot_provider.repository.scope import ScopeSpec, build_scope
+__all__ = ["ValuesOperator"]
 
-
-class ValuesOperator(BaseOperator):
-    ui_color = "#eeeeee"
-
-    def __init__(
-        self,
-        *,
-        values: dict[str, Any],
-        schema: dict[str, Any] | None = None,
-        scope: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.values = values
-        self.schema = schema
-        self.scope = scope or {}
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        scope = build_scope(context, ScopeSpec.from_dict(self.scope))
-        result = {name: render_value(value, scope) for name, value in self.values.items()}
-        if self.schema:
-            for name, prop in self.schema.get("properties", {}).items():
-                if name not in result and "default" in prop:
-                    result[name] = prop["default"]
-            try:
-                # patterns on RE2 (linear time): the values can hold what a requester typed
-                validator = linear_time(jsonschema.validators.validator_for(self.schema))
-                jsonschema.validate(result, self.schema, cls=validator, format_checker=jsonschema.FormatChecker())
-            except jsonschema.ValidationError as exc:
-                where = ".".join(str(p) for p in exc.absolute_path) or "inputs"
-                raise ValueError(f"{where}: {exc.message}") from None
-        return result
+warnings.warn(
+    "autopilot_provider.operators.values is deprecated: import ValuesOperator from autopilot_provider.operators.use",
+    DeprecationWarning,
+    stacklevel=2,
+)

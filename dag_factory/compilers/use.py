@@ -6,7 +6,7 @@ from __future__ import annotations
 from airflow.sdk import TaskGroup
 
 from autopilot_provider.definitions import models as m
-from autopilot_provider.operators.values import ValuesOperator
+from autopilot_provider.operators.use import ValuesOperator
 
 
 def compile_use(step: m.Step, ctx) -> TaskGroup:
