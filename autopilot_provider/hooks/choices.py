@@ -20,6 +20,7 @@ from typing import Any
 
 from autopilot_provider import config
 from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.hooks.openapi import OpenApiError, OpenApiHook
 from autopilot_provider.openapi.request import (
     RequestValidationError,
@@ -35,6 +36,7 @@ from autopilot_provider.repository.forms import (
     resource_choices,
     with_choices,
 )
+from autopilot_provider.repository.protocol import Definitions
 
 #: Per-request timeout and re-sends when fetching choices (a form should not hang).
 OPTIONS_TIMEOUT = 10.0
@@ -43,18 +45,13 @@ OPTIONS_TIMEOUT = 10.0
 OPTIONS_RETRIES = 1
 
 
-class ChoicesUnavailable(Exception):
+class ChoicesUnavailable(Refused):
     """A field's dynamic choices could not be fetched (the API answers 502)."""
 
     status = 502
 
     def __init__(self, field: str, message: str):
-        self.field = field
-        self.message = f"field '{field}': {message}"
-        super().__init__(self.message)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "field": self.field}
+        super().__init__(f"field '{field}': {message}", field=field)
 
 
 class _Cache:
@@ -108,7 +105,7 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def fetch_api_items(project: Any, source: m.OptionsSource, *, max_age: float | None = None) -> list[Any]:
+def fetch_api_items(project: Definitions, source: m.OptionsSource, *, max_age: float | None = None) -> list[Any]:
     """Call the options' operation with the Api's connection; its list of items. Raises ``ValueError``
     with a message fit for the user (credentials never appear in it)."""
     key = (str(project.root), source.api, source.operation, json.dumps(source.params, sort_keys=True, default=str))
@@ -160,7 +157,9 @@ def fetch_api_items(project: Any, source: m.OptionsSource, *, max_age: float | N
     return items
 
 
-def api_choices(project: Any, name: str, source: m.OptionsSource, *, max_age: float | None = None) -> list[Choice]:
+def api_choices(
+    project: Definitions, name: str, source: m.OptionsSource, *, max_age: float | None = None
+) -> list[Choice]:
     try:
         items = fetch_api_items(project, source, max_age=max_age)
     except ValueError as exc:
@@ -169,7 +168,7 @@ def api_choices(project: Any, name: str, source: m.OptionsSource, *, max_age: fl
 
 
 def resolve_choices(
-    form: m.Form, project: Any, *, api: bool = True, max_age: float | None = None
+    form: m.Form, project: Definitions, *, api: bool = True, max_age: float | None = None
 ) -> dict[str, list[Choice]]:
     """Field name → choices, for every field with ``options`` (API ones only when ``api``).
 
@@ -186,7 +185,7 @@ def resolve_choices(
     return resolved
 
 
-def resolve_step_form(form: Mapping[str, Any], project: Any, *, max_age: float | None = None) -> dict[str, Any]:
+def resolve_step_form(form: Mapping[str, Any], project: Definitions, *, max_age: float | None = None) -> dict[str, Any]:
     """A step form (``step_form``) with its API choices fetched: ``{schema, ui_schema}``. Raises
     :class:`ChoicesUnavailable` naming the field whose API cannot be asked."""
     resolved = {"schema": form.get("schema") or {}, "ui_schema": form.get("ui_schema") or {}}

@@ -11,22 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from autopilot_provider.definitions.errors import suggest
+from autopilot_provider.definitions.errors import Refused, suggest
 from autopilot_provider.openapi.spec import Operation, OperationRef, Spec, SpecError
 
 
-class CatalogError(Exception):
+class CatalogError(Refused):
+    """No such Api or operation (404), or its document cannot be loaded (422)."""
+
     status = 404
 
     def __init__(self, message: str, *, field: str | None = None, status: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+        super().__init__(message, field=field)
         if status is not None:
             self.status = status
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message, **({"field": self.field} if self.field else {})}
 
 
 @dataclass

@@ -27,7 +27,8 @@ import jsonschema
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.bounded import depth_problem, linear_time
-from autopilot_provider.definitions.errors import suggest
+from autopilot_provider.definitions.errors import Refused, suggest
+from autopilot_provider.repository.protocol import Definitions
 
 #: Task ids of the tasks the factory adds before the workflow's own steps.
 CHECK_TASK_ID = "_check_form"
@@ -64,21 +65,16 @@ class FieldError:
         return f"{self.field}: {self.message}" if self.field else self.message
 
 
-class FormInvalid(Exception):
+class FormInvalid(Refused):
     """Submitted values do not fit the form (the API answers 422 with ``errors``)."""
 
     status = 422
 
     def __init__(self, errors: list[FieldError]):
-        self.errors = errors
         count = len(errors)
-        self.message = f"the form has {count} invalid field{'s' if count != 1 else ''}: " + "; ".join(
-            str(e) for e in errors
-        )
-        super().__init__(self.message)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "errors": [e.as_dict() for e in self.errors]}
+        message = f"the form has {count} invalid field{'s' if count != 1 else ''}: " + "; ".join(str(e) for e in errors)
+        super().__init__(message, errors=[e.as_dict() for e in errors])
+        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -126,11 +122,11 @@ def describe_source(source: m.OptionsSource) -> str:
     return f"api '{source.api}' operation '{source.operation}'"
 
 
-def inventory_items(project: Any, resource_type: str) -> list[dict[str, Any]]:
+def inventory_items(project: Definitions, resource_type: str) -> list[dict[str, Any]]:
     return [item.model_dump() for item in project.resource_items() if item.type == resource_type]
 
 
-def resource_choices(project: Any, source: m.OptionsSource) -> list[Choice]:
+def resource_choices(project: Definitions, source: m.OptionsSource) -> list[Choice]:
     """The inventory items of ``source.resources`` as choices (read from the definitions now)."""
     choices, _ = choices_from_items(inventory_items(project, source.resources or ""), source)
     return choices
@@ -272,7 +268,9 @@ def ui_schema(form: m.Form, choices: Mapping[str, list[Choice]] | None = None) -
     return ui
 
 
-def step_form(properties: dict[str, m.FormField], required: list[str], project: Any = None) -> dict[str, Any]:
+def step_form(
+    properties: dict[str, m.FormField], required: list[str], project: Definitions | None = None
+) -> dict[str, Any]:
     """A mid-flow form step's fields as its task describes them to the plugin: ``schema`` and
     ``ui_schema`` with the inventory's choices resolved now (when the workflow is compiled), and
     ``dynamic``: the fields whose choices come from an API, fetched when the form is shown and again
@@ -466,13 +464,13 @@ def workflow_summary(workflow: m.Workflow) -> dict[str, Any]:
     }
 
 
-def workflows(project: Any) -> list[m.Workflow]:
+def workflows(project: Definitions) -> list[m.Workflow]:
     """Every valid workflow of the project, by id."""
     found = [loaded.definition for loaded in project.of_kind("Workflow") if loaded.ok]
     return sorted(found, key=lambda w: w.id)
 
 
-def find_workflow(project: Any, workflow_id: str) -> m.Workflow | None:
+def find_workflow(project: Definitions, workflow_id: str) -> m.Workflow | None:
     rel = project.find("Workflow", workflow_id)
     if rel is None:
         return None

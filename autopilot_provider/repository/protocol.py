@@ -26,6 +26,9 @@ class Definitions(Protocol):
     def find(self, kind: str, ident: str) -> str | None:
         """The path of the definition of ``kind`` with id ``ident``."""
 
+    def load(self, rel: str) -> Loaded:
+        """The definition at ``rel`` (relative to ``root``), validated."""
+
     def function(self, function_id: str) -> Loaded | None: ...
 
     def api_spec(self, api_id: str) -> tuple[Loaded, Any]:

@@ -18,6 +18,7 @@ from autopilot_provider.definitions.durations import parse_duration
 from autopilot_provider.notifications.autopilot import AutopilotNotifier
 from autopilot_provider.operators.notify import NotifyOperator
 from autopilot_provider.repository.scope import ScopeSpec
+from dag_factory.context import BuildContext
 
 START_TASK_ID = "_notify_start"
 
@@ -32,13 +33,13 @@ def _spec_kwargs(spec: m.NotifySpec) -> dict[str, Any]:
     }
 
 
-def compile_notify(step: m.Step, ctx) -> NotifyOperator:
+def compile_notify(step: m.Step, ctx: BuildContext) -> NotifyOperator:
     spec = step.notify
     assert spec is not None
     return NotifyOperator(**_spec_kwargs(spec), scope=ctx.scope(), **ctx.task_kwargs(step))
 
 
-def _workflow_scope(workflow: m.Workflow, ctx) -> dict[str, Any]:
+def _workflow_scope(workflow: m.Workflow, ctx: BuildContext) -> dict[str, Any]:
     """Every top-level step's outputs (a `use` step's are in its `_outputs` task)."""
     return ScopeSpec(
         steps={s.id: ctx.output_task(s) for s in workflow.steps},
@@ -47,7 +48,7 @@ def _workflow_scope(workflow: m.Workflow, ctx) -> dict[str, Any]:
     ).as_dict()
 
 
-def workflow_callbacks(workflow: m.Workflow, ctx) -> dict[str, Any]:
+def workflow_callbacks(workflow: m.Workflow, ctx: BuildContext) -> dict[str, Any]:
     """DAG keyword arguments for ``notifications.on_success`` / ``on_failure``."""
 
     kwargs: dict[str, Any] = {}
@@ -60,7 +61,7 @@ def workflow_callbacks(workflow: m.Workflow, ctx) -> dict[str, Any]:
     return kwargs
 
 
-def start_notification(workflow: m.Workflow, ctx) -> NotifyOperator | None:
+def start_notification(workflow: m.Workflow, ctx: BuildContext) -> NotifyOperator | None:
     """``notifications.on_start`` → the task ``_notify_start`` (create it inside the DAG before the
     steps, so it comes first, then ``connect_start`` it once the steps are compiled)."""
     spec = workflow.notifications.on_start
@@ -78,7 +79,7 @@ def start_notification(workflow: m.Workflow, ctx) -> NotifyOperator | None:
     return NotifyOperator(**_spec_kwargs(spec), event="start", scope=_workflow_scope(workflow, ctx), **kwargs)
 
 
-def connect_start(start: NotifyOperator | None, workflow: m.Workflow, ctx, nodes: dict[str, Any]) -> None:
+def connect_start(start: NotifyOperator | None, workflow: m.Workflow, ctx: BuildContext, nodes: dict[str, Any]) -> None:
     """Every root step (one that waits for no other step) waits for ``_notify_start``."""
     if start is not None:
         start >> [nodes[s.id] for s in workflow.steps if not ctx.dependencies.get(s.id)]

@@ -1,10 +1,13 @@
+"""`script: {bash | python, env, connections, cwd}` → ``ScriptOperator``."""
+
 from __future__ import annotations
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.operators.script import ScriptOperator
+from dag_factory.context import BuildContext
 
 
-def compile_script(step: m.Step, ctx) -> ScriptOperator:
+def compile_script(step: m.Step, ctx: BuildContext) -> ScriptOperator:
     spec = step.script
     assert spec is not None
     return ScriptOperator(

@@ -5,13 +5,14 @@ from __future__ import annotations
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.durations import parse_duration
 from autopilot_provider.operators.task import OpenApiTaskOperator
+from dag_factory.context import BuildContext
 
 
 def seconds(duration: str) -> float:
     return parse_duration(duration).total_seconds()
 
 
-def compile_task(step: m.Step, ctx) -> OpenApiTaskOperator:
+def compile_task(step: m.Step, ctx: BuildContext) -> OpenApiTaskOperator:
     spec = step.task
     assert spec is not None
     return OpenApiTaskOperator(

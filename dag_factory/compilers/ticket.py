@@ -5,9 +5,10 @@ from __future__ import annotations
 from autopilot_provider.definitions import models as m
 from autopilot_provider.operators.ticket import ServiceNowTicketOperator
 from dag_factory.compilers.task import seconds
+from dag_factory.context import BuildContext
 
 
-def compile_ticket(step: m.Step, ctx) -> ServiceNowTicketOperator:
+def compile_ticket(step: m.Step, ctx: BuildContext) -> ServiceNowTicketOperator:
     spec = step.ticket
     assert spec is not None
     return ServiceNowTicketOperator(

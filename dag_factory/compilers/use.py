@@ -7,9 +7,10 @@ from airflow.sdk import TaskGroup
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.operators.use import ValuesOperator
+from dag_factory.context import BuildContext
 
 
-def compile_use(step: m.Step, ctx) -> TaskGroup:
+def compile_use(step: m.Step, ctx: BuildContext) -> TaskGroup:
     spec = step.use
     assert spec is not None
     function = ctx.function(spec.function)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from autopilot_provider.definitions import models as m
 from autopilot_provider.operators.wait import OpenApiWaitOperator
 from dag_factory.compilers.task import seconds
+from dag_factory.context import BuildContext
 
 
-def compile_wait(step: m.Step, ctx) -> OpenApiWaitOperator:
+def compile_wait(step: m.Step, ctx: BuildContext) -> OpenApiWaitOperator:
     spec = step.wait
     assert spec is not None
     return OpenApiWaitOperator(

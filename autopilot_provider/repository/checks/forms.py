@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import suggest
@@ -12,9 +11,10 @@ from autopilot_provider.openapi.request import (
     parameter_names,
 )
 from autopilot_provider.repository.forms import choices_from_items, inventory_items
+from autopilot_provider.repository.protocol import Definitions
 
 
-def options_diagnostics(definition: m.Header, project: Any = None) -> list[tuple[tuple, str, bool]]:
+def options_diagnostics(definition: m.Header, project: Definitions | None = None) -> list[tuple[tuple, str, bool]]:
     """(location, message, at the key?) for `options` that cannot give choices: both or neither of
     `resources` and `api`, `options` with a static `enum`, and — given the project — an unknown
     inventory type, items without the value, a default that is not a choice, an unknown api or
@@ -81,7 +81,7 @@ def options_diagnostics(definition: m.Header, project: Any = None) -> list[tuple
     return problems
 
 
-def _inventory_problems(project, f, source, base, where, suggest) -> list[tuple[tuple, str, bool]]:
+def _inventory_problems(project: Definitions, f, source, base, where, suggest) -> list[tuple[tuple, str, bool]]:
     loc = base + ("options", "resources")
     types = project.resource_types()
     if source.resources not in types:
@@ -116,7 +116,7 @@ def _inventory_problems(project, f, source, base, where, suggest) -> list[tuple[
     return problems
 
 
-def _api_problems(project, source, loc, where, suggest) -> list[tuple[tuple, str, bool]]:
+def _api_problems(project: Definitions, source, loc, where, suggest) -> list[tuple[tuple, str, bool]]:
 
     apis = project.ids("Api")
     if source.api not in apis:
