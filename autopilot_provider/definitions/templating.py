@@ -29,8 +29,6 @@ from jinja2.utils import _PassArg
 
 from autopilot_provider.definitions.errors import suggest
 
-SCOPE_NAMES = ("form", "steps", "run", "resources", "contacts", "inputs")
-
 # ---------------------------------------------------------------------------------------------
 # Bounded work: what one template or expression may cost
 # ---------------------------------------------------------------------------------------------

@@ -52,21 +52,6 @@ from autopilot_provider.openapi.request import PreparedRequest, RetryPolicy, exc
 from autopilot_provider.openapi.spec import Operation, Spec
 
 CONN_TYPE = "autopilot_openapi"
-#: Connection extra fields (also the ``conn-fields`` of the connection form).
-EXTRA_FIELDS = (
-    "token",
-    "api_key",
-    "client_id",
-    "client_secret",
-    "token_url",
-    "scopes",
-    "client_auth",
-    "security_scheme",
-    "base_path",
-    "headers",
-    "verify",
-)
-SECRET_FIELDS = ("password", "token", "api_key", "client_secret")
 #: A cached OAuth2 token is fetched again this long before it expires (or at half its life).
 TOKEN_MARGIN = 30.0
 #: Same-origin redirects followed per request.

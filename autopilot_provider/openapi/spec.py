@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +84,6 @@ class Operation:
             if param.name == name and (location is None or param.location == location):
                 return param
         return None
-
-    def as_catalog(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["operationId"] = data.pop("id")
-        data["parameters"] = [asdict(p) for p in self.parameters]
-        return data
 
 
 @dataclass(frozen=True)

@@ -250,10 +250,6 @@ class Project:
         }
         atomic_write(self.index_path, json.dumps(data, sort_keys=True))
 
-    def invalidate(self) -> None:
-        self._index = None
-        self._loaded.clear()
-
     # -- loading -----------------------------------------------------------------------------
 
     def load(self, rel: str) -> Loaded:
@@ -570,10 +566,6 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError:
         return path.read_text(encoding="utf-8")  # raises the very error a text read raises
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-
-
-def relative(root: Path, path: Path | str) -> str:
-    return os.path.relpath(Path(path).resolve(), root)
 
 
 __all__: list[Any] = ["Project", "atomic_write", "is_definition_path"]
