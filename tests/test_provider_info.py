@@ -61,23 +61,34 @@ def where(path: Path, node: ast.AST) -> str:
     return f"{path.relative_to(ROOT)}:{node.lineno}"
 
 
-def string_constants(tree: ast.Module) -> dict[str, str]:
-    """Module-level ``NAME = "text"`` assignments (so ``conf.get(SECTION, ...)`` is seen too)."""
+def string_constants(tree: ast.Module) -> dict[str, list[str]]:
+    """Module-level ``NAME = "text"`` assignments, and tables ``NAME = {key: "text", ...}`` (so that
+    ``conf.get(SECTION, ...)`` and ``config.get_list(OPTIONS[kind])`` are seen too): name → the texts."""
     found = {}
     for node in tree.body:
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    found[target.id] = node.value.value
+        value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            texts = [value.value]
+        elif isinstance(value, ast.Dict):
+            texts = [v.value for v in value.values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name):
+                found[target.id] = texts
     return found
 
 
-def text_of(node: ast.AST | None, constants: dict[str, str]) -> str | None:
+def texts_of(node: ast.AST | None, constants: dict[str, list[str]]) -> list[str]:
+    """The texts an argument can be: a literal, a module constant, or any value of a module table."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
+        return [node.value]
     if isinstance(node, ast.Name):
-        return constants.get(node.id)
-    return None
+        return constants.get(node.id, [])
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        return constants.get(node.value.id, [])
+    return []
 
 
 def direct_reads(path: Path, tree: ast.Module) -> list[str]:
@@ -88,7 +99,7 @@ def direct_reads(path: Path, tree: ast.Module) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in PARSER_READS:
             section = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "section"), None)
-            if (text_of(section, constants) or "").lower() == SECTION:
+            if SECTION in [text.lower() for text in texts_of(section, constants)]:
                 found.append(f"{where(path, node)}: {ast.unparse(node)}")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if node.value.upper().startswith(f"AIRFLOW__{SECTION.upper()}__"):
@@ -127,15 +138,12 @@ def options_read(path: Path, tree: ast.Module) -> list[tuple[str, str, str]]:
                 reader = func.attr if func.attr in CONFIG_READS else None
             elif isinstance(func, ast.Name):
                 reader = readers.get(func.id)
-            name = text_of(node.args[0], constants)
-            if reader is not None and name is not None:
-                found.append((where(path, node), name, reader))
+            if reader is not None:
+                found += [(where(path, node), name, reader) for name in texts_of(node.args[0], constants)]
         elif path == CONFIG_FILE and isinstance(node, ast.Subscript):
             call = node.value
             if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "declared":
-                name = text_of(node.slice, constants)
-                if name is not None:
-                    found.append((where(path, node), name, "get"))
+                found += [(where(path, node), name, "get") for name in texts_of(node.slice, constants)]
     return found
 
 
@@ -232,6 +240,8 @@ def test_the_scan_sees_reads_around_the_config_module_and_through_it():
         "b = os.environ.get('AIRFLOW__AUTOPILOT__DEFINITIONS_DIR')\n"
         "d = c.get_list('designer_roles')\n"
         "e = get_bool('allow_self_approval')\n"
+        "ROLES = {'design': 'designer_roles', 'code': 'code_author_roles'}\n"
+        "g = c.get_list(ROLES[kind])\n"
         "f = conf.get('core', 'dags_folder')\n"
     )
     path = ROOT / "autopilot_provider" / "example.py"
@@ -243,4 +253,6 @@ def test_the_scan_sees_reads_around_the_config_module_and_through_it():
     assert [(name, reader) for _, name, reader in options_read(path, tree)] == [
         ("designer_roles", "get_list"),
         ("allow_self_approval", "get_bool"),
+        ("designer_roles", "get_list"),
+        ("code_author_roles", "get_list"),
     ]
