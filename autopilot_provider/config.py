@@ -128,3 +128,8 @@ def api_base_url() -> str:
 def auth_manager() -> str:
     """``[core] auth_manager``: the class path of Airflow's auth manager."""
     return conf.get("core", "auth_manager", fallback="") or ""
+
+
+def execution_api_server_url() -> str | None:
+    """``[core] execution_api_server_url``: where workers reach the API server (None: not set)."""
+    return conf.get("core", "execution_api_server_url", fallback=None) or None

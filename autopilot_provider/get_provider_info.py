@@ -133,6 +133,8 @@ def get_provider_info() -> dict:
                     "autopilot_provider.operators.use",
                     "autopilot_provider.operators.check_form",
                     "autopilot_provider.operators.guard",
+                    "autopilot_provider.operators.approval",
+                    "autopilot_provider.operators.form",
                     "autopilot_provider.operators.task",
                     "autopilot_provider.operators.wait",
                     "autopilot_provider.operators.notify",

@@ -160,7 +160,7 @@ def settle_seconds() -> tuple[float, float]:
     """(resume grace, settle wait) in seconds: the wait between an approval task reaching
     awaiting_input and the vote is Autopilot's configured ``[autopilot] resume_grace_seconds`` plus
     ``SETTLE_MARGIN_S``, for both contenders. Read in the child, whose configuration is the deployment's."""
-    from autopilot_provider.server.approvals import resume_grace
+    from autopilot_provider.server.hitl_resume import resume_grace
 
     grace = resume_grace().total_seconds()
     return grace, grace + SETTLE_MARGIN_S

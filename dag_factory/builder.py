@@ -22,7 +22,7 @@ from autopilot_provider.repository.forms import (
     resource_choices,
 )
 from autopilot_provider.repository.scope import ScopeSpec
-from dag_factory.compilers.human import guard_approvals
+from dag_factory.compilers.approval import guard_approvals
 from dag_factory.compilers.notify import connect_start, start_notification, workflow_callbacks
 from dag_factory.registry import COMPILERS
 

@@ -46,8 +46,8 @@ COMPILERS: Mapping[str, Compiler] = _Lazy(
         "task": "dag_factory.compilers.task:compile_task",
         "wait": "dag_factory.compilers.wait:compile_wait",
         "notify": "dag_factory.compilers.notify:compile_notify",
-        "approval": "dag_factory.compilers.human:compile_approval",
-        "form": "dag_factory.compilers.human:compile_form",
+        "approval": "dag_factory.compilers.approval:compile_approval",
+        "form": "dag_factory.compilers.form:compile_form",
         "ticket": "dag_factory.compilers.ticket:compile_ticket",
     }
 )

@@ -20,7 +20,8 @@ from fastapi.responses import JSONResponse
 
 from autopilot_provider import __version__
 from autopilot_provider.definitions.errors import Refused
-from autopilot_provider.server.approvals import Approvals, sweep_interval
+from autopilot_provider.server.approval_sweep import sweep, sweep_interval
+from autopilot_provider.server.approvals import Approvals
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ async def sweep_approvals() -> None:
     last_error = None
     while True:
         try:
-            counts = await asyncio.to_thread(approvals.sweep)
+            counts = await asyncio.to_thread(sweep, approvals)
             if any(counts.values()):
                 log.info("Approvals sweep: %s", counts)
             last_error = None

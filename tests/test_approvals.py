@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 
 from autopilot_provider.hooks import choices as form_choices
-from autopilot_provider.server.approvals import Vote, needed, sign, tally, unsign, validate_answer
+from autopilot_provider.repository.hitl import load_request
+from autopilot_provider.repository.quorum import Vote, needed, tally
+from autopilot_provider.server.approval_links import sign, unsign
+from autopilot_provider.server.approvals import validate_answer
 from tests.fixtures.airflow_stack import AirflowStack
 from tests.fixtures.backup_product import PASSWORD, USER
 from tests.fixtures.slack import SlackWebhook
@@ -47,18 +50,23 @@ def _votes(*pairs):
 
 def test_quorum_counts_approvers_not_people():
     spec = {"slots": [{}, {}, {}], "quorum": "all"}
-    assert tally(spec, _votes((0, "approve"), (1, "approve"))) is None
-    assert tally(spec, _votes((0, "approve"), (1, "approve"), (2, "approve"))) == "approved"
-    assert tally(spec, _votes((0, "approve"), (1, "reject"))) == "rejected"  # all can no longer be reached
+    assert tally(load_request(spec), _votes((0, "approve"), (1, "approve"))) is None
+    assert tally(load_request(spec), _votes((0, "approve"), (1, "approve"), (2, "approve"))) == "approved"
+    assert (
+        tally(load_request(spec), _votes((0, "approve"), (1, "reject"))) == "rejected"
+    )  # all can no longer be reached
     # a second vote for a decided slot does not count (the first member decided for the group)
-    assert tally(spec, _votes((0, "approve"), (0, "approve"), (1, "approve"))) is None
-    assert tally({**spec, "quorum": "any"}, _votes((1, "approve"))) == "approved"
-    assert tally({**spec, "quorum": "any"}, _votes((0, "reject"), (1, "reject"))) is None
-    assert tally({**spec, "quorum": "any"}, _votes((0, "reject"), (1, "reject"), (2, "reject"))) == "rejected"
-    assert tally({**spec, "quorum": 2}, _votes((0, "reject"), (1, "approve"))) is None
-    assert tally({**spec, "quorum": 2}, _votes((0, "reject"), (1, "reject"))) == "rejected"
+    assert tally(load_request(spec), _votes((0, "approve"), (0, "approve"), (1, "approve"))) is None
+    assert tally(load_request({**spec, "quorum": "any"}), _votes((1, "approve"))) == "approved"
+    assert tally(load_request({**spec, "quorum": "any"}), _votes((0, "reject"), (1, "reject"))) is None
+    assert (
+        tally(load_request({**spec, "quorum": "any"}), _votes((0, "reject"), (1, "reject"), (2, "reject")))
+        == "rejected"
+    )
+    assert tally(load_request({**spec, "quorum": 2}), _votes((0, "reject"), (1, "approve"))) is None
+    assert tally(load_request({**spec, "quorum": 2}), _votes((0, "reject"), (1, "reject"))) == "rejected"
     # after an escalation, the escalation contact decides alone
-    assert tally(spec, _votes((0, "approve"), (-1, "reject"))) == "rejected"
+    assert tally(load_request(spec), _votes((0, "approve"), (-1, "reject"))) == "rejected"
     assert needed("all", 3) == 3 and needed("any", 3) == 1 and needed(2, 3) == 2
 
 
@@ -66,7 +74,7 @@ def test_links_are_signed():
     token = sign(b"k" * 32, {"a": "x.1", "j": "abc", "e": 1})
     assert unsign(b"k" * 32, token) == {"a": "x.1", "j": "abc", "e": 1}
     body, mac = token.split(".")
-    from autopilot_provider.server.approvals import Gone
+    from autopilot_provider.server.errors import Gone
 
     for forged in (f"{body}.{mac[:-2]}xx", token.replace(body, body[:-2] + "AA"), "garbage"):
         with pytest.raises(Gone):
@@ -80,7 +88,8 @@ def test_slack_approval_messages_keep_request_text_as_text():
     the mail's text keeps it verbatim (its HTML part is escaped)."""
     from types import SimpleNamespace
 
-    from autopilot_provider.server.approvals import Request, _message_text
+    from autopilot_provider.server.approval_messages import message_text
+    from autopilot_provider.server.approval_records import ApprovalRecord
 
     spec = {
         "subject": "Back up <!channel>",
@@ -90,11 +99,11 @@ def test_slack_approval_messages_keep_request_text_as_text():
     }
     row = SimpleNamespace(dag_id="d", run_id="r", kind="approval", deadline=None)
     links = {"approve": "https://airflow.example/autopilot/approvals/confirm?token=t&decision=approve"}
-    slack = _message_text(Request(row, spec, []), "Approval needed", "request", links, slack=True)
+    slack = message_text(ApprovalRecord(row, load_request(spec), []), "Approval needed", "request", links, slack=True)
     assert "<!channel>" not in slack and "<!here>" not in slack and "<https://evil" not in slack
     assert "&lt;https://evil.example|Approve&gt; &amp; &lt;!here&gt;" in slack
     assert "<https://airflow.example/autopilot/approvals/confirm?token=t&decision=approve|Approve>" in slack
-    text = _message_text(Request(row, spec, []), "Approval needed", "request", links)
+    text = message_text(ApprovalRecord(row, load_request(spec), []), "Approval needed", "request", links)
     assert "justification: <https://evil.example|Approve> & <!here>" in text
     assert "Approve: https://airflow.example/autopilot/approvals/confirm?token=t&decision=approve" in text
 
@@ -109,7 +118,7 @@ def test_form_answers_are_validated_field_by_field():
         "required": ["window"],
         "additionalProperties": False,
     }
-    from autopilot_provider.server.approvals import Unprocessable
+    from autopilot_provider.server.errors import Unprocessable
 
     assert validate_answer(schema, {"window": "night"}) == {"window": "night"}
     with pytest.raises(Unprocessable) as missing:
@@ -539,7 +548,7 @@ def test_a_mid_flow_form_offers_inventory_and_api_choices(write_definition, defi
         "array": "san01",
         "policy": "gold",
     }
-    from autopilot_provider.server.approvals import Unprocessable
+    from autopilot_provider.server.errors import Unprocessable
 
     with pytest.raises(Unprocessable) as wrong:
         validate_answer(shown["schema"], {"array": "san01", "policy": "platinum"})
@@ -646,7 +655,8 @@ def test_one_member_decides_for_the_group_and_a_quorum_of_two_is_enough(run_work
     assert [(v.user, v.state_after) for v in votes] == [("bob", "pending"), ("dave", "approved")]
     [request] = Approvals().list(dag_ids=["approval_quorum_two"])
     assert [(v.username, v.slot_label) for v in request.votes] == [("bob", "Platform"), ("dave", "Storage")]
-    from autopilot_provider.server.approvals import Conflict, slot_state
+    from autopilot_provider.server.approvals import slot_state
+    from autopilot_provider.server.errors import Conflict
 
     assert slot_state(request, 2) == {"state": "open", "decided_by": None}  # carol was not needed
     with pytest.raises(Conflict, match="already approved"):
@@ -660,6 +670,7 @@ def test_an_approval_mail_that_could_not_be_sent_is_sent_again(
     again, and dave — mailed once the server is back — approves."""
     import threading
 
+    from autopilot_provider.server.approval_sweep import sweep
     from autopilot_provider.server.approvals import Approvals
     from tests.conftest import task_states
     from tests.fixtures.api_server import free_port
@@ -691,7 +702,7 @@ def test_an_approval_mail_that_could_not_be_sent_is_sent_again(
     def api_server_sweep() -> None:
         approvals = Approvals()
         while not stop.is_set():
-            approvals.sweep()
+            sweep(approvals)
             for request in approvals.list(state="pending", dag_ids=["approval_redelivery"]):
                 events = approvals.events(request.id)
                 if any(e["event"] == "request_sent" for e in events) and "first" not in seen:
@@ -771,13 +782,112 @@ SELF_APPROVAL_SPEC = {
 }
 
 
+#: A request as the previous release's operator wrote it (a plain dict, ``version: 1``) and the API
+#: server stored it: what an approval in flight during an upgrade has in ``autopilot_approval.spec``.
+VERSION_1_SPEC = {
+    "version": 1,
+    "kind": "approval",
+    "step_id": "approve",
+    "title": "approve",
+    "workflow_title": "Grow a volume",
+    "subject": "Grow vol7 by 10 GB?",
+    "body": "Requested for the nightly backups.",
+    "requester": {"username": "alice", "id": "alice", "name": "Alice Example", "email": "alice@example.com"},
+    "request": {"volume": "vol7", "size_gb": 10},
+    "slots": [
+        {
+            "ref": "group:storage",
+            "label": "Storage",
+            "kind": "group",
+            "email": "storage@example.com",
+            "slack": "#storage",
+            "members": [{"id": "dave", "username": "dave", "name": "Dave", "email": "dave@example.com", "slack": None}],
+        },
+        {
+            "ref": "group:operations",
+            "label": "Operations",
+            "kind": "group",
+            "email": None,
+            "slack": "#ops",
+            "members": [{"id": "bob", "username": "bob", "name": "Bob", "email": "bob@example.com", "slack": None}],
+        },
+    ],
+    "timeout_seconds": None,
+    "remind_every_seconds": None,
+    "via": ["email"],
+    "definitions": "/opt/airflow/definitions",
+    "quorum": "all",
+    "exclude_requester": True,
+    "on_timeout": "reject",
+    "escalate_to": [],
+    "comment_required_on_reject": True,
+}
+
+
+def test_an_approval_stored_by_the_previous_release_still_loads_and_takes_votes(airflow_db, monkeypatch):
+    """Upgrading with approvals in flight: a request stored as the old plain dict (and one from before
+    requests carried a version) is read with today's defaults, its people may vote, the quorum counts
+    them and the requester is still refused."""
+    from autopilot_provider.repository.quorum import eligibility
+    from autopilot_provider.server.approvals import Approvals, slot_state
+    from autopilot_provider.server.errors import Forbidden
+
+    monkeypatch.delenv("AIRFLOW__AUTOPILOT__ALLOW_SELF_APPROVAL", raising=False)
+    approvals = Approvals()
+    approval_id = _parked_request(VERSION_1_SPEC)
+    stored = approvals.get(approval_id)
+    assert stored.hitl.version == 2 and stored.hitl.kind == "approval"
+    assert [s.ref for s in stored.hitl.slots] == ["group:storage", "group:operations"]
+    assert stored.hitl.requester.username == "alice" and stored.hitl.request == {"volume": "vol7", "size_gb": 10}
+    assert approval_id in [r.id for r in approvals.list(state="pending", dag_ids=["self_approval_service"])]
+    with pytest.raises(Forbidden, match="own request"):
+        approvals.vote(approval_id, "alice", "approve")
+    voted = approvals.vote(approval_id, "dave", "approve", "fine by storage")
+    assert [(v.username, v.slot_label, v.decision) for v in voted.votes] == [("dave", "Storage", "approve")]
+    assert slot_state(voted, 0) == {"state": "approved", "decided_by": "dave"}
+    assert voted.row.state == "pending"  # quorum all: operations has not decided yet
+    assert eligibility(voted.hitl, voted.votes, "bob", state=voted.row.state, escalated=False).slot == 1
+    assert eligibility(voted.hitl, voted.votes, "dave", state=voted.row.state, escalated=False).why_not == (
+        "you have already answered"
+    )
+    # older still: no version at all, and only the keys the rules read; the defaults apply
+    minimal = {k: VERSION_1_SPEC[k] for k in ("requester", "slots")}
+    bare = approvals.get(_parked_request(minimal)).hitl
+    assert (bare.kind, bare.quorum, bare.exclude_requester, bare.on_timeout, bare.via) == (
+        "approval",
+        "all",
+        True,
+        "reject",
+        ["email"],
+    )
+    assert bare.comment_required_on_reject is True and bare.escalate_to == []
+
+
+def test_a_request_is_written_complete_and_read_back_unchanged():
+    """What an operator hands over (``HitlRequest.as_dict``) reads back as the same request; a request
+    from a newer release than this one is refused rather than misread."""
+    from autopilot_provider.repository.hitl import HitlRequest
+
+    request = load_request(VERSION_1_SPEC)
+    written = request.as_dict()
+    assert written["version"] == 2 and load_request(written) == request
+    assert load_request(json.dumps(written)) == request
+    assert {k: v for k, v in written.items() if k != "version"} == {
+        k: v for k, v in VERSION_1_SPEC.items() if k != "version"
+    } | {"requester": {**VERSION_1_SPEC["requester"], "slack": None}, "form": None}
+    assert HitlRequest().quorum == "all"
+    with pytest.raises(ValueError, match="newer"):
+        load_request({**written, "version": 3})
+
+
 def test_a_requester_never_approves_her_own_request_whatever_the_step_says(airflow_db, monkeypatch):
     """The finding: a requester who could edit the workflow listed herself and set exclude_requester:
     false. Without the deployment's [autopilot] allow_self_approval her vote is refused on every path
     — the API's vote, a mail link sent to her, and as the escalation contact."""
     from datetime import UTC, datetime, timedelta
 
-    from autopilot_provider.server.approvals import Approvals, Forbidden
+    from autopilot_provider.server.approvals import Approvals
+    from autopilot_provider.server.errors import Forbidden
 
     monkeypatch.delenv("AIRFLOW__AUTOPILOT__ALLOW_SELF_APPROVAL", raising=False)
     approvals = Approvals()
@@ -866,8 +976,9 @@ def test_a_run_keeps_the_approval_rules_of_the_dag_version_it_started_with(
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from autopilot_provider.operators.human import BACKSTOP
-    from autopilot_provider.server.approvals import Approvals, Refused
+    from autopilot_provider.repository.hitl import BACKSTOP
+    from autopilot_provider.server.approvals import Approvals
+    from autopilot_provider.server.errors import Refused
     from autopilot_provider.server.tables import migrate
     from dag_factory.bundle import AutopilotDagBundle
     from tests.conftest import task_states
@@ -926,8 +1037,8 @@ def test_a_run_keeps_the_approval_rules_of_the_dag_version_it_started_with(
     # platform (alice, bob) of the edit is not asked; storage (dave) of the run's version decides
     assert (seen["alice"], seen["bob"], seen["dave"]) == (403, 403, "approved")
     request = Approvals().get(seen["id"])
-    assert [s["label"] for s in request.spec["slots"]] == ["Storage"]
-    assert (request.spec["timeout_seconds"], request.spec["on_timeout"]) == (3600, "reject")
+    assert [s.label for s in request.hitl.slots] == ["Storage"]
+    assert (request.hitl.timeout_seconds, request.hitl.on_timeout) == (3600, "reject")
     [changed] = [e for e in Approvals().events(request.id) if e["event"] == "rules_changed"]
     assert changed["detail"] == {"kept": ["on_timeout", "timeout_seconds", "from"]}
     # Airflow's own backstop follows the run's rules: 1 h (+ the backstop margin), then reject

@@ -23,3 +23,13 @@ def test_the_old_values_module_warns_and_gives_the_use_operator():
     with pytest.warns(DeprecationWarning, match="autopilot_provider.operators.use"):
         old = import_fresh("autopilot_provider.operators.values")
     assert old.ValuesOperator is ValuesOperator
+
+
+def test_the_old_human_module_warns_and_gives_the_approval_and_form_operators():
+    from autopilot_provider.operators.approval import AutopilotApprovalOperator
+    from autopilot_provider.operators.form import AutopilotFormOperator
+
+    with pytest.warns(DeprecationWarning, match="autopilot_provider.operators.approval"):
+        old = import_fresh("autopilot_provider.operators.human")
+    assert old.AutopilotApprovalOperator is AutopilotApprovalOperator
+    assert old.AutopilotFormOperator is AutopilotFormOperator

@@ -4,7 +4,7 @@ Anyone who may edit a run's task instances in Airflow (with the SimpleAuthManage
 so every requester) can mark an approval task ``success`` or write its XCom through Airflow's REST
 API, and the steps after it would run as if the approvers had agreed. So the API server signs each
 decision it makes (Ed25519, with a private key that never leaves the metadata database:
-``autopilot_provider.server.approvals.approval_signing_key``) and hands the signature to the task with the
+``autopilot_provider.server.approval_links.approval_signing_key``) and hands the signature to the task with the
 HITL answer; the approval step keeps it in its outputs (``seal``). Before a guarded step runs, its
 :class:`ApprovalGuard` (attached by the factory as the task's ``pre_execute`` hook) checks that the
 approval's outputs carry a valid signature for *this* run and task with the outcome that path needs.
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
+
+from autopilot_provider import config
 
 #: The reserved ``params_input`` key of an approval's HITL answer that holds the signed decision.
 SEAL_KEY = "_autopilot_seal"
@@ -58,9 +60,7 @@ def public_key() -> bytes:
     """The raw Ed25519 public key approvals are verified with (cached per process)."""
     global _public_key
     if _public_key is None:
-        from airflow.configuration import conf
-
-        configured = conf.get("autopilot", "approval_public_key", fallback=None)
+        configured = config.get("approval_public_key")
         key = base64.b64decode(configured) if configured else _fetch_public_key()
         if len(key) != 32:
             raise RuntimeError("[autopilot] approval_public_key is not an Ed25519 public key (32 bytes, base64)")
@@ -70,12 +70,8 @@ def public_key() -> bytes:
 
 def _fetch_public_key() -> bytes:
     import httpx
-    from airflow.configuration import conf
 
-    execution = conf.get("core", "execution_api_server_url", fallback=None)
-    if not execution:
-        base = conf.get("api", "base_url", fallback=None) or "http://localhost:8080"
-        execution = f"{base.rstrip('/')}/execution/"
+    execution = config.execution_api_server_url() or f"{config.api_base_url()}/execution/"
     url = execution.rstrip("/").removesuffix("/execution") + KEY_ROUTE
     try:
         response = httpx.get(url, timeout=30)

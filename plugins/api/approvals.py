@@ -29,23 +29,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from autopilot_provider.hooks import choices as form_choices
-from autopilot_provider.server.approvals import (
-    ESCALATION_SLOT,
-    PENDING,
-    Approvals,
-    Forbidden,
-    Unprocessable,
-    Vote,
-    approval_public_key,
-    entitled_slots,
-    is_requester,
-    requester_may_approve,
-    slot_decisions,
-    slot_state,
-)
-from autopilot_provider.server.approvals import (
-    Request as HumanRequest,
-)
+from autopilot_provider.repository.quorum import ESCALATION_SLOT, PENDING, Vote, eligibility, entitled_slots
+from autopilot_provider.server.approval_links import approval_public_key
+from autopilot_provider.server.approval_records import ApprovalRecord as HumanRequest
+from autopilot_provider.server.approvals import Approvals, slot_state
+from autopilot_provider.server.errors import Forbidden, Unprocessable
 from autopilot_provider.server.store import DefinitionStore
 
 router = APIRouter(prefix="/approvals", tags=["Approvals"])
@@ -185,20 +173,9 @@ class History(BaseModel):
 
 
 def _why_not(request: HumanRequest, username: str) -> str | None:
-    spec = request.spec
-    if request.row.state != PENDING:
-        return f"the request is {request.row.state.replace('_', ' ')}"
-    if any(v.username == username for v in request.votes):
-        return "you have already answered"
-    if request.row.kind == "approval" and is_requester(spec, username) and not requester_may_approve(spec):
-        return "you cannot approve your own request"
-    mine = entitled_slots(spec, username, request.escalated)
-    if not mine:
-        return "you are not one of the people asked"
-    decided = slot_decisions(request.votes)
-    if all(i in decided for i in mine):
-        return "your group has already answered"
-    return None
+    return eligibility(
+        request.hitl, request.votes, username, state=request.row.state, escalated=request.escalated
+    ).why_not
 
 
 def form_view(request: HumanRequest, project: Any = None) -> dict[str, Any] | None:
@@ -275,7 +252,7 @@ def _vote_dict(vote: Vote) -> dict[str, Any]:
 
 
 def _asked(request: HumanRequest, username: str) -> bool:
-    return bool(entitled_slots(request.spec, username, request.escalated))
+    return bool(entitled_slots(request.hitl, username, request.escalated))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""People in the loop: `approval` → ``AutopilotApprovalOperator``, `form` → ``AutopilotFormOperator``
-(both Airflow HITL tasks answered through the Autopilot plugin; see autopilot_provider/operators/human.py)."""
+"""`approval` → ``AutopilotApprovalOperator`` (an Airflow HITL task answered through the Autopilot
+plugin; see autopilot_provider/operators/approval.py), and the guards it puts on the steps after it.
+The arguments it shares with `form` (dag_factory/compilers/form.py) are built here too."""
 
 from __future__ import annotations
 
@@ -7,20 +8,16 @@ from typing import Any
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.durations import parse_duration
+from autopilot_provider.operators.approval import AutopilotApprovalOperator, within
 from autopilot_provider.operators.guard import APPROVED, DECIDED, NOT_APPROVED, ApprovalGuard
-from autopilot_provider.operators.human import (
-    AutopilotApprovalOperator,
-    AutopilotFormOperator,
-    within,
-)
-from autopilot_provider.repository.forms import step_form
 
 
 def _seconds(duration: str | None) -> float | None:
     return parse_duration(duration).total_seconds() if duration else None
 
 
-def _common(step: m.Step, spec: m.ApprovalStep | m.FormStep, ctx) -> dict[str, Any]:
+def hitl_step_kwargs(step: m.Step, spec: m.ApprovalStep | m.FormStep, ctx) -> dict[str, Any]:
+    """The operator arguments an approval and a form step share: who answers, the texts, the timeouts."""
     kwargs = ctx.task_kwargs(step)
     # A person may take days: the step's own `timeout` says how long they have, not how long the
     # task may run (Airflow deprecates execution_timeout on HITL tasks).
@@ -48,16 +45,7 @@ def compile_approval(step: m.Step, ctx) -> AutopilotApprovalOperator:
         escalate_to=list(spec.escalate_to),
         comment_required_on_reject=spec.comment_required_on_reject,
         else_=list(spec.else_ or []),
-        **_common(step, spec, ctx),
-    )
-
-
-def compile_form(step: m.Step, ctx) -> AutopilotFormOperator:
-    spec = step.form
-    assert spec is not None
-
-    return AutopilotFormOperator(
-        form=step_form(spec.properties, spec.required, ctx.project), **_common(step, spec, ctx)
+        **hitl_step_kwargs(step, spec, ctx),
     )
 
 

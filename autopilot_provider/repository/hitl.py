@@ -1,0 +1,164 @@
+"""The human-in-the-loop request: what an ``approval`` or ``form`` step asks, as the task hands it to
+the API server. No Airflow import: the operators (worker) build it, the approvals service (API
+server) reads it back from the XCom and keeps it in ``autopilot_approval.spec``.
+
+Versions of the stored form:
+
+* 1 — the previous release's plain dict (``version: 1``, or no version at all in rows written by
+  hand), read through ``.get()`` with its defaults spread over the readers. It has the same keys as
+  version 2; :func:`load_request` reads it with the defaults below.
+* 2 — :class:`HitlRequest` dumped with every default written out.
+
+The defaults (quorum ``all``, the requester excluded, reject on timeout, a comment to reject, by
+e-mail) are declared here once. The contract's other names (the XCom key, the synthetic HITL user,
+the options) live here too, so that neither side has to import the other.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autopilot_provider.repository.folder import contacts_directory
+
+#: The version :class:`HitlRequest` writes; :func:`load_request` reads this one and version 1.
+VERSION = 2
+#: The XCom key under which the task hands its request to the API server.
+REQUEST_XCOM_KEY = "autopilot_request"
+#: The operator attribute holding the step's rules (who answers, quorum, …) as JSON. It is part of
+#: the serialized DAG, so the API server reads the rules of the DAG version a run started with.
+RULES_FIELD = "autopilot_rules"
+#: The HITL assignee and responder that stand for "Autopilot, after its own checks".
+AUTOPILOT_USER_ID = "autopilot:quorum"
+AUTOPILOT_USER = {"id": AUTOPILOT_USER_ID, "name": "Autopilot (answer in the Autopilot inbox)"}
+#: The HITL options of an approval and of a form.
+APPROVE, REJECT, SUBMIT = "Approve", "Reject", "Submit"
+#: How long after Autopilot's own deadline Airflow's scheduler steps in (when no API server ran).
+BACKSTOP = timedelta(minutes=10)
+
+Kind = Literal["approval", "form"]
+Quorum = Literal["all", "any"] | int
+OnTimeout = Literal["reject", "approve", "escalate"]
+
+
+class _Model(BaseModel):
+    # unknown keys (written by a newer release during an upgrade) are ignored, not refused
+    model_config = ConfigDict(extra="ignore")
+
+
+class Person(_Model):
+    """Someone whose answer counts (or the requester): the Airflow ``username`` is what votes."""
+
+    id: str | None = None
+    username: str | None = None
+    name: str | None = None
+    email: str | None = None
+    slack: str | None = None
+
+
+class Slot(_Model):
+    """One contact reference of ``from`` (or ``escalate_to``): the people whose vote counts for it,
+    and a group's own mailing address and Slack channel for its notices."""
+
+    ref: str = ""
+    label: str = ""
+    kind: str = "person"
+    email: str | None = None
+    slack: str | None = None
+    members: list[Person] = Field(default_factory=list)
+
+    def usernames(self) -> set[str]:
+        return {m.username for m in self.members if m.username}
+
+
+class HitlRequest(_Model):
+    """An approval or mid-flow form request, as the task resolved it when it started waiting."""
+
+    version: int = VERSION
+    kind: Kind = "approval"
+    step_id: str | None = None
+    title: str | None = None
+    workflow_title: str | None = None
+    subject: str | None = None
+    body: str | None = None
+    requester: Person = Field(default_factory=Person)
+    request: dict[str, Any] = Field(default_factory=dict, description="The run's request form values.")
+    slots: list[Slot] = Field(default_factory=list, description="Who answers: one slot per `from` reference.")
+    timeout_seconds: float | None = None
+    remind_every_seconds: float | None = None
+    via: list[str] = Field(default_factory=lambda: ["email"])
+    definitions: str | None = Field(None, description="The definitions folder the task read.")
+    # approvals
+    quorum: Quorum = "all"
+    exclude_requester: bool = True
+    on_timeout: OnTimeout = "reject"
+    escalate_to: list[Slot] = Field(default_factory=list)
+    comment_required_on_reject: bool = True
+    # forms: ``schema``, ``ui_schema`` and ``dynamic`` (autopilot_provider.repository.forms.step_form)
+    form: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored (and XCom) form: JSON types, every default written out."""
+        return self.model_dump(mode="json")
+
+    @property
+    def headline(self) -> str | None:
+        return self.subject or self.title
+
+
+def default(field: str) -> Any:
+    """The default of one of :class:`HitlRequest`'s fields (the operators' argument defaults)."""
+    return HitlRequest.model_fields[field].get_default(call_default_factory=True)
+
+
+def load_request(data: Mapping[str, Any] | str | bytes) -> HitlRequest:
+    """A stored or handed-over request, whatever version wrote it (see the module docstring)."""
+    if isinstance(data, str | bytes):
+        data = json.loads(data)
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a human-in-the-loop request is an object, not {type(data).__name__}")
+    version = data.get("version") or 1
+    if version == 1:
+        # the same keys as version 2, defaults left to the reader: the model's defaults apply
+        return HitlRequest.model_validate({**data, "version": VERSION})
+    if version == VERSION:
+        return HitlRequest.model_validate(data)
+    raise ValueError(f"a human-in-the-loop request of version {version}: written by a newer Autopilot")
+
+
+def resolve_slots(refs: Sequence[str], scope: Mapping[str, Any], definitions: str | None) -> list[Slot]:
+    """Each contact reference → one slot: who it is, and the people (with Airflow user names) whose
+    vote counts for it. A group's mailing address and Slack channel are kept for its notifications."""
+
+    directory = contacts_directory(definitions)
+    slots = []
+    for ref in refs:
+        recipient = directory.resolve(ref, scope)
+        members = list(recipient.members) if recipient.kind == "group" else [recipient]
+        group = recipient.kind == "group"
+        slots.append(
+            Slot(
+                ref=ref,
+                label=recipient.label(),
+                kind=recipient.kind,
+                email=recipient.email if group else None,
+                slack=recipient.slack if group else None,
+                members=[person(member) for member in members],
+            )
+        )
+    return slots
+
+
+def person(recipient: Any) -> Person:
+    """A resolved contact (``repository.contacts.Recipient``) as the request names them."""
+    return Person(
+        id=recipient.id,
+        username=recipient.username,
+        name=recipient.label(),
+        email=recipient.email,
+        slack=recipient.slack,
+    )
