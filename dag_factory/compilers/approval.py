@@ -10,13 +10,14 @@ from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.durations import parse_duration
 from autopilot_provider.operators.approval import AutopilotApprovalOperator, within
 from autopilot_provider.operators.guard import APPROVED, DECIDED, NOT_APPROVED, ApprovalGuard
+from dag_factory.context import BuildContext
 
 
 def _seconds(duration: str | None) -> float | None:
     return parse_duration(duration).total_seconds() if duration else None
 
 
-def hitl_step_kwargs(step: m.Step, spec: m.ApprovalStep | m.FormStep, ctx) -> dict[str, Any]:
+def hitl_step_kwargs(step: m.Step, spec: m.ApprovalStep | m.FormStep, ctx: BuildContext) -> dict[str, Any]:
     """The operator arguments an approval and a form step share: who answers, the texts, the timeouts."""
     kwargs = ctx.task_kwargs(step)
     # A person may take days: the step's own `timeout` says how long they have, not how long the
@@ -35,7 +36,7 @@ def hitl_step_kwargs(step: m.Step, spec: m.ApprovalStep | m.FormStep, ctx) -> di
     }
 
 
-def compile_approval(step: m.Step, ctx) -> AutopilotApprovalOperator:
+def compile_approval(step: m.Step, ctx: BuildContext) -> AutopilotApprovalOperator:
     spec = step.approval
     assert spec is not None
     return AutopilotApprovalOperator(
