@@ -1,4 +1,7 @@
-"""The ``autopilot`` command: validate definitions, render a workflow as Python, export the schema."""
+"""The ``autopilot`` command: validate definitions, render a workflow as Python, export the schema,
+import an OpenAPI document, delete a definition (through the definition store, so a revision keeps
+it), migrate the Autopilot tables and create Autopilot's FAB permissions. Runs where Airflow is
+installed (an admin's shell, the deployment's start-up); the top layer, beside the plugin."""
 
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ from autopilot_provider.repository.folder import (
     misnamed_diagnostic,
     path_problem,
 )
+from autopilot_provider.server.definition_store import DefinitionStore
+from autopilot_provider.server.errors import InvalidDocument
 from autopilot_provider.server.fab_permissions import fab_is_auth_manager, sync_fab_permissions
-from autopilot_provider.server.openapi_import import ImportFailure, import_openapi
-from autopilot_provider.server.store import DefinitionStore
+from autopilot_provider.server.openapi_import import import_openapi
 from autopilot_provider.server.tables import migrate
 from dag_factory.bundle import refresh_bundles
 from dag_factory.render import RenderError, render_workflow
@@ -172,8 +176,8 @@ def cmd_import_openapi(args: argparse.Namespace) -> int:
         document = {"url": args.spec, "allowlist": allowlist}
     try:
         result = import_openapi(root, args.name, connection=args.connection, force=args.force, **document)
-    except ImportFailure as exc:
-        where = f"{args.spec}: " if exc.pointer is not None else ""
+    except Refused as exc:
+        where = f"{args.spec}: " if isinstance(exc, InvalidDocument) else ""
         print(f"autopilot import-openapi: {where}{exc}", file=sys.stderr)
         print("nothing was written", file=sys.stderr)
         return 1

@@ -5,6 +5,10 @@ Configure it in ``[dag_processor] dag_bundle_config_list``::
     [{"name": "autopilot", "classpath": "dag_factory.bundle.AutopilotDagBundle",
       "kwargs": {"definitions": "/path/to/definitions", "refresh_interval": 10}}]
 
+Without ``definitions`` the folder is :func:`autopilot_provider.config.definitions_dir`'s, the same
+one the REST API and the CLI serve (env ``AUTOPILOT_DEFINITIONS``, else ``[autopilot] definitions_dir``,
+else ``[core] dags_folder``).
+
 The dag-processor calls ``refresh()`` on its interval: it regenerates the stubs. A worker calls
 ``initialize()`` before it runs a task: it regenerates them only when the definitions (or the stubs)
 changed since the last sync — a stat per file instead of reading every definition and stub.
@@ -17,6 +21,7 @@ from pathlib import Path
 
 from airflow.dag_processing.bundles.base import BaseDagBundle
 
+from autopilot_provider import config
 from dag_factory.stubs import stubs_up_to_date, sync_stubs
 
 log = logging.getLogger(__name__)
@@ -27,11 +32,7 @@ class AutopilotDagBundle(BaseDagBundle):
 
     def __init__(self, *, definitions: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        if definitions is None:
-            from airflow.configuration import conf
-
-            definitions = conf.get("autopilot", "definitions_dir", fallback=None) or conf.get("core", "dags_folder")
-        self.definitions = Path(definitions).expanduser().resolve()
+        self.definitions = Path(config.definitions_dir(definitions)).expanduser().resolve()
         self._path = Path(self.base_dir) / "stubs"
 
     @property

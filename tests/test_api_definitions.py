@@ -433,7 +433,7 @@ def test_failed_revision_insert_leaves_no_file(api_server, folder):
     """The revision row is inserted before the file is written: if it fails, nothing changes on disk."""
     from sqlalchemy import delete, insert
 
-    from autopilot_provider.server.store import DefinitionStore
+    from autopilot_provider.server.definition_store import DefinitionStore
     from autopilot_provider.server.tables import _now, head_table, revision_table
 
     store = DefinitionStore(folder)
@@ -568,7 +568,7 @@ def test_exclude_requester_false_is_refused_unless_the_deployment_allows_self_ap
 
 
 def test_which_changes_need_review_follows_the_setting(folder, monkeypatch):
-    from autopilot_provider.server.store import DefinitionStore
+    from autopilot_provider.server.definition_store import DefinitionStore
 
     store = DefinitionStore(folder)
     scripted = variant("api_test_reasons")
@@ -649,7 +649,7 @@ steps:
     ids=["renamed-out", "else", "copied-out", "outside-step-changed", "moved-out"],
 )
 def test_a_guarded_step_cannot_escape_its_approval_unreviewed(folder, changed):
-    from autopilot_provider.server.store import DefinitionStore
+    from autopilot_provider.server.definition_store import DefinitionStore
 
     store = DefinitionStore(folder)
     assert store.validate("x.yaml", changed).valid, store.validate("x.yaml", changed).diagnostics
@@ -657,7 +657,7 @@ def test_a_guarded_step_cannot_escape_its_approval_unreviewed(folder, changed):
 
 
 def test_changes_behind_an_approval_need_no_review(folder):
-    from autopilot_provider.server.store import DefinitionStore
+    from autopilot_provider.server.definition_store import DefinitionStore
 
     store = DefinitionStore(folder)
     more = SOD_OLD + "  - id: tell\n    after: wipe\n    notify: {to: [requester], subject: wiped}\n"
@@ -679,7 +679,7 @@ def test_changes_behind_an_approval_need_no_review(folder):
 
 
 def test_a_script_change_is_any_change_of_its_code_parts(folder, monkeypatch):
-    from autopilot_provider.server.store import DefinitionStore
+    from autopilot_provider.server.definition_store import DefinitionStore
 
     monkeypatch.setenv("AIRFLOW__AUTOPILOT__REVIEW_REQUIRED_FOR", "scripts")
     store = DefinitionStore(folder)
@@ -725,7 +725,7 @@ def test_rejecting_a_review_needs_dag_edit_on_the_workflow(admin, editor, viewer
     from autopilot_plugin.api.definitions import ReviewIn, review_revision
     from fastapi import HTTPException
 
-    from autopilot_provider.server.store import DefinitionStore
+    from autopilot_provider.server.definition_store import DefinitionStore
 
     rel = "api_test/sod_reject.yaml"
     proposed = _propose(editor, rel, GUARDED.replace("api_test_guarded", "api_test_sod_reject"))
@@ -748,7 +748,7 @@ def test_the_review_migration_keeps_old_revisions(tmp_path):
     """0004 adds the review columns to a revision table created before them; its rows read as applied."""
     from sqlalchemy import create_engine, text
 
-    from autopilot_provider.server.store import DefinitionStore
+    from autopilot_provider.server.definition_store import DefinitionStore
     from autopilot_provider.server.tables import _add_review_columns, head_table
 
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")

@@ -21,8 +21,8 @@ import pytest
 from autopilot_provider.definitions import models as m
 from autopilot_provider.repository.folder import Project, decode_path, encode_path, path_problem
 from autopilot_provider.repository.forms import check_form
+from autopilot_provider.server.definition_store import DefinitionStore
 from autopilot_provider.server.errors import InvalidInput
-from autopilot_provider.server.store import DefinitionStore
 from dag_factory.render import RenderError, render_workflow
 from dag_factory.stubs import MISNAMED_STUB, sync_stubs
 from tests.conftest import REPO

@@ -1,7 +1,11 @@
 """The refusals of the API-server services (definitions, reviews, approvals, imports): one hierarchy
-under :class:`~autopilot_provider.definitions.errors.Refused`, one HTTP status each."""
+under :class:`~autopilot_provider.definitions.errors.Refused`, one HTTP status each. The plugin turns
+any of them into ``{"detail": {"message", "field", ...}}`` with that status; the CLI prints the message.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from autopilot_provider.definitions.errors import Refused
 
@@ -12,6 +16,7 @@ __all__ = [
     "Forbidden",
     "Gone",
     "InvalidDefinition",
+    "InvalidDocument",
     "InvalidInput",
     "NotFound",
     "NotMigrated",
@@ -69,6 +74,26 @@ class DuplicateId(Conflict):
 
 class InvalidDefinition(Unprocessable):
     """The content does not validate (422, with diagnostics); nothing was written."""
+
+
+class InvalidDocument(Unprocessable):
+    """An imported document that is not JSON/YAML text or not valid OpenAPI (422); ``pointer`` is the
+    JSON pointer of the bad part (``""``: the whole document), shown before the message and in the body."""
+
+    def __init__(self, message: str, *, field: str | None = None, pointer: str = "", **extra: Any):
+        super().__init__(message, field=field, **extra)
+        self.pointer = pointer
+
+    def __str__(self) -> str:
+        return f"{self.pointer or '/'}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": str(self)}
+        if self.field:
+            body["field"] = self.field
+        body["pointer"] = self.pointer or "/"
+        body.update(self.extra)
+        return body
 
 
 class NotMigrated(Refused):

@@ -19,7 +19,7 @@
        spec: specs/<name>.json
        connection: <connection, default <name>_api>
 
-   both atomically. With a :class:`~autopilot_provider.server.store.DefinitionStore` (the REST API) the
+   both atomically. With a :class:`~autopilot_provider.server.definition_store.DefinitionStore` (the REST API) the
    definition is saved through it, so it is validated again, gets a revision with its author, and the
    DAG bundles are refreshed; if that save fails the document is put back as it was;
 4. warms the normalised cache (:mod:`autopilot_provider.openapi.cache`) so DAG parsing never pays
@@ -27,6 +27,13 @@
 
 An ``Api`` of that name is only replaced with ``force``; an ``Api`` with that id defined in another
 file, or a non-Api file at ``apis/<name>.yaml``, is never overwritten.
+
+API server (the plugin's ``POST /apis``) and CLI (``autopilot import-openapi``). Every failure is a
+:class:`~autopilot_provider.definitions.errors.Refused` of :mod:`autopilot_provider.server.errors` (or
+of :mod:`autopilot_provider.openapi.sources` for a source that cannot be read), with the HTTP status the
+API answers: :class:`~autopilot_provider.server.errors.InvalidInput` (400),
+:class:`~autopilot_provider.server.errors.InvalidDocument` (422, with the JSON ``pointer`` of the bad
+part), :class:`~autopilot_provider.server.errors.AlreadyExists` (409).
 """
 
 from __future__ import annotations
@@ -41,7 +48,6 @@ from typing import Any
 import yaml
 
 from autopilot_provider.definitions.bounded import MAX_DEPTH, LimitError, load_yaml
-from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.definitions.validate import load_text, validate
 from autopilot_provider.openapi import cache
 from autopilot_provider.openapi.sources import MAX_DOCUMENT, Allowlist, SourceError, fetch_url, read_file
@@ -54,58 +60,14 @@ from autopilot_provider.openapi.spec import (
 )
 from autopilot_provider.openapi.validation import validate_document
 from autopilot_provider.repository.folder import Project, atomic_write
-from autopilot_provider.server.store import content_version
+from autopilot_provider.server.errors import AlreadyExists, InvalidDefinition, InvalidDocument, InvalidInput
+from autopilot_provider.server.revisions import content_version
 
 API_DIR = "apis"
 SPEC_DIR = "specs"
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # fullmatch: `$` would let a trailing newline through
 CONNECTION = re.compile(r"[A-Za-z0-9_.\-]+")
-
-
-class ImportFailure(Refused):
-    """An import that did not happen; ``pointer`` (for an invalid document) is the JSON pointer of the
-    bad part."""
-
-    status = 400
-
-    def __init__(self, message: str, *, field: str | None = None, pointer: str | None = None, **extra: Any):
-        super().__init__(message, field=field, **extra)
-        self.pointer = pointer
-
-    def __str__(self) -> str:
-        if self.pointer is not None:
-            return f"{self.pointer or '/'}: {self.message}"
-        return self.message
-
-    def as_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"message": str(self)}
-        if self.field:
-            body["field"] = self.field
-        if self.pointer is not None:
-            body["pointer"] = self.pointer or "/"
-        body.update(self.extra)
-        return body
-
-
-class InvalidInput(ImportFailure):
-    status = 400
-
-
-class SourceUnavailable(ImportFailure):
-    """The URL or file could not be read (400)."""
-
-    status = 400
-
-
-class InvalidDocument(ImportFailure):
-    """Not JSON/YAML, or not a valid OpenAPI document (422, with the JSON ``pointer``)."""
-
-    status = 422
-
-
-class ApiExists(ImportFailure):
-    status = 409
 
 
 @dataclass
@@ -159,13 +121,12 @@ def read(source: str | Path) -> bytes:
     except SourceError as exc:
         raise _failure(exc, "spec") from None
     except OSError as exc:
-        raise SourceUnavailable(f"cannot read {source}: {exc.strerror or exc}", field="spec") from None
+        raise InvalidInput(f"cannot read {source}: {exc.strerror or exc}", field="spec") from None
 
 
-def _failure(exc: SourceError, where: str) -> ImportFailure:
-    failure = SourceUnavailable(exc.message, field=where)
-    failure.status = exc.status
-    return failure
+def _failure(exc: SourceError, where: str) -> SourceError:
+    """The same refusal, naming the input at fault (``url``, ``spec``)."""
+    return type(exc)(exc.message, field=where)
 
 
 def api_yaml(name: str, title: str, spec_file: str, connection: str, source: str | None = None) -> str:
@@ -196,8 +157,9 @@ def import_openapi(
     """Validate and store an OpenAPI document plus its ``Api`` definition (see the module docstring).
 
     Exactly one of ``source`` (a local file), ``url`` (an http(s) URL, internal addresses only as
-    ``allowlist`` allows) and ``content`` (the text) is given. Raises :class:`ImportFailure`
-    (nothing written) or, with a ``store``, its ``Refused``s.
+    ``allowlist`` allows) and ``content`` (the text) is given. Raises a
+    :class:`~autopilot_provider.definitions.errors.Refused` (nothing written, or with a ``store`` the
+    store's own refusal of the save).
     """
     with quiet_gc():
         return _import(definitions, name, source, url, content, connection, force, store, author, allowlist)
@@ -245,13 +207,13 @@ def _import(definitions, name, source, url, content, connection, force, store, a
     project = Project(root, display_root="")
     existing = project.find("Api", name)
     if existing is not None and existing != api_rel:
-        raise ApiExists(
+        raise AlreadyExists(
             f"Api '{name}' is already defined in {existing}; remove it or import under another name",
             field="name",
         )
     entry = project.index().get(api_rel)
     if entry is not None and entry.kind != "Api":
-        raise ApiExists(
+        raise AlreadyExists(
             f"{api_rel} exists and is not an Api definition (kind {entry.kind}); not replacing it", field="name"
         )
     api_file = root / api_rel
@@ -260,7 +222,7 @@ def _import(definitions, name, source, url, content, connection, force, store, a
     replaced = api_file.exists() or any(p.exists() for p in others)
     if replaced and not force:
         present = [os.path.relpath(p, root) for p in [api_file, *others] if p.exists()]
-        raise ApiExists(
+        raise AlreadyExists(
             f"an Api named '{name}' exists ({', '.join(present)}); replace it with --force (API: \"replace\": true)",
             field="name",
         )
@@ -322,7 +284,7 @@ def _check_definition(rel: str, text: str) -> None:
 
     loaded = validate(load_text(text, rel), lambda _name: None)
     if loaded.diagnostics or loaded.definition is None:  # pragma: no cover - our own YAML; a bug
-        raise ImportFailure("; ".join(str(d) for d in loaded.diagnostics) or f"{rel}: not a definition")
+        raise InvalidDefinition("; ".join(str(d) for d in loaded.diagnostics) or f"{rel}: not a definition")
 
 
 def _existing_connection(project, rel: str) -> str | None:
@@ -350,12 +312,7 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
 
 
 __all__ = [
-    "ApiExists",
-    "ImportFailure",
     "ImportResult",
-    "InvalidDocument",
-    "InvalidInput",
-    "SourceUnavailable",
     "api_paths",
     "import_openapi",
 ]

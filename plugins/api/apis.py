@@ -3,7 +3,7 @@ operations (the catalog the designer and the form portal use).
 
 Import is :func:`autopilot_provider.server.openapi_import.import_openapi` — the same function as
 ``autopilot import-openapi`` — with the definition saved through the
-:class:`~autopilot_provider.server.store.DefinitionStore`, so it is validated, gets a revision (author = the
+:class:`~autopilot_provider.server.definition_store.DefinitionStore`, so it is validated, gets a revision (author = the
 Airflow user) and the DAG bundles are refreshed. The catalog is
 :mod:`autopilot_provider.openapi.catalog`. Errors are ``{"detail": {"message", "field", ...}}``; an
 invalid document is a 422 whose ``pointer`` is the JSON pointer of the bad part.
@@ -23,7 +23,8 @@ from autopilot_provider.openapi.catalog import list_apis as entries
 from autopilot_provider.openapi.catalog import list_operations as page
 from autopilot_provider.openapi.sources import Allowlist
 from autopilot_provider.repository.folder import Project
-from autopilot_provider.server.openapi_import import ImportFailure, import_openapi
+from autopilot_provider.server.errors import Refused
+from autopilot_provider.server.openapi_import import import_openapi
 
 router = APIRouter(prefix="/apis", tags=["APIs"])
 
@@ -227,7 +228,7 @@ def import_api(body: ApiImport, store: StoreDep, user: GetUserDep) -> ImportOut:
             store=store,
             author=user_name(user),
         )
-    except ImportFailure as exc:
+    except Refused as exc:
         raise _fail(exc) from None
     return ImportOut(**result.as_dict())
 

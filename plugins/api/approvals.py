@@ -33,8 +33,8 @@ from autopilot_provider.repository.quorum import ESCALATION_SLOT, PENDING, Vote,
 from autopilot_provider.server.approval_links import approval_public_key
 from autopilot_provider.server.approval_records import ApprovalRecord as HumanRequest
 from autopilot_provider.server.approvals import Approvals, slot_state
+from autopilot_provider.server.definition_store import DefinitionStore
 from autopilot_provider.server.errors import Forbidden, Unprocessable
-from autopilot_provider.server.store import DefinitionStore
 
 router = APIRouter(prefix="/approvals", tags=["Approvals"])
 pages = APIRouter(include_in_schema=False)

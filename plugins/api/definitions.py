@@ -1,7 +1,7 @@
 """``/api/v1/definitions``: list, read, validate, create, update and delete definition files, and
 read their revision history.
 
-Routes stay thin: each calls one :class:`autopilot_provider.server.store.DefinitionStore` method and shapes
+Routes stay thin: each calls one :class:`autopilot_provider.server.definition_store.DefinitionStore` method and shapes
 the result. Store errors become JSON responses in ``autopilot_plugin.app`` (``{"detail": {...}}`` with
 ``message`` and the ``field`` at fault).
 """
@@ -16,7 +16,7 @@ from autopilot_plugin.api.permissions import authorize_definition_change
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel, Field
 
-from autopilot_provider.server.store import (
+from autopilot_provider.server.definition_store import (
     PENDING_REVIEW,
     DefinitionDetail,
     Revision,

@@ -16,7 +16,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep
 from autopilot_plugin.api.permissions import CanDesign, CanRead
 from fastapi import Depends
 
-from autopilot_provider.server.store import DefinitionStore
+from autopilot_provider.server.definition_store import DefinitionStore
 from dag_factory.bundle import refresh_bundles
 
 
