@@ -1,15 +1,19 @@
 """Autopilot's tables in Airflow's metadata database, and their migrations (``autopilot db migrate``).
+API server and CLI only; workers never touch these tables.
 
 Every table is prefixed ``autopilot_`` and lives in the metadata database Airflow uses (SQLite in
 standalone, PostgreSQL or MySQL in production):
 
 * ``autopilot_definition_revision``: one row per create/update/delete of a definition (number, version =
-  sha256 of the content, author, time, action, content, and the four-eyes review state).
+  sha256 of the content, author, time, action, content, and the four-eyes review state); written by
+  :mod:`autopilot_provider.server.revisions` for the definition store and the reviews.
 * ``autopilot_definition_head``: the last revision number per path; a save bumps it first, which
   serializes concurrent saves of one path.
 * ``autopilot_approval``, ``autopilot_approval_vote``, ``autopilot_approval_link``,
-  ``autopilot_approval_event``: people in the loop (:mod:`autopilot_provider.server.approvals`).
-* ``autopilot_setting``: server-side settings such as the approval signing key.
+  ``autopilot_approval_event``: people in the loop (:mod:`autopilot_provider.server.approval_records`,
+  :mod:`~autopilot_provider.server.approvals`, :mod:`~autopilot_provider.server.approval_links`).
+* ``autopilot_setting``: server-side settings: the keys that sign approval links and decisions
+  (:mod:`autopilot_provider.server.approval_links`).
 * ``autopilot_migration``: which migrations have been applied. Append new steps to
   :data:`MIGRATIONS`; never edit or reorder applied ones.
 """
@@ -103,9 +107,9 @@ def _create_definition_tables(connection: Connection) -> None:
     metadata.create_all(connection, tables=[revision_table, head_table], checkfirst=True)
 
 
-# People in the loop (autopilot_provider/server/approvals.py): one row per human request (an approval or a
-# mid-flow form, i.e. one try of one HITL task), every vote or answer, every signed link handed out,
-# and the request's own events (asked, reminded, escalated, timed out, decided).
+# People in the loop (autopilot_provider/server/approval_records.py, approvals.py): one row per human
+# request (an approval or a mid-flow form, i.e. one try of one HITL task), every vote or answer, every
+# signed link handed out, and the request's own events (asked, reminded, escalated, timed out, decided).
 approval_table = Table(
     "autopilot_approval",
     metadata,
@@ -219,7 +223,7 @@ def _add_review_columns(connection: Connection) -> None:
 
 
 def _add_approval_decision_key(connection: Connection) -> None:
-    """The Ed25519 key the API server signs approval decisions with (``autopilot_provider.server.approvals``);
+    """The Ed25519 key the API server signs approval decisions with (``autopilot_provider.server.approval_links``);
     like the link key, it never leaves the database — workers get the public half only."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
