@@ -1,18 +1,17 @@
-"""Definition → Airflow DAG. Walks the steps, asks the registry for each kind's compiler and wires
-dependencies by the rules in ``autopilot_provider.definitions.graph``."""
+"""Definition → Airflow DAG: the DAG's schedule, Params (the workflow's form) and callbacks, then the
+steps, each compiled by its kind's compiler from ``dag_factory.registry`` through a
+:class:`~dag_factory.context.BuildContext`, wired by the rules in ``autopilot_provider.definitions.graph``.
+Used by the DAG stubs (dag-processor and workers) and ``autopilot render``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, Param
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.durations import parse_duration
-from autopilot_provider.definitions.errors import DefinitionError
-from autopilot_provider.definitions.graph import dependencies, downstream_of_decision
 from autopilot_provider.operators.check_form import CheckFormOperator
 from autopilot_provider.repository.forms import (
     CHECK_TASK_ID,
@@ -21,9 +20,11 @@ from autopilot_provider.repository.forms import (
     pattern_fields,
     resource_choices,
 )
+from autopilot_provider.repository.protocol import Definitions
 from autopilot_provider.repository.scope import ScopeSpec
 from dag_factory.compilers.approval import guard_approvals
 from dag_factory.compilers.notify import connect_start, start_notification, workflow_callbacks
+from dag_factory.context import BuildContext
 from dag_factory.registry import COMPILERS
 
 #: Used when a scheduled workflow gives no start_date: a fixed date keeps the DAG stable across
@@ -31,106 +32,7 @@ from dag_factory.registry import COMPILERS
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-class CompileContext:
-    """What a compiler needs: the scope its templates see, task arguments, nested compilation."""
-
-    def __init__(
-        self,
-        project: Any,
-        definitions: Path,
-        defaults: m.StepDefaults,
-        *,
-        group_id: str | None = None,
-        inputs_task: str | None = None,
-        function_stack: tuple[str, ...] = (),
-    ):
-        self.project = project
-        self.definitions = definitions
-        self.defaults = defaults
-        self.group_id = group_id
-        self.inputs_task = inputs_task
-        self.function_stack = function_stack
-        self.steps: list[m.Step] = []
-        self.dependencies: dict[str, list[str]] = {}
-        self._after_decision: set[str] = set()
-
-    # -- ids and scope --------------------------------------------------------------------------
-
-    def _full(self, local: str) -> str:
-        return f"{self.group_id}.{local}" if self.group_id else local
-
-    def entry_id(self, step_id: str) -> str:
-        """Task id, or TaskGroup id for a `use` step — what a branch returns to follow this step."""
-        return self._full(step_id)
-
-    def output_task(self, step: m.Step) -> str:
-        return self._full(f"{step.id}._outputs" if step.use is not None else step.id)
-
-    def scope(self) -> dict[str, Any]:
-        return ScopeSpec(
-            steps={s.id: self.output_task(s) for s in self.steps},
-            inputs_task=self.inputs_task,
-            definitions=str(self.definitions),
-            tickets=self.ticket_tasks(),
-        ).as_dict()
-
-    def ticket_tasks(self) -> list[str]:
-        """Task ids of the `create` ticket steps, in order: where ``run.ticket`` comes from."""
-        return [self.output_task(s) for s in self.steps if s.ticket is not None and s.ticket.action == "create"]
-
-    def task_kwargs(self, step: m.Step, *, task_id: bool = True) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
-        if task_id:
-            kwargs["task_id"] = step.id
-        retries = step.retries if step.retries is not None else self.defaults.retries
-        if retries is not None:
-            kwargs["retries"] = retries
-        delay = step.retry_delay or self.defaults.retry_delay
-        if delay:
-            kwargs["retry_delay"] = parse_duration(delay)
-        timeout = step.timeout or self.defaults.timeout
-        if timeout:
-            kwargs["execution_timeout"] = parse_duration(timeout)
-        if step.trigger_rule:
-            kwargs["trigger_rule"] = step.trigger_rule
-        elif step.id in self._after_decision:
-            kwargs["trigger_rule"] = "none_failed_min_one_success"
-        doc = "\n\n".join(x for x in (step.title, step.description) if x)
-        if doc:
-            kwargs["doc_md"] = doc
-        return kwargs
-
-    # -- compilation ----------------------------------------------------------------------------
-
-    def function(self, function_id: str) -> m.Function:
-        loaded = self.project.function(function_id)
-        if loaded is None or not loaded.ok or not isinstance(loaded.definition, m.Function):
-            raise DefinitionError(loaded.diagnostics if loaded else [])
-        return loaded.definition
-
-    def nested(self, *, group_id: str, inputs_task: str) -> CompileContext:
-        return CompileContext(
-            self.project,
-            self.definitions,
-            self.defaults,
-            group_id=group_id,
-            inputs_task=inputs_task,
-            function_stack=self.function_stack,
-        )
-
-    def compile_steps(self, steps: list[m.Step]) -> dict[str, Any]:
-
-        self.steps = steps
-        self.dependencies = dependencies(steps)
-        self._after_decision = downstream_of_decision(steps)
-        nodes = {step.id: COMPILERS[step.kind](step, self) for step in steps}
-        for step in steps:
-            for upstream in self.dependencies[step.id]:
-                nodes[upstream] >> nodes[step.id]
-        return nodes
-
-
-def form_params(form: m.Form, project: Any = None) -> dict[str, Param]:
+def form_params(form: m.Form, project: Definitions | None = None) -> dict[str, Param]:
     """The form's fields as DAG Params. Choices from the inventory (``options: {resources: TYPE}``)
     are resolved now into ``enum`` + ``values_display``, so Airflow's trigger form offers them and
     Airflow rejects any other value on every trigger path. Choices from an API are not known at parse
@@ -160,7 +62,7 @@ def form_params(form: m.Form, project: Any = None) -> dict[str, Param]:
     return params
 
 
-def build_dag(workflow: m.Workflow, project: Any, *, source: str = "") -> DAG:
+def build_dag(workflow: m.Workflow, project: Definitions, *, source: str = "") -> DAG:
     """Build the Airflow DAG for a validated workflow."""
     schedule: Any = None
     start_date = DEFAULT_START
@@ -182,7 +84,7 @@ def build_dag(workflow: m.Workflow, project: Any, *, source: str = "") -> DAG:
     if workflow.owner:
         default_args["owner"] = workflow.owner
 
-    context = CompileContext(project, project.root, workflow.defaults)
+    context = BuildContext(project, project.root, workflow.defaults, COMPILERS)
     with DAG(
         dag_id=workflow.id,
         description=workflow.title,
@@ -210,7 +112,7 @@ def build_dag(workflow: m.Workflow, project: Any, *, source: str = "") -> DAG:
     return dag
 
 
-def check_form_task(workflow: m.Workflow, ctx: CompileContext) -> Any:
+def check_form_task(workflow: m.Workflow, ctx: BuildContext) -> CheckFormOperator | None:
     """A first task ``_check_form`` when the form has fields whose choices come from an API or that
     have a ``pattern``: it checks the run's values against the live choices and matches patterns with
     RE2 before anything else runs (and before the start notification). Create it inside the DAG before the steps, so it comes first."""

@@ -8,13 +8,11 @@ with a clear message instead of compiling to a silent no-op.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.repository.checks import NOT_YET
-
-Compiler = Callable[[m.Step, Any], Any]
+from dag_factory.context import Compiler
 
 
 class _Lazy(Mapping[str, Compiler]):
