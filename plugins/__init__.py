@@ -1,1 +1,1 @@
-"""The Autopilot Airflow plugin: the REST API (mounted under /autopilot) and, later, the UI."""
+"""The Autopilot Airflow plugin (API server only): the REST API and the UI, mounted under /autopilot."""

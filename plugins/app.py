@@ -1,8 +1,11 @@
-"""The Autopilot FastAPI app, mounted by Airflow's API server at ``/autopilot``.
+"""The Autopilot FastAPI app, mounted by Airflow's API server at ``/autopilot`` (API server only).
 
-Routers live in ``autopilot_plugin.api``; the UI (designer, form portal, approvals inbox) will be added
-to this same app. Its OpenAPI document is served at ``/autopilot/openapi.json`` and the interactive
-docs at ``/autopilot/docs`` (both describe the API only and need no token; every API route does).
+It serves the REST API under ``/api/v1`` (routers in :mod:`autopilot_plugin.api.routes`, refusals
+answered by :mod:`autopilot_plugin.api.errors`), the confirmation page behind approval mail links, and
+the UI (designer, form portal, approvals inbox; :mod:`autopilot_plugin.ui`) at ``/ui``. Its OpenAPI
+document is served at ``/autopilot/openapi.json`` and the interactive docs at ``/autopilot/docs``
+(both describe the API only and need no token; every API route does). While it runs, it sweeps
+approvals (ask, remind, escalate, time out) in the background.
 """
 
 from __future__ import annotations
@@ -12,20 +15,17 @@ import logging
 from contextlib import asynccontextmanager
 
 from autopilot_plugin import ui
-from autopilot_plugin.api import apis, approvals, definitions, session, workflows
+from autopilot_plugin.api.errors import add_error_handlers
+from autopilot_plugin.api.routes import api_router, pages_router
 from autopilot_plugin.body_limit import BodyLimitMiddleware
 from autopilot_plugin.csrf import CsrfMiddleware
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from autopilot_provider import __version__
-from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.server.approval_sweep import sweep, sweep_interval
 from autopilot_provider.server.approvals import Approvals
 
 log = logging.getLogger(__name__)
-
-API_PREFIX = "/api/v1"
 
 DESCRIPTION = """\
 Manage Autopilot workflow definitions (YAML files in the definitions folder): list, read, validate,
@@ -80,11 +80,6 @@ async def sweep_approvals() -> None:
         await asyncio.sleep(interval)
 
 
-async def store_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, Refused)
-    return JSONResponse(status_code=exc.status, content={"detail": exc.as_dict()})
-
-
 def create_app() -> FastAPI:
     app = FastAPI(
         title="Autopilot API",
@@ -95,15 +90,9 @@ def create_app() -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
     )
-    app.add_exception_handler(Refused, store_error_handler)
-    app.include_router(definitions.router, prefix=API_PREFIX)
-    app.include_router(definitions.reviews, prefix=API_PREFIX)
-    app.include_router(apis.router, prefix=API_PREFIX)
-    app.include_router(workflows.router, prefix=API_PREFIX)
-    app.include_router(session.router, prefix=API_PREFIX)
-    app.include_router(approvals.router, prefix=API_PREFIX)
-    app.include_router(approvals.pages)
-    app.include_router(approvals.keys, prefix=API_PREFIX)
+    add_error_handlers(app)
+    app.include_router(api_router)
+    app.include_router(pages_router)
     app.include_router(ui.router)
     app.add_middleware(CsrfMiddleware)
     app.add_middleware(BodyLimitMiddleware)  # the outermost: an oversize body is refused first

@@ -11,31 +11,20 @@ JSON ``detail`` naming the limit, and the route never runs.
 from __future__ import annotations
 
 import json
-import logging
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-log = logging.getLogger(__name__)
+from autopilot_provider import config
 
-DEFAULT_MAX_REQUEST = 2 * 1024 * 1024
-DEFAULT_MAX_IMPORT = 32 * 1024 * 1024
 #: (method, path inside the app) of the routes with the larger cap
 IMPORT_ROUTES = frozenset({("POST", "/api/v1/apis")})
 
 
 def configured_limits() -> tuple[int, int]:
-    """(max_request_bytes, max_import_bytes) from Airflow's configuration (defaults outside it)."""
-    try:
-        from airflow.configuration import conf
-
-        return (
-            conf.getint("autopilot", "max_request_bytes", fallback=DEFAULT_MAX_REQUEST),
-            conf.getint("autopilot", "max_import_bytes", fallback=DEFAULT_MAX_IMPORT),
-        )
-    except Exception:  # noqa: BLE001 - a bad value must not stop the API server: the defaults hold
-        log.warning("invalid [autopilot] max_request_bytes / max_import_bytes; using the defaults", exc_info=True)
-        return DEFAULT_MAX_REQUEST, DEFAULT_MAX_IMPORT
+    """(max_request_bytes, max_import_bytes) from ``[autopilot]``; a value that is not a number gets the
+    declared default (a bad value must not stop the API server)."""
+    return config.get_int("max_request_bytes"), config.get_int("max_import_bytes")
 
 
 class BodyTooLarge(HTTPException):

@@ -722,7 +722,8 @@ def test_a_workflow_deleted_with_its_approval_comes_back_without_it_only_after_r
 def test_rejecting_a_review_needs_dag_edit_on_the_workflow(admin, editor, viewer, folder):
     from airflow.api_fastapi.app import create_auth_manager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-    from autopilot_plugin.api.definitions import ReviewIn, review_revision
+    from autopilot_plugin.api.datamodels.definitions import ReviewIn
+    from autopilot_plugin.api.routes.definitions import review_revision
     from fastapi import HTTPException
 
     from autopilot_provider.server.definition_store import DefinitionStore

@@ -69,7 +69,11 @@ def test_the_wheel_ships_the_built_ui(built):
     missing = [r for r in referenced if f"autopilot_plugin/ui_dist/{r}" not in names]
     assert not missing, f"index.html refers to assets the wheel lacks: {missing}"
     # and what the app is made of besides: the plugin, its API, the provider
-    assert {"autopilot_plugin/ui.py", "autopilot_plugin/api/workflows.py", "autopilot_provider/__init__.py"} <= names
+    assert {
+        "autopilot_plugin/ui.py",
+        "autopilot_plugin/api/routes/workflows.py",
+        "autopilot_provider/__init__.py",
+    } <= names
     assert not any(n.endswith("/.built") for n in names)
 
 

@@ -1,10 +1,13 @@
-"""Dependencies shared by the plugin's routers: who is calling, what they may do, which store.
+"""Dependencies shared by the plugin's routes, defined once: who is calling, what they may do, which
+definition store and approvals service a request uses.
 
 Plugin routes are not protected by Airflow automatically, so every route declares a permission
-dependency from :mod:`autopilot_plugin.api.permissions` (``CanRead``, ``CanDesign``, or a check of the
-DAG it names). They go through Airflow's configured auth manager: no or expired token → 401, invalid
-token or not allowed → 403. They use the process-wide ``get_auth_manager()``, which works inside a
-mounted sub-app (``request.app.state.auth_manager`` does not: ``request.app`` is this sub-app).
+dependency (``CanRead``, ``CanDesign``, ``requires_workflow(...)``, re-exported here from
+:mod:`autopilot_plugin.api.permissions`, the one implementation of the checks) or takes ``GetUserDep``
+and checks what only it knows. They go through Airflow's configured auth manager: no or expired token
+→ 401, invalid token or not allowed → 403. They use the process-wide ``get_auth_manager()``, which
+works inside a mounted sub-app (``request.app.state.auth_manager`` does not: ``request.app`` is this
+sub-app).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from typing import Annotated
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.core_api.security import GetUserDep
-from autopilot_plugin.api.permissions import CanDesign, CanRead
+from autopilot_plugin.api.permissions import CanDesign, CanRead, WorkflowId, requires_workflow
 from fastapi import Depends
 
+from autopilot_provider.server.approvals import Approvals
 from autopilot_provider.server.definition_store import DefinitionStore
 from dag_factory.bundle import refresh_bundles
 
@@ -28,9 +32,28 @@ def get_store() -> DefinitionStore:
 StoreDep = Annotated[DefinitionStore, Depends(get_store)]
 
 
+def get_approvals() -> Approvals:
+    """The approvals service (approval and form requests, votes, signed links)."""
+    return Approvals()
+
+
+ApprovalsDep = Annotated[Approvals, Depends(get_approvals)]
+
+
 def user_name(user: BaseUser) -> str:
-    """The name recorded as a revision's author."""
+    """The name recorded as a revision's author, a voter, a run's requester."""
     return user.get_name() or str(user.get_id())
 
 
-__all__ = ["CanDesign", "CanRead", "GetUserDep", "StoreDep", "get_store", "user_name"]
+__all__ = [
+    "ApprovalsDep",
+    "CanDesign",
+    "CanRead",
+    "GetUserDep",
+    "StoreDep",
+    "WorkflowId",
+    "get_approvals",
+    "get_store",
+    "requires_workflow",
+    "user_name",
+]

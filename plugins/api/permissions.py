@@ -20,17 +20,28 @@ its own user list. Two kinds of permission (docs/security.md has the table per e
   custom view to every user, so with it the roles are configured instead:
   ``[autopilot] designer_roles`` (default ``user,op,admin``) and ``[autopilot] code_author_roles``
   (default ``admin``).
+
+Routes use the dependencies built here (``CanRead``, ``CanDesign``, :func:`requires_workflow`), re-exported
+by :mod:`autopilot_plugin.api.deps`, or call the checks for what only the route knows (the content saved,
+the DAG of an approval). Every DAG check is :func:`may_dag`, which passes the DAG's team to the auth
+manager (Airflow's multi-team mode). A refused check raises Airflow's way: an ``HTTPException`` 403 with
+``{"message", "field"}`` as its detail.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
 from airflow.api_fastapi.core_api.security import GetUserDep
-from fastapi import Depends, HTTPException, status
+from airflow.models import DagModel
+from fastapi import Depends, HTTPException, Path, status
 
+from autopilot_provider import config
 from autopilot_provider.definitions.code import added_code
 from autopilot_provider.definitions.source import quick_header
 
@@ -44,37 +55,23 @@ class Permission(StrEnum):
     AUTHOR_CODE = "Autopilot Code"
 
 
-#: SimpleAuthManager: the roles holding each permission when the configuration does not say.
-DEFAULT_ROLES = {Permission.DESIGN: "user,op,admin", Permission.AUTHOR_CODE: "admin"}
+#: SimpleAuthManager: the ``[autopilot]`` option naming the roles that hold each permission.
 _ROLE_OPTIONS = {Permission.DESIGN: "designer_roles", Permission.AUTHOR_CODE: "code_author_roles"}
 _WHAT = {Permission.DESIGN: "save definitions", Permission.AUTHOR_CODE: "save code that workers run"}
 
 
-def _auth_manager() -> Any:
-    from airflow.api_fastapi.app import get_auth_manager
-
-    return get_auth_manager()
-
-
 def _is_simple(manager: Any) -> bool:
-    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
-
     return isinstance(manager, SimpleAuthManager)
 
 
 def configured_roles(permission: Permission) -> set[str]:
     """SimpleAuthManager roles (lower case) that hold ``permission``."""
-    from airflow.configuration import conf
-
-    raw = conf.get("autopilot", _ROLE_OPTIONS[permission], fallback=None)
-    if raw is None:
-        raw = DEFAULT_ROLES[permission]
-    return {part.strip().lower() for part in raw.split(",") if part.strip()}
+    return {role.lower() for role in config.get_list(_ROLE_OPTIONS[permission])}
 
 
 def has_permission(user: BaseUser, permission: Permission) -> bool:
     """Whether ``user`` holds one of Autopilot's own permissions."""
-    manager = _auth_manager()
+    manager = get_auth_manager()
     if _is_simple(manager):
         role = getattr(user, "role", None)
         if not role:
@@ -86,8 +83,6 @@ def has_permission(user: BaseUser, permission: Permission) -> bool:
 def team_of(dag_id: str) -> str | None:
     """The team that owns a DAG (Airflow's multi-team mode), ``None`` when none does or it is unknown."""
     try:
-        from airflow.models import DagModel
-
         return DagModel.get_team_name(dag_id)
     except Exception:  # noqa: BLE001 - a DAG not parsed yet, or no team tables: no team
         return None
@@ -95,21 +90,17 @@ def team_of(dag_id: str) -> str | None:
 
 def may_dag(user: BaseUser, method: Method, dag_id: str | None = None, entity: Any = None) -> bool:
     """Airflow's DAG permission for ``dag_id`` (with its team), or for all DAGs when ``dag_id`` is None."""
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
-
     details = DagDetails(id=dag_id, team_name=team_of(dag_id)) if dag_id else None
-    return bool(_auth_manager().is_authorized_dag(method=method, access_entity=entity, details=details, user=user))
+    return bool(get_auth_manager().is_authorized_dag(method=method, access_entity=entity, details=details, user=user))
 
 
-def run_entity() -> Any:
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-
+def run_entity() -> DagAccessEntity:
+    """The DAG's runs (read them, start one)."""
     return DagAccessEntity.RUN
 
 
-def hitl_entity() -> Any:
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-
+def hitl_entity() -> DagAccessEntity:
+    """The DAG's human-in-the-loop details (read them, answer one)."""
     return DagAccessEntity.HITL_DETAIL
 
 
@@ -127,9 +118,21 @@ def require_permission(user: BaseUser, permission: Permission, *, field: str | N
         )
 
 
-def require_dag(user: BaseUser, method: Method, dag_id: str, *, what: str, field: str | None = None) -> None:
-    if not may_dag(user, method, dag_id):
+def require_dag(
+    user: BaseUser, method: Method, dag_id: str, *, what: str, field: str | None = None, entity: Any = None
+) -> None:
+    """403 unless ``user`` may do ``method`` on ``dag_id`` (on its ``entity``: runs, HITL details)."""
+    if not may_dag(user, method, dag_id, entity):
         raise forbidden(f"you may not {what} '{dag_id}'", field=field)
+
+
+def require_hitl(user: BaseUser, dag_id: str, method: Literal["GET", "PUT"]) -> None:
+    """403 unless ``user`` may read (``GET``) or answer (``PUT``) the human-in-the-loop requests of
+    ``dag_id`` (Airflow's ``HITL_DETAIL`` access on that DAG)."""
+    what = "read" if method == "GET" else "answer"
+    require_dag(
+        user, method, dag_id, what=f"{what} human-in-the-loop requests of", field="dag_id", entity=hitl_entity()
+    )
 
 
 def _reads_dags(user: GetUserDep) -> None:
@@ -143,10 +146,25 @@ def _designs(user: GetUserDep) -> None:
     require_permission(user, Permission.DESIGN)
 
 
+#: A path parameter naming a workflow; its DAG id is the workflow id.
+WorkflowId = Annotated[str, Path(description="The workflow id (its Airflow DAG id).")]
+
+
+def requires_workflow(method: Method, run: bool = False) -> Any:
+    """A route dependency: the caller may do ``method`` on the DAG of the workflow the path names
+    (``{workflow_id}``), on its runs with ``run``; else 403."""
+
+    def check(workflow_id: WorkflowId, user: GetUserDep) -> None:
+        what = "start runs of" if run and method == "POST" else "read"
+        require_dag(user, method, workflow_id, what=f"{what} workflow", entity=run_entity() if run else None)
+
+    return Depends(check)
+
+
 #: Reading definitions, the catalog and the schema: read access to (all) DAGs.
 CanRead = Depends(_reads_dags)
 #: Changing definitions or importing APIs: the designer permission. Routes that save content also
-#: call :func:`authorize_content` (DAG edit on the workflow's id, the code-author permission).
+#: call :func:`authorize_definition_change` (DAG edit on the workflow's id, the code-author permission).
 CanDesign = Depends(_designs)
 
 

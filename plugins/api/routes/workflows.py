@@ -1,0 +1,84 @@
+"""``/api/v1/workflows``: the request portal's catalog — which workflows a user may request, their
+forms (JSON Schema + uiSchema, dynamic choices filled in), and starting a run from a validated form as
+the calling user.
+
+Permissions are Airflow's, per DAG (a workflow's DAG id is its id): listing and reading a form need
+DAG read access, starting a run needs DAG-run create access (as Airflow's own trigger endpoint; each
+workflow says whether the caller has it, ``can_request``). Refusals are ``{"detail": {"message",
+...}}``: a 422 lists ``errors`` as ``{field, message}`` (``field`` is a dotted path such as
+``disks[0].size``), a 502 names the ``field`` whose choices could not be fetched.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from autopilot_plugin.api.datamodels.workflows import FormOut, RunOut, RunRequest, WorkflowList
+from autopilot_plugin.api.deps import GetUserDep, StoreDep, WorkflowId, requires_workflow, user_name
+from autopilot_plugin.api.errors import ErrorDocs
+from autopilot_plugin.api.permissions import may_dag
+from autopilot_plugin.api.services import workflows as service
+from fastapi import APIRouter, Query, status
+
+from autopilot_provider.repository import forms
+from autopilot_provider.server import requests as requests_service
+
+router = APIRouter(tags=["Workflows"])
+
+errors = ErrorDocs(
+    {
+        404: "No such workflow",
+        409: "The workflow's DAG is not parsed by Airflow yet, or has import errors",
+        422: "Invalid form values: `errors` lists each field and what is wrong; no run was created",
+    }
+)
+
+
+@router.get("/workflows", operation_id="list_workflows", responses=errors(401))
+def list_workflows(
+    store: StoreDep,
+    user: GetUserDep,
+    q: Annotated[str | None, Query(description="Words that must all appear in the id, title or description.")] = None,
+    tag: Annotated[str | None, Query(description="Only workflows with this tag (case-insensitive).")] = None,
+) -> WorkflowList:
+    """The valid workflows whose DAG the caller may read, by id."""
+    found = [
+        service.summary(w, user)
+        for w in forms.workflows(store.project())
+        if forms.matches(w, q, tag) and may_dag(user, "GET", w.id)
+    ]
+    return WorkflowList(workflows=found, total_entries=len(found))
+
+
+@router.get(
+    "/workflows/{workflow_id}/form",
+    dependencies=[requires_workflow("GET")],
+    operation_id="get_workflow_form",
+    responses=errors(401, 403, 404, 502),
+)
+def get_form(workflow_id: WorkflowId, store: StoreDep, user: GetUserDep) -> FormOut:
+    """The workflow's request form: JSON Schema with the current choices of dynamic fields (inventory
+    items; API answers, cached for 30 s), a react-jsonschema-form uiSchema, and the sections."""
+    project = store.project()
+    workflow = service.find(project, workflow_id)
+    view = requests_service.form_view(workflow, project)
+    return FormOut(workflow=service.summary(workflow, user), **view)
+
+
+@router.post(
+    "/workflows/{workflow_id}/runs",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[requires_workflow("POST", run=True)],
+    operation_id="start_workflow_run",
+    responses=errors(401, 403, 404, 409, 422, 502),
+)
+def start_run(workflow_id: WorkflowId, body: RunRequest, store: StoreDep, user: GetUserDep) -> RunOut:
+    """Validate the form (types, required fields, formats, ranges, choices — unknown fields are
+    errors) and start a run with the values (defaults applied) as its conf, triggered by the caller.
+    Nothing is created when the form is invalid."""
+    project = store.project()
+    workflow = service.find(project, workflow_id)
+    run = service.start_run(
+        workflow, project, body.form, user_name=user_name(user), user_id=str(user.get_id()), note=body.note
+    )
+    return RunOut(**run)
