@@ -10,6 +10,7 @@ import pytest
 
 from autopilot_provider.definitions.templating import FileTemplate, TemplateFileError
 from autopilot_provider.repository.contacts import ContactError, Directory, email_addresses, slack_targets
+from autopilot_provider.repository.folder import contacts_directory
 from tests.conftest import REPO, task_states
 from tests.fixtures.smtp import FROM_EMAIL, SMTP_PASSWORD
 
@@ -26,7 +27,7 @@ def _outputs(dag_run, task_id: str):
 
 @pytest.fixture(scope="module")
 def directory() -> Directory:
-    return Directory.from_folder(REPO / "definitions")
+    return contacts_directory(REPO / "definitions")
 
 
 def _scope(requester=None, form_requester=None):
