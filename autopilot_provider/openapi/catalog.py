@@ -1,18 +1,35 @@
 """The operation catalog of imported APIs, as the designer and the form portal read it.
 
-Pure functions over :class:`~autopilot_provider.repository.folder.Project` and :class:`~autopilot_provider.openapi.spec.Spec`
-(the plugin's ``/apis`` routes call them). A listing reads only the operation index — ids, methods,
+Pure functions over a folder of definitions (:class:`ApiFolder`, which
+:class:`~autopilot_provider.repository.folder.Project` is) and :class:`~autopilot_provider.openapi.spec.Spec`
+(the plugin's ``/apis`` routes call them, on the API server). A listing reads only the operation index — ids, methods,
 paths, summaries, tags — plus the operations of the requested page with their schemas as written
 (``$ref``s kept, so a page stays small); one operation comes with every schema resolved.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from autopilot_provider.definitions.errors import Refused, suggest
+from autopilot_provider.definitions.validate import Loaded
 from autopilot_provider.openapi.spec import Operation, OperationRef, Spec, SpecError
+
+
+class ApiFolder(Protocol):
+    """What the catalog reads from a folder of definitions (:class:`~autopilot_provider.repository.folder.Project`
+    is the one the product uses; this layer is below it, so it names only what it needs)."""
+
+    def index(self) -> Mapping[str, Any]:
+        """Path → index entry (``kind``, ``id``) of every definition file."""
+
+    def find(self, kind: str, ident: str) -> str | None: ...
+
+    def load(self, rel: str) -> Loaded: ...
+
+    def api_spec(self, api_id: str) -> tuple[Loaded, Spec | None] | None: ...
 
 
 class CatalogError(Refused):
@@ -41,7 +58,7 @@ class ApiEntry:
     servers: list[str] | None = None
 
 
-def list_apis(project) -> list[ApiEntry]:
+def list_apis(project: ApiFolder) -> list[ApiEntry]:
     """Every Api definition with its document's title, version and operation count."""
     entries = []
     for rel, index in sorted(project.index().items()):
@@ -51,7 +68,7 @@ def list_apis(project) -> list[ApiEntry]:
     return entries
 
 
-def api_entry(project, api_id: str, rel: str | None = None) -> ApiEntry:
+def api_entry(project: ApiFolder, api_id: str, rel: str | None = None) -> ApiEntry:
     rel = rel or project.find("Api", api_id)
     if rel is None:
         raise CatalogError(f"no Api '{api_id}'", field="name")
@@ -84,7 +101,7 @@ def api_entry(project, api_id: str, rel: str | None = None) -> ApiEntry:
     return entry
 
 
-def spec_of(project, api_id: str) -> Spec:
+def spec_of(project: ApiFolder, api_id: str) -> Spec:
     """The loaded spec of an Api; CatalogError 404 (no such Api) or 422 (it cannot be loaded)."""
     try:
         found = project.api_spec(api_id)

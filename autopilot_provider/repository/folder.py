@@ -30,7 +30,7 @@ from autopilot_provider.definitions.source import quick_header
 from autopilot_provider.definitions.validate import Loaded, load_data, load_text, validate
 from autopilot_provider.openapi.cache import load_spec
 from autopilot_provider.openapi.sources import SourceError, spec_file_problem, spec_path
-from autopilot_provider.openapi.spec import SpecError
+from autopilot_provider.openapi.spec import Spec, SpecError
 from autopilot_provider.repository.checks import project_diagnostics
 from autopilot_provider.repository.contacts import Directory
 
@@ -421,7 +421,7 @@ class Project:
                 seen[key] = rel
         return problems
 
-    def api_spec(self, api_id: str):
+    def api_spec(self, api_id: str) -> tuple[Loaded, Spec | None] | None:
         """(Loaded Api definition, Spec) for an Api id, or None when there is no such Api.
 
         The spec path in the Api definition is relative to that definition's file and lies inside the

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from autopilot_provider.definitions.validate import Loaded
+from autopilot_provider.openapi.spec import Spec
 
 
 class Definitions(Protocol):
@@ -31,8 +32,9 @@ class Definitions(Protocol):
 
     def function(self, function_id: str) -> Loaded | None: ...
 
-    def api_spec(self, api_id: str) -> tuple[Loaded, Any]:
-        """The Api definition and its parsed OpenAPI document (None when it has errors)."""
+    def api_spec(self, api_id: str) -> tuple[Loaded, Spec | None] | None:
+        """The Api definition and its parsed OpenAPI document (None when the definition has errors);
+        None when there is no such Api."""
 
     def resource_items(self) -> list[Any]: ...
 
