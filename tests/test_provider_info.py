@@ -16,6 +16,7 @@ import airflow
 import jsonschema
 import pytest
 
+from autopilot_provider import config
 from autopilot_provider.get_provider_info import get_provider_info
 
 pytestmark = pytest.mark.db_independent
@@ -256,3 +257,17 @@ def test_the_scan_sees_reads_around_the_config_module_and_through_it():
         ("designer_roles", "get_list"),
         ("code_author_roles", "get_list"),
     ]
+
+
+def test_reading_an_undeclared_option_is_an_error():
+    with pytest.raises(KeyError):
+        config.get("no_such_option")
+
+
+def test_an_environment_variable_wins_over_the_declared_default(monkeypatch):
+    monkeypatch.delenv("AIRFLOW__AUTOPILOT__SMTP_CONN_ID", raising=False)
+    assert config.smtp_conn_id() == OPTIONS["smtp_conn_id"]["default"]
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__SMTP_CONN_ID", "smtp_corp")
+    assert config.smtp_conn_id() == "smtp_corp"
+    monkeypatch.setenv("AIRFLOW__AUTOPILOT__CHOICES_CACHE_SECONDS", "2.5")
+    assert config.choices_cache_seconds() == 2.5
