@@ -866,7 +866,7 @@ def test_an_approval_stored_by_the_previous_release_still_loads_and_takes_votes(
 def test_a_request_is_written_complete_and_read_back_unchanged():
     """What an operator hands over (``HitlRequest.as_dict``) reads back as the same request; a request
     from a newer release than this one is refused rather than misread."""
-    from autopilot_provider.repository.hitl import HitlRequest
+    from autopilot_provider.repository.hitl import HitlRequest, HitlRules
 
     request = load_request(VERSION_1_SPEC)
     written = request.as_dict()
@@ -878,6 +878,10 @@ def test_a_request_is_written_complete_and_read_back_unchanged():
     assert HitlRequest().quorum == "all"
     with pytest.raises(ValueError, match="newer"):
         load_request({**written, "version": 3})
+    # the rules a DAG version keeps (the operator's autopilot_rules) read back as written, only the fields set
+    form_rules = '{"from": ["group:storage"], "timeout_seconds": null}'
+    assert HitlRules.model_validate_json(form_rules).to_json() == form_rules
+    assert HitlRules.model_validate_json(form_rules).settings() == {"timeout_seconds": None}
 
 
 def test_a_requester_never_approves_her_own_request_whatever_the_step_says(airflow_db, monkeypatch):

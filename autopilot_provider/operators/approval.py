@@ -19,7 +19,6 @@ lets admins answer everything, say), the step fails loudly rather than continue 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -42,6 +41,7 @@ from autopilot_provider.repository.hitl import (
     REQUEST_XCOM_KEY,
     RULES_FIELD,
     HitlRequest,
+    HitlRules,
     Person,
     default,
     person,
@@ -91,16 +91,16 @@ class HitlStepOperator(HITLOperator):
         self.remind_every_seconds = remind_every_seconds
         self.via = list(via)
         self.scope = scope or {}
-        self.autopilot_rules = json.dumps(self.rules(), sort_keys=True)
+        self.autopilot_rules = self.rules().to_json()
 
     @classmethod
     def get_serialized_fields(cls):
         return super().get_serialized_fields() | {RULES_FIELD}
 
-    def rules(self) -> dict[str, Any]:
+    def rules(self) -> HitlRules:
         """Who may answer and how the answer is decided: what a run keeps from the DAG version it
         started with (``autopilot_provider.server.approval_records`` compares it with what the task sends)."""
-        return {"from": self.from_, "timeout_seconds": self.timeout_seconds}
+        return HitlRules(from_=self.from_, timeout_seconds=self.timeout_seconds)
 
     def request_fields(self, context: Any, scope: dict[str, Any]) -> dict[str, Any]:
         """The kind-specific fields of the :class:`HitlRequest`."""
@@ -194,15 +194,15 @@ class AutopilotApprovalOperator(HitlStepOperator, BranchMixIn):
         super().__init__(options=[APPROVE, REJECT], **kwargs)
         self.else_ = list(else_)
 
-    def rules(self) -> dict[str, Any]:
-        return {
-            **super().rules(),
-            "quorum": self.quorum,
-            "exclude_requester": self.exclude_requester,
-            "on_timeout": self.on_timeout,
-            "escalate_to": self.escalate_to,
-            "comment_required_on_reject": self.comment_required_on_reject,
-        }
+    def rules(self) -> HitlRules:
+        return HitlRules(
+            **super().rules().model_dump(exclude_unset=True),
+            quorum=self.quorum,
+            exclude_requester=self.exclude_requester,
+            on_timeout=self.on_timeout,
+            escalate_to=self.escalate_to,
+            comment_required_on_reject=self.comment_required_on_reject,
+        )
 
     def request_fields(self, context: Any, scope: dict[str, Any]) -> dict[str, Any]:
         spec = ScopeSpec.from_dict(self.scope)

@@ -110,6 +110,31 @@ class HitlRequest(_Model):
         return self.subject or self.title
 
 
+class HitlRules(_Model):
+    """A step's rules as its definition says them — who answers (contact references, unresolved)
+    and how it is decided — kept in the serialized DAG (the operator's ``autopilot_rules``), so that
+    a run keeps the rules of the DAG version it started with. Only the fields a step sets are
+    written: a form has no quorum."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    from_: list[str] = Field(default_factory=list, alias="from")
+    timeout_seconds: float | None = None
+    quorum: Quorum | None = None
+    exclude_requester: bool | None = None
+    on_timeout: OnTimeout | None = None
+    escalate_to: list[str] | None = None
+    comment_required_on_reject: bool | None = None
+
+    def to_json(self) -> str:
+        """The operator attribute's text (stable: sorted keys, only the fields set)."""
+        return json.dumps(self.model_dump(mode="json", by_alias=True, exclude_unset=True), sort_keys=True)
+
+    def settings(self) -> dict[str, Any]:
+        """The fields set other than who answers: what a run's request takes over as they are."""
+        return self.model_dump(mode="json", exclude_unset=True, exclude={"from_", "escalate_to"})
+
+
 def default(field: str) -> Any:
     """The default of one of :class:`HitlRequest`'s fields (the operators' argument defaults)."""
     return HitlRequest.model_fields[field].get_default(call_default_factory=True)

@@ -33,6 +33,7 @@ from autopilot_provider.repository.hitl import (
     REQUEST_XCOM_KEY,
     RULES_FIELD,
     HitlRequest,
+    HitlRules,
     load_request,
     resolve_slots,
 )
@@ -343,20 +344,20 @@ class ApprovalRecords:
             log.warning("%s %s: no DAG version for the run; using the rules the task sent", r.dag_id, r.run_id)
             return sent, {"event": "rules_unpinned"}
         as_sent = sent.as_dict()
-        scalars = {k: v for k, v in rules.items() if k not in ("from", "escalate_to")}
-        changed = sorted(k for k, v in scalars.items() if as_sent.get(k) != v)
-        pinned = HitlRequest.model_validate({**as_sent, **scalars})
-        refs = {"from": [s.ref for s in sent.slots]}
-        if "escalate_to" in rules:
-            refs["escalate_to"] = [s.ref for s in sent.escalate_to]
-        moved = [k for k, refs_sent in refs.items() if refs_sent != list(rules.get(k) or [])]
+        settings = rules.settings()
+        changed = sorted(k for k, v in settings.items() if as_sent.get(k) != v)
+        pinned = HitlRequest.model_validate({**as_sent, **settings})
+        refs = {"from": ([s.ref for s in sent.slots], rules.from_)}
+        if rules.escalate_to is not None:
+            refs["escalate_to"] = ([s.ref for s in sent.escalate_to], rules.escalate_to)
+        moved = [k for k, (refs_sent, refs_kept) in refs.items() if refs_sent != refs_kept]
         if moved:
             scope = {"run": {"requester": _triggering_user(session, r.dag_id, r.run_id)}, "form": sent.request}
             folder = config.definitions_dir()
             if "from" in moved:
-                pinned.slots = resolve_slots(rules["from"], scope, folder)
+                pinned.slots = resolve_slots(rules.from_, scope, folder)
             if "escalate_to" in moved:
-                pinned.escalate_to = resolve_slots(rules["escalate_to"], scope, folder) if rules["escalate_to"] else []
+                pinned.escalate_to = resolve_slots(rules.escalate_to or [], scope, folder)
             changed += moved
         if changed:
             _align_backstop(session, r, pinned)
@@ -403,7 +404,7 @@ class ApprovalRecords:
                     self._event(session, approval_id, "closed", {"task_state": state})
 
 
-def _run_rules(session, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
+def _run_rules(session, dag_id: str, run_id: str, task_id: str) -> HitlRules | None:
     """A step's rules in the serialized DAG of the version the run was created with (Airflow keeps a
     DagVersion per change of the serialized DAG once a run used it; ``dag_run.created_dag_version_id``
     names the run's). None when the run has no version, or the task carries no rules."""
@@ -421,7 +422,7 @@ def _run_rules(session, dag_id: str, run_id: str, task_id: str) -> dict[str, Any
     for task in serialized.data["dag"]["tasks"]:
         fields = task.get("__var", task)
         if fields.get("task_id") == task_id and isinstance(fields.get(RULES_FIELD), str):
-            return json.loads(fields[RULES_FIELD])
+            return HitlRules.model_validate_json(fields[RULES_FIELD])
     return None
 
 
