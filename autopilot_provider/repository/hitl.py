@@ -9,6 +9,9 @@ Versions of the stored form:
   version 2; :func:`load_request` reads it with the defaults below.
 * 2 — :class:`HitlRequest` dumped with every default written out.
 
+The step's rules as its DAG version keeps them (``autopilot_rules`` in the serialized DAG, which the
+API server reads to hold a run to the rules it started with) are :class:`HitlRules`.
+
 The defaults (quorum ``all``, the requester excluded, reject on timeout, a comment to reject, by
 e-mail) are declared here once. The contract's other names (the XCom key, the synthetic HITL user,
 the options) live here too, so that neither side has to import the other.
