@@ -81,7 +81,7 @@ def test_add_machine_to_backups_end_to_end(
         for r in Approvals().for_runs([("add_machine_to_backups", dag_run.run_id)]).popitem()[1]
         if r.row.kind == "approval"
     ]
-    assert "Second copy: san01 (silver policy), placed by dave." in asked.spec["body"]
+    assert "Second copy: san01 (silver policy), placed by dave." in asked.hitl.body
     # the mails: the acknowledgement to alice, then the confirmation to alice, carol and storage
     mails = {tuple(m.rcpt_tos): m for m in smtp_server.wait_for(2)}
     subjects = {rcpt: m.subject for rcpt, m in mails.items()}

@@ -79,11 +79,6 @@ class ApprovalRecord:
     def escalated(self) -> bool:
         return self.row.escalated_at is not None
 
-    @property
-    def spec(self) -> dict[str, Any]:
-        """The request as a plain dict (every default written out), for readers not moved to ``hitl``."""
-        return self.hitl.as_dict()
-
 
 class ApprovalRecords:
     """Reading and recording requests. Each public method runs in one database transaction (a session

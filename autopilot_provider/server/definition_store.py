@@ -3,7 +3,7 @@ files, each save recorded as a revision in Airflow's metadata database. API serv
 REST API, ``autopilot`` CLI commands that change definitions); workers and the factory read the folder
 through :class:`~autopilot_provider.repository.folder.Project`.
 
-Every operation the REST API offers (``autopilot_plugin.api.definitions``) is a method of
+Every operation the REST API offers (``autopilot_plugin.api.routes.definitions``) is a method of
 :class:`DefinitionStore`, so a CLI or a test calls exactly what the API calls. Failures raise a
 :class:`~autopilot_provider.definitions.errors.Refused` subclass (:mod:`autopilot_provider.server.errors`)
 that names the field at fault and carries the HTTP status the API returns.

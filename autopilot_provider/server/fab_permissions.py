@@ -9,15 +9,15 @@ or with ``airflow roles add-perms <role> -r "Autopilot Code" -a can_edit``.
 
 from __future__ import annotations
 
+from autopilot_provider import config
+
 #: The custom resources (see autopilot_plugin.api.permissions.Permission) and the action they use.
 RESOURCES = ("Autopilot Definitions", "Autopilot Code")
 ACTION = "can_edit"
 
 
 def fab_is_auth_manager() -> bool:
-    from airflow.configuration import conf
-
-    return "FabAuthManager" in (conf.get("core", "auth_manager", fallback="") or "")
+    return "FabAuthManager" in config.auth_manager()
 
 
 def sync_fab_permissions() -> list[str]:

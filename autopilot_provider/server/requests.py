@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.definitions import models as m
 from autopilot_provider.hooks.choices import resolve_choices
 from autopilot_provider.repository.contacts import ContactError, Directory
@@ -23,17 +24,10 @@ from autopilot_provider.repository.scope import TICKET_XCOM_KEY
 from autopilot_provider.server.approvals import Approvals, slot_state
 
 
-class RunNotPossible(Exception):
+class RunNotPossible(Refused):
     """The workflow's DAG cannot take a run yet (not parsed, import errors): 409."""
 
     status = 409
-
-    def __init__(self, message: str):
-        self.message = message
-        super().__init__(message)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message}
 
 
 def form_view(workflow: m.Workflow, project: Any, *, max_age: float | None = None) -> dict[str, Any]:
@@ -195,12 +189,10 @@ def request_extras(runs: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
                 {
                     "id": request.id,
                     "kind": request.row.kind,
-                    "step_id": request.spec.get("step_id") or request.row.task_id,
-                    "subject": request.spec.get("subject"),
+                    "step_id": request.hitl.step_id or request.row.task_id,
+                    "subject": request.hitl.subject,
                     "state": request.row.state,
-                    "slots": [
-                        {"label": s["label"], **slot_state(request, i)} for i, s in enumerate(request.spec["slots"])
-                    ],
+                    "slots": [{"label": s.label, **slot_state(request, i)} for i, s in enumerate(request.hitl.slots)],
                     "votes": [v.as_dict() for v in request.votes],
                 }
                 for request in requests

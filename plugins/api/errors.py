@@ -4,8 +4,7 @@ responses routes document in the OpenAPI document.
 Routes and services never build an error response themselves: they raise a refusal, a
 :class:`~autopilot_provider.definitions.errors.Refused` (``status``, ``message``, ``field``,
 ``as_dict()``), and :func:`add_error_handlers` answers it as ``{"detail": {...}}`` with its status.
-:class:`~autopilot_provider.server.requests.RunNotPossible` (a DAG that cannot take a run yet) has the
-same shape without that base and is answered the same way. Permission checks raise Airflow's way, an ``HTTPException`` (401/403) from a
+Permission checks raise Airflow's way, an ``HTTPException`` (401/403) from a
 route dependency (:mod:`autopilot_plugin.api.permissions`), with the same body.
 """
 
@@ -19,10 +18,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from autopilot_provider.definitions.errors import Refused
-from autopilot_provider.server.requests import RunNotPossible
 
 #: What the app answers as a refusal: each has ``status`` and ``as_dict()``.
-REFUSALS: tuple[type[Exception], ...] = (Refused, RunNotPossible)
+REFUSALS: tuple[type[Exception], ...] = (Refused,)
 
 
 async def refusal_response(request: Request, exc: Exception) -> JSONResponse:

@@ -31,7 +31,7 @@ def form_view(request: HumanRequest, project: Any = None) -> dict[str, Any] | No
     """A mid-flow form as the inbox renders it: ``schema`` and ``ui_schema``, with the choices of
     fields whose options come from an API fetched now while it waits for an answer; ``error`` names
     the field when they cannot be fetched."""
-    form = request.spec.get("form")
+    form = request.hitl.form
     if not form:
         return None
     view = {"schema": form.get("schema") or {}, "ui_schema": form.get("ui_schema") or {}}
@@ -45,7 +45,7 @@ def form_view(request: HumanRequest, project: Any = None) -> dict[str, Any] | No
 
 def needs_choices(request: HumanRequest) -> bool:
     """Whether the request is a pending form with choices fetched from an API."""
-    return request.row.state == PENDING and bool((request.spec.get("form") or {}).get("dynamic"))
+    return request.row.state == PENDING and bool((request.hitl.form or {}).get("dynamic"))
 
 
 def approval_out(
@@ -53,29 +53,25 @@ def approval_out(
 ) -> ApprovalOut:
     """``request`` as ``username`` sees it; ``events`` (single reads) adds its trail; ``project`` is the
     definitions folder to fetch a form's choices from (read here when needed and not given)."""
-    spec, row = request.spec, request.row
-    slots = [
-        SlotOut(ref=slot["ref"], label=slot["label"], **slot_state(request, i))
-        for i, slot in enumerate(spec.get("slots", []))
-    ]
+    hitl, row = request.hitl, request.row
+    slots = [SlotOut(ref=slot.ref, label=slot.label, **slot_state(request, i)) for i, slot in enumerate(hitl.slots)]
     if request.escalated and slot_state(request, ESCALATION_SLOT)["decided_by"]:
         slots.append(SlotOut(ref="escalation", label="escalation", **slot_state(request, ESCALATION_SLOT)))
     why = why_not(request, username)
-    requester = spec.get("requester") or {}
     return ApprovalOut(
         id=row.id,
         kind=row.kind,
         dag_id=row.dag_id,
         run_id=row.run_id,
         task_id=row.task_id,
-        step_id=spec.get("step_id") or row.task_id,
-        workflow_title=spec.get("workflow_title"),
-        subject=spec.get("subject"),
-        body=spec.get("body"),
+        step_id=hitl.step_id or row.task_id,
+        workflow_title=hitl.workflow_title,
+        subject=hitl.subject,
+        body=hitl.body,
         state=row.state,
-        quorum=spec.get("quorum") if row.kind == "approval" else None,
-        requester=requester.get("username"),
-        requester_name=requester.get("name"),
+        quorum=hitl.quorum if row.kind == "approval" else None,
+        requester=hitl.requester.username,
+        requester_name=hitl.requester.name,
         created_at=row.created_at,
         deadline=row.deadline,
         escalated=request.escalated,
@@ -85,7 +81,7 @@ def approval_out(
         can_vote=why is None,
         why_not=why,
         form=form_view(request, project),
-        request=spec.get("request") or {},
+        request=hitl.request,
         outcome=json.loads(row.outcome) if row.outcome else None,
         events=[EventOut(**e) for e in events] if events is not None else None,
     )
@@ -113,5 +109,5 @@ def answer_schema(request: HumanRequest, store: DefinitionStore) -> dict[str, An
     again now (502 when they cannot be); ``None`` when the stored form is all there is."""
     if not needs_choices(request):
         return None
-    form = request.spec.get("form") or {}
+    form = request.hitl.form or {}
     return form_choices.resolve_step_form(form, store.project())["schema"]
