@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.hooks.choices import resolve_choices
 from autopilot_provider.repository.contacts import ContactError, Directory
 from autopilot_provider.repository.forms import (
