@@ -78,6 +78,21 @@ class Slot(_Model):
         return {m.username for m in self.members if m.username}
 
 
+class StepForm(_Model):
+    """A mid-flow form's fields as its task hands them over (:func:`autopilot_provider.repository.forms.step_form`):
+    the JSON Schema and uiSchema with the inventory's choices resolved when the DAG was compiled, and
+    ``dynamic``, the fields whose choices an API gives, fetched when the form is shown and answered."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    json_schema: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    ui_schema: dict[str, Any] = Field(default_factory=dict)
+    dynamic: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
 class HitlRequest(_Model):
     """An approval or mid-flow form request, as the task resolved it when it started waiting."""
 
@@ -101,12 +116,12 @@ class HitlRequest(_Model):
     on_timeout: OnTimeout = "reject"
     escalate_to: list[Slot] = Field(default_factory=list)
     comment_required_on_reject: bool = True
-    # forms: ``schema``, ``ui_schema`` and ``dynamic`` (autopilot_provider.repository.forms.step_form)
-    form: dict[str, Any] | None = None
+    # forms only
+    form: StepForm | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The stored (and XCom) form: JSON types, every default written out."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", by_alias=True)
 
     @property
     def headline(self) -> str | None:

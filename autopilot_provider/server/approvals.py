@@ -130,7 +130,7 @@ class Approvals(ApprovalRecords):
             if record.row.kind != "form":
                 raise Conflict("this is an approval: vote on it (votes)", field="id")
             chosen = self._eligible_slot(record, username, None)
-            answer = validate_answer(schema or (record.hitl.form or {}).get("schema") or {}, values)
+            answer = validate_answer(schema or (record.hitl.form.json_schema if record.hitl.form else {}), values)
             vote = Vote(username, chosen, slot_label(record.hitl, chosen), "answer", None, self._now(), via, answer)
             self._insert_vote(session, approval_id, vote)
             record.votes.append(vote)

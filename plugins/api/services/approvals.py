@@ -32,20 +32,22 @@ def form_view(request: HumanRequest, project: Any = None) -> dict[str, Any] | No
     fields whose options come from an API fetched now while it waits for an answer; ``error`` names
     the field when they cannot be fetched."""
     form = request.hitl.form
-    if not form:
+    if form is None:
         return None
-    view = {"schema": form.get("schema") or {}, "ui_schema": form.get("ui_schema") or {}}
+    view = {"schema": form.json_schema, "ui_schema": form.ui_schema}
     if request.row.kind != "form" or not needs_choices(request):
         return view
     try:
-        return form_choices.resolve_step_form(form, project if project is not None else DefinitionStore().project())
+        return form_choices.resolve_step_form(
+            form.as_dict(), project if project is not None else DefinitionStore().project()
+        )
     except form_choices.ChoicesUnavailable as exc:
         return {**view, "error": exc.as_dict()}
 
 
 def needs_choices(request: HumanRequest) -> bool:
     """Whether the request is a pending form with choices fetched from an API."""
-    return request.row.state == PENDING and bool((request.hitl.form or {}).get("dynamic"))
+    return request.row.state == PENDING and request.hitl.form is not None and bool(request.hitl.form.dynamic)
 
 
 def approval_out(
@@ -109,5 +111,5 @@ def answer_schema(request: HumanRequest, store: DefinitionStore) -> dict[str, An
     again now (502 when they cannot be); ``None`` when the stored form is all there is."""
     if not needs_choices(request):
         return None
-    form = request.hitl.form or {}
-    return form_choices.resolve_step_form(form, store.project())["schema"]
+    assert request.hitl.form is not None  # needs_choices
+    return form_choices.resolve_step_form(request.hitl.form.as_dict(), store.project())["schema"]
