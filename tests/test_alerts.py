@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import subprocess
 import textwrap
 import time
 import uuid
@@ -170,6 +171,12 @@ DEFINITIONS = {
             asset: {ASSET}
         """,
 }
+#: docs/alerts.md: its Stripe example alert, and the curl snippets of each sender (`# sender: <scheme>`)
+DOC = (Path(__file__).resolve().parent.parent / "docs" / "alerts.md").read_text(encoding="utf-8")
+DOC_BLOCKS = [fenced.split("\n", 1)[1] for fenced in DOC.split("```")[1::2]]  # without the language line
+DEFINITIONS["greetings.yaml"] = next(b for b in DOC_BLOCKS if "id: greetings" in b)
+SNIPPETS = {b.split("\n", 1)[0].split()[2]: b for b in DOC_BLOCKS if b.startswith("# sender: ")}
+
 CONSUMER = f"""\
 from airflow.sdk import DAG, Asset, task
 
@@ -218,7 +225,7 @@ def stack(airflow_db):
     deployment.start()
     try:
         admin = deployment.client("admin")
-        for dag_id in ("alert_sink", "alert_bulk", "add_machine_to_backups", "nightly_disk_report"):
+        for dag_id in ("alert_sink", "alert_bulk", "add_machine_to_backups", "nightly_disk_report", "hello_world"):
             deployment.wait_for_dag(dag_id)
             # runs are counted, not executed
             for attempt in range(3):
@@ -704,3 +711,16 @@ def test_the_shipped_examples_start_their_workflows(stack, sender):
     assert response.status_code == 202, response.text
     found = run_of(stack, "add_machine_to_backups", response.json()["runs"][0]["run_id"])
     assert found["triggering_user_name"] == "alice" and found["conf"]["ticket"] == "RITM0010042"
+
+
+@pytest.mark.parametrize("scheme", ["github", "stripe", "standard", "bearer"])
+def test_the_documented_curl_of_each_sender_is_accepted(stack, scheme):
+    """docs/alerts.md's snippets, run as written (bash, openssl, curl) against the deployment."""
+    secret = {"github": GH_SECRET, "stripe": STRIPE_SECRET, "standard": STD_SECRET, "bearer": ""}[scheme]
+    env = {"PATH": os.environ["PATH"], "AIRFLOW": stack.api.base_url, "SECRET": secret, "TOKEN": TOKEN}
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", SNIPPETS[scheme]], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["status"] == "accepted" and len(answer["runs"]) == 1, answer
