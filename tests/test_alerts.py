@@ -588,6 +588,8 @@ def test_the_delivery_log_filters_and_masks(stack, sender):
     assert TOKEN not in json.dumps(detail)
     assert stack.client("viewer").get(f"{API}/alerts/deliveries").status_code == 403
     assert stack.client("admin").get(f"{API}/alerts/deliveries", params={"status": "lost"}).status_code == 422
+    naive = stack.client("admin").get(f"{API}/alerts/deliveries", params={"since": "2020-01-01T00:00:00"})
+    assert naive.status_code == 200 and naive.json()["total_entries"] >= 3  # a time without a zone is UTC
 
 
 def test_an_admin_replays_a_delivery_and_a_designer_may_not(stack, sender):
