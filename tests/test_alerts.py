@@ -726,3 +726,19 @@ def test_the_documented_curl_of_each_sender_is_accepted(stack, scheme):
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["status"] == "accepted" and len(answer["runs"]) == 1, answer
+
+
+def test_the_definitions_api_lists_and_validates_alerts(stack):
+    """Alerts are definitions like the others: listed by kind, validated with located diagnostics."""
+    viewer = stack.client("viewer")
+    listed = viewer.get(f"{API}/definitions", params={"kind": "Alert"}).json()["definitions"]
+    assert {d["id"] for d in listed} >= {"gh_events", "alertmanager", "servicenow_catalog"}
+    assert all(d["kind"] == "Alert" and d["valid"] for d in listed)
+    text = DEFINITIONS["gh.yaml"].replace("workflow: alert_sink", "workflow: alert_snk").replace("gh_events", "gh_copy")
+    answer = viewer.post(
+        f"{API}/definitions/validate", json={"path": f"{FOLDER}/gh_copy.yaml", "content": textwrap.dedent(text)}
+    ).json()
+    assert answer["valid"] is False
+    assert [(d["line"], d["message"]) for d in answer["diagnostics"]] == [
+        (11, "route 'sink': unknown workflow 'alert_snk' (did you mean 'alert_sink'?)")
+    ]
