@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres fuzz bench lint schema validate clean ui test-ui dist
+.PHONY: run test test-sqlite test-postgres test-cluster fuzz bench lint schema validate clean ui test-ui dist cluster cluster-stop
 
 # The UI (ui/, React + Vite) is built into plugins/ui_dist/, which ships in the package. It is rebuilt
 # only when its sources change (the stamp is newer than every source file otherwise).
@@ -63,6 +63,22 @@ test: $(STAMP) $(UI_STAMP)
 	$(PY) -m pytest -q
 	AUTOPILOT_TEST_DB=postgres $(PY) -m pytest -q -m "not sqlite_only and not db_independent"
 
+# The distributed topology on this machine (docs/deploy.md): PostgreSQL, Redis, the API server on
+# http://localhost:8011, the scheduler, dag-processor, triggerer and two Celery workers, each a process
+# with its own log and pid file under .cluster/ (scripts/cluster.py; AUTOPILOT_CLUSTER_* settings).
+cluster: $(STAMP) $(UI_STAMP)
+	@scripts/ensure-services.sh
+	@$(PY) scripts/cluster.py start
+
+cluster-stop:
+	@$(PY) scripts/cluster.py stop
+
+# The reference scenario end to end on the native cluster (tests/test_cluster.py, a few minutes);
+# make test runs the quicker smoke check of the same cluster.
+test-cluster: $(STAMP) $(UI_STAMP)
+	@scripts/ensure-services.sh
+	AUTOPILOT_TEST_CLUSTER=1 $(PY) -m pytest -q tests/test_cluster.py
+
 test-sqlite: $(STAMP)
 	$(PY) -m pytest -q
 
@@ -96,4 +112,4 @@ validate: $(STAMP)
 	$(VENV)/bin/autopilot validate
 
 clean:
-	rm -rf $(VENV) .airflow .pytest_cache *.egg-info ui/node_modules plugins/ui_dist dist build
+	rm -rf $(VENV) .airflow .cluster .pytest_cache *.egg-info ui/node_modules plugins/ui_dist dist build
