@@ -59,6 +59,7 @@ test: export AUTOPILOT_REQUIRE_E2E = 1
 test: $(STAMP) $(UI_STAMP)
 	@scripts/ensure-services.sh
 	@scripts/ensure-chromium.sh
+	@scripts/ensure-compose.sh
 	cd ui && npm test
 	$(PY) -m pytest -q
 	AUTOPILOT_TEST_DB=postgres $(PY) -m pytest -q -m "not sqlite_only and not db_independent"

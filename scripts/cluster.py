@@ -4,6 +4,7 @@
     python scripts/cluster.py stop     # make cluster-stop
     python scripts/cluster.py status
     python scripts/cluster.py env      # `export` lines for the airflow/autopilot commands
+    python scripts/cluster.py dotenv   # a .env for docker-compose.yaml, with generated secrets
 
 The topology is Airflow's own distributed one (its docker-compose.yaml and Helm chart): PostgreSQL
 (metadata and Celery results), Redis (the Celery broker), ``deploy/init.sh`` once (``airflow db
@@ -38,6 +39,7 @@ Settings (environment variables, with their defaults):
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import secrets
@@ -104,6 +106,11 @@ SITE_KEYS = frozenset(
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE",
     }
 )
+#: what compose's services get that no native process needs (the official image's init system)
+COMPOSE_ONLY = {"DUMB_INIT_SETSID": "0"}  # the workers': let Celery's warm shutdown happen on docker stop
+#: compose's airflow-init also gets admin's password from .env (deploy/init.sh reads it)
+INIT_COMPOSE_ONLY = ("AUTOPILOT_PASSWORD_ADMIN",)
+
 #: secrets: generated once per native cluster (SECRETS_FILE); from `.env` in compose
 SECRET_KEYS = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET")
 
@@ -159,7 +166,7 @@ class Site:
             "AIRFLOW__CELERY__RESULT_BACKEND": self.result_backend,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": self.execution_api_url,
             "AIRFLOW__CORE__DAGS_FOLDER": self.definitions,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": f"{self.home}/passwords.json",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": f"{self.home}/auth/passwords.json",
             "AIRFLOW__API__BASE_URL": self.public_url,
             "AIRFLOW__API__PORT": str(self.api_port),
             "AIRFLOW__AUTOPILOT__DEFINITIONS_DIR": self.definitions,
@@ -217,6 +224,29 @@ MAILPIT_CONNECTION = json.dumps(
 )
 
 
+def new_secrets() -> dict[str, str]:
+    return {
+        "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),  # a Fernet key
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+    }
+
+
+def dotenv(example: Path = ROOT / ".env.example") -> str:
+    """.env for docker-compose.yaml: .env.example with every change-me replaced by a generated secret."""
+    generated = {**new_secrets(), "POSTGRES_PASSWORD": secrets.token_urlsafe(18)}
+    generated["AUTOPILOT_ADMIN_PASSWORD"] = secrets.token_urlsafe(12)
+    lines = []
+    for line in example.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not key.startswith("#") and value == "change-me":
+            line = f"{key}={generated[key]}"
+        elif key == "AIRFLOW_UID" and sep:
+            line = f"AIRFLOW_UID={os.getuid() or 50000}"  # root: the image's airflow user
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 # -- the native cluster -----------------------------------------------------------------------------
 
 
@@ -262,17 +292,11 @@ class Native:
         return self.logs / f"{name}.log"
 
     def secrets(self) -> dict[str, str]:
-        """The cluster's secrets, generated on its first start and kept in SECRETS_FILE (mode 600)."""
+        """The cluster's secrets, generated on its first start and kept in secrets.json (mode 600)."""
         path = self.home / "secrets.json"
         known = json.loads(path.read_text()) if path.exists() else {}
         if not all(known.get(key) for key in SECRET_KEYS):
-            from cryptography.fernet import Fernet  # Airflow's own dependency
-
-            known = {
-                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            }
+            known = new_secrets()
             path.touch(mode=0o600)
             path.write_text(json.dumps(known))
         return known
@@ -425,7 +449,7 @@ class Native:
         return not pending
 
     def banner(self) -> None:
-        passwords = json.loads((self.home / "passwords.json").read_text())
+        passwords = json.loads((self.home / "auth" / "passwords.json").read_text())
         print(f"\n== Autopilot on an Airflow cluster (CeleryExecutor): http://localhost:{self.port}")
         print(f"   Autopilot: http://localhost:{self.port}/autopilot/ui/   Airflow: http://localhost:{self.port}/")
         for user, password in passwords.items():
@@ -513,8 +537,11 @@ def _stat(pid: int) -> tuple[int, int, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["start", "stop", "status", "env"])
+    parser.add_argument("command", choices=["start", "stop", "status", "env", "dotenv"])
     args = parser.parse_args(argv)
+    if args.command == "dotenv":
+        print(dotenv(), end="")
+        return 0
     cluster = Native.from_environment()
     if args.command == "start":
         return cluster.start()
