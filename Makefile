@@ -74,11 +74,12 @@ cluster: $(STAMP) $(UI_STAMP)
 cluster-stop:
 	@$(PY) scripts/cluster.py stop
 
-# The reference scenario end to end on the native cluster (tests/test_cluster.py, a few minutes);
-# make test runs the quicker smoke check of the same cluster.
+# Only the native cluster's tests (tests/test_cluster.py: a workflow and the reference scenario on
+# two Celery workers, about 3.5 minutes; make test runs them too) and the compose checks.
 test-cluster: $(STAMP) $(UI_STAMP)
 	@scripts/ensure-services.sh
-	AUTOPILOT_TEST_CLUSTER=1 $(PY) -m pytest -q tests/test_cluster.py
+	@scripts/ensure-compose.sh
+	$(PY) -m pytest -q tests/test_cluster.py tests/test_deploy.py
 
 test-sqlite: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,8 +1,9 @@
 """`make cluster` end to end: scripts/cluster.py starts the distributed topology natively — the API
 server, scheduler, dag-processor, triggerer and two Celery workers, on the machine's PostgreSQL (a
 database of its own) and Redis (a queue of its own) — once for this module; a workflow runs on the
-Celery workers, then (with AUTOPILOT_TEST_CLUSTER=1, `make test-cluster`) the reference scenario runs
-end to end; `cluster.py stop` ends exactly the processes it started.
+Celery workers, then the reference scenario runs end to end on them; `cluster.py stop` ends exactly
+the processes it started. About 3.5 minutes on two cores (a minute of it starting the cluster);
+`make test-cluster` runs this module alone.
 
 Everything the cluster listens on is picked free for the test (API server, the three log servers),
 so it runs beside `make run`, `make cluster` and other tests."""
@@ -32,9 +33,6 @@ from tests.fixtures.scenario import reference_scenario, wait
 
 # the cluster has a PostgreSQL database of its own, whatever the suite's pass: run it once
 pytestmark = pytest.mark.sqlite_only
-
-FULL = os.environ.get("AUTOPILOT_TEST_CLUSTER") == "1"
-
 
 @dataclass
 class RunningCluster:
@@ -145,7 +143,6 @@ def test_the_cluster_prints_its_url_and_logins_and_runs_workflows_on_celery_work
     assert log.status_code == 200 and "Hello, Ada!" in log.text, log.text[-2000:]
 
 
-@pytest.mark.skipif(not FULL, reason="the reference scenario on the cluster runs in `make test-cluster`")
 def test_the_reference_scenario_runs_end_to_end_on_the_cluster(native_cluster):
     client = httpx.Client(timeout=60)
     try:
