@@ -7,6 +7,7 @@ runs natively — with only the site's hosts, paths, ports and secrets differing
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import re
 import shlex
@@ -15,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -230,3 +232,65 @@ def test_init_script_migrates_airflow_before_autopilot():
     assert text.index("airflow db migrate\n") < text.index("autopilot db migrate\n")
     result = subprocess.run(["bash", "-n", str(cluster.INIT_SCRIPT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# -- Kubernetes: the official chart's values -------------------------------------------------------
+
+HELM_VALUES = REPO / "deploy" / "helm" / "values.yaml"
+#: settings of deploy/airflow.env that Kubernetes sets otherwise, and why
+HELM_OWN = {
+    # real teams sign in through FAB there (the chart's default for Airflow 3, its createUserJob);
+    # the SimpleAuthManager's users and password file fit one API server, not replicas
+    "AIRFLOW__CORE__AUTH_MANAGER",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS",
+}
+
+
+@pytest.fixture(scope="module")
+def helm_values() -> dict:
+    return yaml.safe_load(HELM_VALUES.read_text())
+
+
+def test_helm_values_run_the_image_and_the_settings_of_the_other_deployments(helm_values):
+    # the image the Dockerfile builds: Autopilot's version on this Airflow
+    assert helm_values["airflowVersion"] == importlib.metadata.version("apache-airflow")
+    assert helm_values["defaultAirflowTag"] == importlib.metadata.version("airflow-provider-autopilot")
+    config = helm_values["config"]
+    for key, value in cluster.common_env().items():
+        if key in HELM_OWN:
+            continue
+        if key == "AIRFLOW__CORE__EXECUTOR":  # the chart's own value, written into [core] executor
+            assert helm_values["executor"] == value
+            continue
+        _, section, option = key.split("__", 2)
+        assert config[section.lower()][option.lower()] == value, key
+    assert config["core"]["auth_manager"].endswith("FabAuthManager")
+    # the definitions: git-sync's checkout, served by the bundle and read by the API server
+    git_sync = helm_values["dags"]["gitSync"]
+    assert git_sync["enabled"] and git_sync["repo"]
+    definitions = f"/opt/airflow/dags/repo/{git_sync['subPath']}"
+    assert config["autopilot"]["definitions_dir"] == definitions
+    assert config["dag_processor"]["dag_bundle_config_list"] == cluster.bundle_config(definitions)
+    api = helm_values["apiServer"]
+    [sidecar] = api["extraContainers"]
+    assert f"--repo={git_sync['repo']}" in sidecar["args"] and f"--ref={git_sync['branch']}" in sidecar["args"]
+    [mount] = api["extraVolumeMounts"]
+    assert mount["mountPath"] == "/opt/airflow/dags" and "--link=repo" in sidecar["args"]
+    # the UI through an ingress; Airflow's tables, then Autopilot's, by the same script as compose
+    assert helm_values["ingress"]["apiServer"]["enabled"] and helm_values["ingress"]["apiServer"]["hosts"]
+    assert helm_values["migrateDatabaseJob"]["args"] == ["bash", "/opt/autopilot/init.sh"]
+    assert helm_values["workers"]["replicas"] == 2 and helm_values["dagProcessor"]["enabled"]
+
+
+def test_helm_values_match_the_charts_values_schema(helm_values):
+    """The chart's own values.schema.json (chart/values.schema.json of apache/airflow) is not in any
+    package registry this project installs from (PyPI, npm, Debian): the chart is published only on
+    Airflow's Helm repository and in Airflow's git repository. So this check runs where a copy is
+    given (AUTOPILOT_HELM_SCHEMA=path, e.g. from `helm pull apache-airflow/airflow --untar`)."""
+    path = os.environ.get("AUTOPILOT_HELM_SCHEMA")
+    if not path:
+        pytest.skip("set AUTOPILOT_HELM_SCHEMA to the Airflow chart's values.schema.json to check the values")
+    schema = json.loads(Path(path).read_text())
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(helm_values), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors)
