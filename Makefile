@@ -1,6 +1,7 @@
 # Autopilot — two commands on a fresh machine:
 #   make run    set up and start Airflow (standalone, SQLite) with Autopilot and the example definitions
 #   make test   set up and run the test suite (SQLite, then PostgreSQL as the metadata database)
+# Distributed: make cluster / make cluster-stop, docker-compose.yaml, deploy/helm (docs/deploy.md).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
