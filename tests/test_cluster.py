@@ -34,6 +34,7 @@ from tests.fixtures.scenario import reference_scenario, wait
 # the cluster has a PostgreSQL database of its own, whatever the suite's pass: run it once
 pytestmark = pytest.mark.sqlite_only
 
+
 @dataclass
 class RunningCluster:
     home: Path
