@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import psycopg2
 import pytest
+import redis
 
 from scripts import cluster
 from tests.conftest import REPO
@@ -103,6 +104,10 @@ def native_cluster(tmp_path_factory) -> Iterator[RunningCluster]:
         stopped = running.script("stop")
         leftover = cluster.Native.from_environment(env).members()
         _drop_database(env["AUTOPILOT_CLUSTER_DB"])
+        # the broker's bindings of this test's queue (the queue itself is gone with its last message)
+        broker = redis.Redis(host="127.0.0.1", port=6379, db=int(env["AUTOPILOT_CLUSTER_REDIS_DB"]))
+        broker.delete(*(f"_kombu.{kind}.{running.queue}" for kind in ("binding", "binding_permanent")))
+        broker.close()
         assert stopped.returncode == 0 and not leftover, f"{stopped.stdout}{stopped.stderr}; left: {leftover}"
 
 
