@@ -11,10 +11,12 @@ ARG AIRFLOW_VERSION
 USER root
 # deploy/init.sh: airflow db migrate, autopilot db migrate, the logins (compose's airflow-init)
 COPY deploy/init.sh /opt/autopilot/init.sh
-# the folders compose mounts named volumes on (they take this ownership) and the definitions' mount point
+# the folders compose mounts named volumes on (they take this ownership) and the definitions' mount
+# point, writable by group 0 as the official image's own folders are (AIRFLOW_UID may be any user)
 RUN chmod 0755 /opt/autopilot/init.sh \
  && mkdir -p /opt/airflow/auth /opt/airflow/definitions /opt/airflow/dag_bundles \
- && chown -R airflow:0 /opt/airflow/auth /opt/airflow/definitions /opt/airflow/dag_bundles
+ && chown -R airflow:0 /opt/airflow/auth /opt/airflow/definitions /opt/airflow/dag_bundles \
+ && chmod -R g+rwX /opt/airflow/auth /opt/airflow/definitions /opt/airflow/dag_bundles
 
 USER airflow
 COPY --chown=airflow:0 dist/airflow_provider_autopilot-*.whl /tmp/autopilot/
