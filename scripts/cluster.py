@@ -19,8 +19,9 @@ the triggerer and two Celery workers. This module is the one description of it:
 ``make cluster`` runs each component as its own process (own process group, log and pid file under
 the cluster home, ``.cluster/`` by default) on the machine's PostgreSQL (a database of its own) and
 Redis (a database index of its own), with the sandbox of ``make run`` (scripts/sandbox.py) for the
-outside systems of the reference scenario. ``stop`` ends exactly the processes whose pid files it
-wrote, after checking that each still is one of them (its environment names this cluster home).
+outside systems of the reference scenario. ``stop`` ends exactly the processes it started: each pid
+file holds a pid and that process's start time (a reused pid has another), and every process of the
+component's process group that started no earlier is ended with it.
 tests/test_deploy.py checks that docker-compose.yaml runs the same commands with the same
 environment; tests/test_cluster.py starts the cluster and runs the reference scenario on it.
 
@@ -297,6 +298,7 @@ class Native:
         known = json.loads(path.read_text()) if path.exists() else {}
         if not all(known.get(key) for key in SECRET_KEYS):
             known = new_secrets()
+            self.home.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)
             path.write_text(json.dumps(known))
         return known
@@ -323,7 +325,7 @@ class Native:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") or k.startswith("AIRFLOW_CONN_")}
         env.update(site.environment(name))
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-        env["AUTOPILOT_CLUSTER_HOME"] = str(self.home)  # how stop() recognises its processes
+        env["AUTOPILOT_CLUSTER_HOME"] = str(self.home)  # for whoever reads /proc/PID/environ
         env["AUTOPILOT_CLUSTER_COMPONENT"] = name
         return env
 
