@@ -161,9 +161,12 @@ def test_the_reference_scenario_runs_end_to_end_on_the_cluster(native_cluster):
     tis = admin.get(f"/api/v2/dags/add_machine_to_backups/dagRuns/{run_id}/taskInstances").json()["task_instances"]
     ran = [ti for ti in tis if ti["state"] == "success" and ti["operator"] not in ("EmptyOperator",)]
     assert ran and {ti["queue"] for ti in ran} == {native_cluster.queue}, [(t["task_id"], t["queue"]) for t in ran]
-    # both workers took part (fair scheduling over a run of a dozen tasks)
-    for name in ("airflow-worker-1", "airflow-worker-2"):
-        assert "] succeeded in" in native_cluster.log(name), name
+    # every one of them was executed by one of the two Celery workers (which one is Celery's choice)
+    executed = {
+        name: native_cluster.log(name).count("] succeeded in") for name in ("airflow-worker-1", "airflow-worker-2")
+    }
+    print(f"tasks executed per worker: {executed}")
+    assert sum(executed.values()) >= len(ran), (executed, [t["task_id"] for t in ran])
 
 
 def _sleeper() -> subprocess.Popen:
