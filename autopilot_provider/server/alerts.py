@@ -591,6 +591,18 @@ class Deliveries:
                 run = requests_service.start_run(
                     plan.workflow, plan.values, user_name=plan.username, note=note, run_id=run_id
                 )
+            except requests_service.IdempotencyConflict:
+                # the same delivery id, other values (a sender reusing ids, racing itself): its run stands
+                outcome.errors.append(
+                    _error(
+                        plan.route,
+                        plan.item if alert.for_each else None,
+                        "delivery_id",
+                        f"delivery {delivery_id} started run {run_id} with other values before: use a new delivery "
+                        "id for a new event",
+                    )
+                )
+                continue
             except Refused as exc:
                 failures.append(f"route '{plan.route.id}'{_item(plan.item if alert.for_each else None)}: {exc.message}")
                 continue
@@ -611,6 +623,10 @@ class Deliveries:
                     )
         if failures:
             return self._failed(outcome, failures, outcome.runs)
+        if outcome.errors and not created:
+            outcome.status, outcome.http_status = "invalid", 422
+            outcome.message = outcome.reason = "; ".join(e["message"] for e in outcome.errors)
+            return outcome
         if created:
             outcome.status, outcome.http_status = "accepted", 202
             outcome.reason = f"{created} run(s) started" + (
