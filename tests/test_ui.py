@@ -140,8 +140,9 @@ def test_airflow_lists_the_ui_in_its_navigation(admin):
     plugins = admin.get("/api/v2/plugins").json()["plugins"]
     autopilot = next(p for p in plugins if p["name"] == "autopilot")
     views = {v["url_route"]: v for v in autopilot["external_views"]}
-    assert set(views) == {"autopilot-requests", "autopilot-approvals", "autopilot-designer"}
+    assert set(views) == {"autopilot-requests", "autopilot-approvals", "autopilot-designer", "autopilot-alerts"}
     assert views["autopilot-designer"]["href"] == "autopilot/ui/designer"
+    assert views["autopilot-alerts"]["href"] == "autopilot/ui/alerts"
     assert all(v["destination"] == "nav" and v["category"] == "Autopilot" for v in views.values())
 
 
