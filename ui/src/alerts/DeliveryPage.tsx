@@ -20,7 +20,7 @@ export function DeliveryPage({ id, session, back }: { id: string; session: Sessi
         <LoadError error={error} />
       ))}
       {!data && !error && <div className="empty">Loading the delivery…</div>}
-      {data && <Detail delivery={data} session={session} />}
+      {data && <Detail key={data.id} delivery={data} session={session} />}
     </div>
   );
 }
