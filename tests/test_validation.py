@@ -56,7 +56,7 @@ def test_wrong_api_version_and_kind(tmp_path):
         "defs/wf.yaml:1:13: unsupported apiVersion 'autopilot/v2': expected 'autopilot/v1'"
     ]
     assert errors(tmp_path, "apiVersion: autopilot/v1\nkind: Workflw\n") == [
-        "defs/wf.yaml:2:7: unknown kind 'Workflw': expected one of Workflow, Function, Contacts, Resources, Api"
+        "defs/wf.yaml:2:7: unknown kind 'Workflw': expected one of Workflow, Function, Contacts, Resources, Api, Alert"
         " (did you mean 'Workflow'?)"
     ]
 
@@ -251,6 +251,170 @@ def test_the_same_bad_form_field_is_reported_in_every_definition_that_has_it(tmp
     ]
     for name in ("first.yaml", "second.yaml"):
         assert errors(tmp_path, text, name=name) == [e.format(name) for e in expected]
+
+
+# -- alerts (kind Alert) -------------------------------------------------------------------------
+
+ALERT_FOLDER = {
+    "contacts.yaml": """\
+        apiVersion: autopilot/v1
+        kind: Contacts
+        id: people
+        people:
+          - {id: svc_monitoring, name: Monitoring, username: monitoring}
+          - {id: nobody, name: No account}
+        groups:
+          - {id: storage, members: [svc_monitoring]}
+        """,
+    "sink.yaml": """\
+        apiVersion: autopilot/v1
+        kind: Workflow
+        id: sink
+        form:
+          properties:
+            hostname: {type: string}
+            policy: {type: string, enum: [gold, silver], default: silver}
+            count: {type: integer, minimum: 1}
+          required: [hostname, policy]
+        steps:
+          - id: a
+            script: {bash: echo}
+        """,
+}
+ALERT = """\
+    apiVersion: autopilot/v1
+    kind: Alert
+    id: events
+    owner: group:storage
+    auth: {scheme: github, connection: alert_events}
+    routes:
+      - id: add
+        workflow: sink
+        form: {hostname: "{{ payload.host }}"}
+        requester: svc_monitoring
+    """
+
+
+def alert_errors(tmp_path: Path, text: str) -> list[str]:
+    return errors(tmp_path, text, name="alert.yaml", extra=ALERT_FOLDER)
+
+
+def test_a_valid_alert_has_no_diagnostics(tmp_path):
+    assert alert_errors(tmp_path, ALERT) == []
+
+
+def test_a_secret_in_an_alert_is_an_error_at_its_key(tmp_path):
+    text = ALERT.replace("connection: alert_events}", "connection: alert_events, secret: s3cr3t}")
+    assert alert_errors(tmp_path, text) == [
+        "defs/alert.yaml:5:50: unknown field 'secret': secrets never go in a definition: put the secret (or token) "
+        "in the password of the Airflow connection named by `connection`"
+    ]
+    text = ALERT.replace("connection: alert_events", "connection: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    (found,) = alert_errors(tmp_path, text)
+    assert found.startswith("defs/alert.yaml:5:") and "looks like a secret, not a connection id" in found
+
+
+def test_alert_fields_are_checked_like_every_kind(tmp_path):
+    text = ALERT.replace("auth:", "auht:")
+    assert "defs/alert.yaml:5:1: unknown field 'auht' (did you mean 'auth'?)" in alert_errors(tmp_path, text)
+    text = ALERT.replace("scheme: github", "scheme: gitlab")
+    (found,) = alert_errors(tmp_path, text)
+    assert found.startswith("defs/alert.yaml:5:16: ") and "'github', 'stripe', 'standard' or 'bearer'" in found
+    text = ALERT.replace("id: events", "id: deliveries")
+    assert alert_errors(tmp_path, text) == [
+        "defs/alert.yaml:3:5: id: 'deliveries' is reserved (the API's path /alerts/deliveries); choose another id"
+    ]
+
+
+def test_alert_expressions_and_templates_are_compiled_and_located(tmp_path):
+    text = """\
+        apiVersion: autopilot/v1
+        kind: Alert
+        id: events
+        auth: {scheme: bearer, connection: alert_events}
+        match:
+          - payload.severity in ['critical',
+        for_each: payload.alerts
+        routes:
+          - id: add
+            workflow: sink
+            when: event.status = 1
+            form: {hostname: "{{ evnt.labels.host }}"}
+            requester: svc_monitoring
+        """
+    assert alert_errors(tmp_path, text) == [
+        "defs/alert.yaml:6:5: invalid expression: unexpected '}', expected ']'",
+        "defs/alert.yaml:11:11: route 'add': invalid expression: expected token 'end of print statement', got '='",
+        "defs/alert.yaml:12:22: route 'add': unknown name 'evnt' in template (did you mean 'event'?); "
+        "known names: payload, headers, alert, event",
+    ]
+
+
+def test_alert_names_only_what_a_delivery_gives(tmp_path):
+    text = ALERT.replace("{{ payload.host }}", "{{ form.host }} {{ alert.deliveryid }}")
+    assert alert_errors(tmp_path, text) == [
+        "defs/alert.yaml:9:22: route 'add': unknown alert field 'deliveryid' in template (did you mean 'delivery_id'?)",
+        "defs/alert.yaml:9:22: route 'add': unknown name 'form' in template; known names: payload, headers, "
+        "alert, event",
+    ]
+    text = ALERT.replace("routes:", "match: [event.x]\n    routes:")
+    assert alert_errors(tmp_path, text) == [
+        "defs/alert.yaml:6:9: unknown name 'event' in expression; known names: payload, headers, alert"
+    ]
+
+
+def test_tolerance_belongs_to_timestamped_schemes(tmp_path):
+    text = ALERT.replace("connection: alert_events}", "connection: alert_events, tolerance: 5m}")
+    assert alert_errors(tmp_path, text) == [
+        "defs/alert.yaml:5:50: `tolerance` belongs to the schemes with a signed timestamp (stripe, standard); "
+        "github has none"
+    ]
+    assert alert_errors(tmp_path, text.replace("github", "stripe")) == []
+
+
+def test_alert_routes_are_checked_against_the_folder(tmp_path):
+    text = ALERT.replace("group:storage", "group:storag").replace("workflow: sink", "workflow: snk")
+    text = text.replace("requester: svc_monitoring", "requester: svc_monitor")
+    assert alert_errors(tmp_path, text) == [
+        "defs/alert.yaml:4:8: owner: unknown group 'storag' (did you mean 'storage'?)",
+        "defs/alert.yaml:8:15: route 'add': unknown workflow 'snk' (did you mean 'sink'?)",
+        "defs/alert.yaml:10:16: route 'add': unknown person 'svc_monitor' (did you mean 'svc_monitoring'?): the "
+        "requester is a person of the contacts",
+    ]
+    text = ALERT.replace("requester: svc_monitoring", "requester: nobody")
+    (found,) = alert_errors(tmp_path, text)
+    assert found.startswith("defs/alert.yaml:10:16: route 'add': person 'nobody' has no `username`")
+    # a templated requester is resolved per delivery
+    assert alert_errors(tmp_path, ALERT.replace("svc_monitoring", '"{{ payload.owner }}"')) == []
+
+
+def test_alert_form_values_fit_the_target_form(tmp_path):
+    text = ALERT.replace(
+        'form: {hostname: "{{ payload.host }}"}',
+        'form: {hostname: "{{ payload.host }}", policy: platinum, count: 0, hostnme: x}',
+    )
+    assert alert_errors(tmp_path, text) == [
+        "defs/alert.yaml:9:52: route 'add': 'platinum' does not fit field 'policy' of workflow 'sink': "
+        "'platinum' is not one of ['gold', 'silver']",
+        "defs/alert.yaml:9:69: route 'add': 0 does not fit field 'count' of workflow 'sink': 0 is less than the "
+        "minimum of 1",
+        "defs/alert.yaml:9:72: route 'add': workflow 'sink' has no form field 'hostnme' (did you mean 'hostname'?)",
+    ]
+    text = ALERT.replace('form: {hostname: "{{ payload.host }}"}', "form: {policy: gold}")
+    assert alert_errors(tmp_path, text) == [
+        "defs/alert.yaml:9:11: route 'add': workflow 'sink' requires form field 'hostname' (it has no default): "
+        "map it in `form`"
+    ]
+
+
+def test_alerts_compile_to_no_dag(tmp_path):
+    """The factory builds DAGs from workflows only: an alert is served by the API server."""
+    from dag_factory.loader import load_dag_file
+
+    for rel, body in ALERT_FOLDER.items():
+        (tmp_path / rel).write_text(textwrap.dedent(body))
+    (tmp_path / "alert.yaml").write_text(textwrap.dedent(ALERT))
+    assert load_dag_file(str(tmp_path), "alert.yaml") is None
 
 
 # -- the CLI -----------------------------------------------------------------------------------

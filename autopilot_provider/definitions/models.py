@@ -777,12 +777,139 @@ class Api(Header):
         return value
 
 
+# --------------------------------------------------------------------------------------------
+# Alerts: events from outside (signed webhooks) that start workflows
+# --------------------------------------------------------------------------------------------
+
+ALERT_SCHEMES = ("github", "stripe", "standard", "bearer")
+#: Schemes whose signature carries a timestamp (checked against `tolerance`).
+TIMESTAMPED_SCHEMES = ("stripe", "standard")
+#: An alert id that would clash with the API's own paths under /alerts.
+RESERVED_ALERT_IDS = ("deliveries",)
+#: Keys that would put a secret into a definition: secrets live in the Airflow connection only.
+SECRET_KEY = re.compile(r"(?i)(secret|passw|token|api_?key|private|credential|signing|hmac|^key$)")
+#: Values that look like a secret pasted where a connection id belongs.
+SECRET_VALUE = re.compile(r"^(whsec_|sk_(live|test)_|rk_(live|test)_|ghp_|gho_|github_pat_|xox[abpr]-|Bearer\s)")
+HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+
+
+class AlertAuth(Strict):
+    """How a sender proves it is who it says: an HMAC-SHA256 signature over the raw body (GitHub
+    `X-Hub-Signature-256`, Stripe `Stripe-Signature: t=…,v1=…`, Standard Webhooks 1.0
+    `webhook-id`/`webhook-timestamp`/`webhook-signature`) or a bearer token. The secret (or token) is
+    the password of the Airflow connection `connection`; never write it here."""
+
+    scheme: Literal["github", "stripe", "standard", "bearer"] = Field(
+        description="`github` (X-Hub-Signature-256), `stripe` (Stripe-Signature t=,v1=), `standard` "
+        "(Standard Webhooks 1.0; the secret is `whsec_` + base64) or `bearer` (Authorization: Bearer <token>)."
+    )
+    connection: ConnectionId = Field(
+        description="Airflow connection id whose password is the signing secret or the bearer token."
+    )
+    tolerance: Duration | None = Field(
+        None,
+        description="stripe and standard only: how far the signed timestamp may be from now (default 5m).",
+    )
+
+    @classmethod
+    def unknown_field_hint(cls, name: str) -> str | None:
+        if SECRET_KEY.search(name):
+            return (
+                "secrets never go in a definition: put the secret (or token) in the password of the "
+                "Airflow connection named by `connection`"
+            )
+        return None
+
+    @field_validator("connection")
+    @classmethod
+    def _not_a_secret(cls, value: str) -> str:
+        if SECRET_VALUE.match(value):
+            raise ValueError(
+                "this looks like a secret, not a connection id: keep the secret in the password of an Airflow "
+                "connection and name the connection here"
+            )
+        return value
+
+
+class AlertDeliveryId(Strict):
+    """Where a delivery's id comes from (deliveries with the same id start their runs once)."""
+
+    header: str | None = Field(
+        None, pattern=HEADER_NAME, max_length=100, description="A request header, e.g. X-Request-Id."
+    )
+    expression: Expression | None = Field(
+        None, description="A sandboxed expression over `payload` and `headers`, e.g. `payload.id`."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AlertDeliveryId:
+        if (self.header is None) == (self.expression is None):
+            raise ValueError("delivery_id needs exactly one of header, expression")
+        return self
+
+
+class AlertRoute(Strict):
+    """One workflow an alert starts: the target, when, with which form values and as whom."""
+
+    id: Identifier
+    workflow: Identifier = Field(description="The workflow to start (its id).")
+    when: Expression | None = Field(None, description="Start it only when this holds, e.g. `event.status == 'firing'`.")
+    form: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The workflow's form values: constants, or templates over `payload`, `headers`, `event` "
+        "and `alert` (a value that is exactly one `{{ expr }}` keeps its type). Checked against the form.",
+    )
+    requester: Template = Field(
+        description="Who the run is for (it shows in their *My requests*): a person id of the contacts (with "
+        "a `username`), or a template giving a person id, Airflow user name or e-mail of the contacts."
+    )
+    asset: str | None = Field(
+        None,
+        pattern=r"^\S+$",
+        max_length=1500,
+        description="Also emit an event of this Airflow Asset (its URI), so plain DAGs scheduled on it run.",
+    )
+
+
+class Alert(Header):
+    """Events from outside: an endpoint (`POST /autopilot/api/v1/alerts/<id>`) that a monitoring tool,
+    a ticketing system or a CI pipeline calls, authenticated by a signature or token, whose deliveries
+    start workflows through the same validated path as the portal."""
+
+    kind: Literal["Alert"]
+    owner: ContactRef | None = Field(None, description="Who owns this event source, e.g. `group:storage`.")
+    auth: AlertAuth
+    delivery_id: AlertDeliveryId | None = Field(
+        None,
+        description="Default per scheme: github X-GitHub-Delivery, standard webhook-id, stripe `payload.id`; "
+        "else the sha256 of the raw body.",
+    )
+    match: list[Expression] = Field(
+        default_factory=list,
+        description="Expressions over `payload` and `headers` that must all hold, else the delivery is "
+        "filtered out, e.g. `payload.severity in ['critical', 'major']`.",
+    )
+    for_each: Expression | None = Field(
+        None,
+        description="One delivery carrying several events (Alertmanager's `payload.alerts`): each item is `event`.",
+    )
+    routes: list[AlertRoute] = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_ALERT_IDS:
+            raise ValueError(f"'{value}' is reserved (the API's path /alerts/{value}); choose another id")
+        return value
+
+
 KINDS: dict[str, type[Header]] = {
     "Workflow": Workflow,
     "Function": Function,
     "Contacts": Contacts,
     "Resources": Resources,
     "Api": Api,
+    "Alert": Alert,
 }
 
-Definition = Workflow | Function | Contacts | Resources | Api
+Definition = Workflow | Function | Contacts | Resources | Api | Alert

@@ -44,6 +44,8 @@ UNTEMPLATED = {("script", "python"), ("script", "bash"), ("sql", "query")}
 #: The variables a declared connection `{PREFIX: conn_id}` gives a script: PREFIX_HOST, ...
 CONNECTION_ENV_SUFFIXES = ("HOST", "PORT", "LOGIN", "PASSWORD", "SCHEMA", "EXTRA", "URI")
 EXPRESSION_KEYS = {"if", "when", "until", "fail_if"}
+#: What an alert's templates and expressions find under `alert`.
+ALERT_KEYS = {"id", "delivery_id"}
 #: Expressions of REST steps that also see the HTTP `response` (`status`, `headers`, `body`).
 RESPONSE_EXPRESSION_KEYS = {"until", "fail_if"}
 
@@ -130,6 +132,8 @@ def validate(loaded: Loaded, functions: FunctionLookup) -> Loaded:
         checker.function(definition)
     elif isinstance(definition, m.Contacts):
         checker.contacts(definition)
+    elif isinstance(definition, m.Alert):
+        checker.alert(definition)
     loaded.diagnostics.extend(checker.diagnostics)
     return loaded
 
@@ -148,7 +152,8 @@ def _pydantic_diagnostics(exc: ValidationError, model: type[BaseModel], located:
         if kind == "extra_forbidden":
             name = loc[-1]
             fields = _fields_at(model, loc[:-1])
-            message = f"unknown field '{name}'{suggest(str(name), fields)}"
+            hint = _unknown_field_hint(model, loc[:-1], str(name))
+            message = f"unknown field '{name}'" + (f": {hint}" if hint else suggest(str(name), fields))
             key = True
         elif kind == "missing":
             message = f"missing required field '{loc[-1]}'"
@@ -214,6 +219,8 @@ def _context(loc: tuple, data: Any) -> str:
             break
         if i >= 1 and loc[i - 1] == "steps" and isinstance(current, dict) and isinstance(current.get("id"), str):
             label = f"step '{current['id']}': "
+        elif i == 1 and loc[0] == "routes" and isinstance(current, dict) and isinstance(current.get("id"), str):
+            label = f"route '{current['id']}': "
     return label
 
 
@@ -226,7 +233,8 @@ def _unwrap(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+def _models_at(model: type[BaseModel], loc: tuple) -> list[type[BaseModel]]:
+    """The models that may sit at ``loc`` (several where the type is a union)."""
     candidates: list[Any] = [model]
     for part in loc:
         following: list[Any] = []
@@ -242,12 +250,27 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
                 elif origin is dict:
                     following.extend(typing.get_args(kind)[1:2])
         candidates = following
-    names: list[str] = []
-    for candidate in candidates:
-        for kind in _unwrap(candidate):
-            if isinstance(kind, type) and issubclass(kind, BaseModel):
-                names.extend(info.alias or name for name, info in kind.model_fields.items())
-    return names
+    return [
+        kind
+        for candidate in candidates
+        for kind in _unwrap(candidate)
+        if isinstance(kind, type) and issubclass(kind, BaseModel)
+    ]
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    return [info.alias or name for kind in _models_at(model, loc) for name, info in kind.model_fields.items()]
+
+
+def _unknown_field_hint(model: type[BaseModel], loc: tuple, name: str) -> str | None:
+    """What a model says about an unknown field (``unknown_field_hint``), e.g. that a secret does not
+    belong in a definition; None when it says nothing (the nearest known field is suggested then)."""
+    for kind in _models_at(model, loc):
+        hint = getattr(kind, "unknown_field_hint", None)
+        found = hint(name) if hint is not None else None
+        if found:
+            return found
+    return None
 
 
 def _ends_in_model(model: type[BaseModel], loc: tuple) -> bool:
@@ -306,6 +329,38 @@ class _Checker:
                         ("groups", i, "members", j),
                         f"group '{group.id}': unknown person '{member}'{suggest(member, people)}",
                     )
+
+    def alert(self, alert: m.Alert) -> None:
+        """Every expression and template of an alert compiles in the sandbox and names only what a
+        delivery gives: `payload`, `headers`, `alert` ({id, delivery_id}) and, in routes, `event`."""
+        delivery = {"payload": None, "headers": None, "alert": ALERT_KEYS}
+        routes = {**delivery, "event": None}
+        if alert.auth.tolerance is not None:
+            if alert.auth.scheme not in m.TIMESTAMPED_SCHEMES:
+                self.error(
+                    ("auth", "tolerance"),
+                    f"`tolerance` belongs to the schemes with a signed timestamp ({', '.join(m.TIMESTAMPED_SCHEMES)}); "
+                    f"{alert.auth.scheme} has none",
+                    key=True,
+                )
+            self._duration(alert.auth.tolerance, ("auth", "tolerance"))
+        if alert.delivery_id is not None and alert.delivery_id.expression is not None:
+            self._check_text(alert.delivery_id.expression, ("delivery_id", "expression"), delivery, expression=True)
+        for i, rule in enumerate(alert.match):
+            self._check_text(rule, ("match", i), delivery, expression=True)
+        if alert.for_each is not None:
+            self._check_text(alert.for_each, ("for_each",), delivery, expression=True)
+        seen: dict[str, int] = {}
+        for i, route in enumerate(alert.routes):
+            loc = ("routes", i)
+            if route.id in seen:
+                self.error(loc + ("id",), f"duplicate route id '{route.id}' (first used by route {seen[route.id] + 1})")
+            seen.setdefault(route.id, i)
+            if route.when is not None:
+                self._check_text(route.when, loc + ("when",), routes, expression=True)
+            self.templates(self.located.data["routes"][i].get("form"), loc + ("form",), routes)
+            if _is_template(route.requester):
+                self._check_text(route.requester, loc + ("requester",), routes, expression=False)
 
     def _unique(self, items: list[Any], loc: tuple, what: str) -> set[str]:
         ids: set[str] = set()
@@ -575,7 +630,9 @@ class _Checker:
             if ref.scope not in scope or names is None or ref.name is None:
                 continue
             if ref.name not in names:
-                label = {"form": "form field", "steps": "step", "inputs": "input"}.get(ref.scope, ref.scope)
+                label = {"form": "form field", "steps": "step", "inputs": "input", "alert": "alert field"}.get(
+                    ref.scope, ref.scope
+                )
                 self._text_error(loc, ref.line, f"unknown {label} '{ref.name}' in {what}{suggest(ref.name, names)}")
 
     def _text_error(self, loc: tuple, line_in_text: int, message: str) -> None:

@@ -1,7 +1,8 @@
 """The checks that need more than one file: each step kind's checks against the rest of the project
 (its Api's OpenAPI document, the contacts, the inventory, the templates), in one table.
 
-A check is ``check(definition, project) -> Iterable[Problem]`` for a workflow or function; ``project``
+A check is ``check(definition, project) -> Iterable[Problem]`` for a workflow or function (``CHECKS``)
+or another kind (``KIND_CHECKS``: an alert's routes against their workflows); ``project``
 is None when the file is checked alone (then only checks listed with ``needs_project=False`` run).
 :func:`project_diagnostics` turns the findings into located diagnostics; the repository
 (:class:`~autopilot_provider.repository.folder.Project`) adds them to each file's own.
@@ -15,6 +16,7 @@ from typing import Any
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import Diagnostic
 from autopilot_provider.definitions.validate import Loaded
+from autopilot_provider.repository.checks.alert import alert_problems
 from autopilot_provider.repository.checks.approval import answerable_problems
 from autopilot_provider.repository.checks.forms import options_diagnostics
 from autopilot_provider.repository.checks.people import people_problems
@@ -40,7 +42,12 @@ CHECKS: list[tuple[Check, bool]] = [
     (answerable_problems, True),  # approval, form
 ]
 
-__all__ = ["CHECKS", "NOT_YET", "SCRIPT_LANGUAGES_NOT_YET", "Problem", "project_diagnostics"]
+#: The checks of the kinds that are not workflows or functions, by kind (same shape as CHECKS).
+KIND_CHECKS: dict[str, list[tuple[Check, bool]]] = {
+    "Alert": [(alert_problems, True)],  # owner, requesters, target workflows and their forms
+}
+
+__all__ = ["CHECKS", "KIND_CHECKS", "NOT_YET", "SCRIPT_LANGUAGES_NOT_YET", "Problem", "project_diagnostics"]
 
 
 def project_diagnostics(loaded: Loaded, project: Definitions | None = None) -> list[Diagnostic]:
@@ -49,10 +56,14 @@ def project_diagnostics(loaded: Loaded, project: Definitions | None = None) -> l
     project, REST steps that do not match their Api's OpenAPI document, unknown people and groups,
     steps nobody could answer, and notification templates that are missing or broken."""
     definition, located = loaded.definition, loaded.located
-    if located is None or not isinstance(definition, (m.Workflow, m.Function)):
+    if located is None or definition is None:
         return []
+    if isinstance(definition, (m.Workflow, m.Function)):
+        checks = CHECKS
+    else:
+        checks = KIND_CHECKS.get(type(definition).__name__, [])
     diagnostics = []
-    for check, needs_project in CHECKS:
+    for check, needs_project in checks:
         if needs_project and project is None:
             continue
         for found in check(definition, project):
