@@ -29,6 +29,10 @@ export function kindUiSchema(kind: string, schema: Record<string, any> | null, i
     const order = ["id", "title", "description", "owner", "auth", "delivery_id", "match", "for_each", "routes"];
     const known = order.filter((k) => schema?.properties?.[k]);
     ui["ui:order"] = [...known, "*"];
+    // the models' class names are their schemas' titles; say what each part is
+    const titles: Record<string, string> = { auth: "Authentication", delivery_id: "Delivery id", match: "Match rules", for_each: "For each", routes: "Routes" };
+    for (const [key, title] of Object.entries(titles)) if (schema?.properties?.[key]) ui[key] = { ...(ui[key] ?? {}), "ui:title": title };
+    if (schema?.properties?.routes) ui.routes = { ...ui.routes, items: { "ui:title": "Route" } };
   }
   return ui;
 }
@@ -38,7 +42,6 @@ export function DefinitionPanel({ doc, kind, schema, isNew, readOnly, diagnostic
   const uiSchema = useMemo(() => kindUiSchema(kind, schema, isNew), [kind, schema, isNew]);
   return (
     <div className="definition-form" data-testid="definition-panel" data-kind={kind}>
-      <h3 style={{ marginTop: 0 }}>{kind}</h3>
       {kind === "Alert" && (
         <p className="muted small">
           A sender posts to <code>/autopilot/api/v1/alerts/{data.id ?? "<id>"}</code>, authenticated by the secret of the Airflow
