@@ -121,7 +121,7 @@ await scenario("alerts-page", async ({ browser, track }) => {
   const panel = page.getByTestId("definition-panel");
   await panel.waitFor();
   expect((await panel.getAttribute("data-kind")) === "Alert", "the alert is not shown as an Alert");
-  await page.getByTestId("list-Alert").getByRole("link", { name: new RegExp(alertTitle) }).waitFor();
+  await page.getByTestId("list-Alert").getByRole("link", { name: alertTitle }).waitFor();
   await panel.locator(`input[value="${workflowId}"]`).first().waitFor();
   await page.locator('[data-testid="validity"][data-state="valid"]').waitFor();
   await page.goto(`${BASE_URL}/autopilot/ui/designer?dag_id=${workflowId}`);

@@ -1,6 +1,6 @@
 // One delivery of the log: what came (headers and payload as stored, secrets masked by the server),
 // what became of it (status, reason, runs), and Replay for admins.
-import { useState } from "react";
+import { useState, type ReactNode } from "react";
 import { api, ApiError, type Delivery, type DeliveryDetail, type Session } from "../api";
 import { LoadError, usePolling, when } from "../common/util";
 import { Link } from "../router";
@@ -29,14 +29,18 @@ export function Detail({ delivery: d, session }: { delivery: DeliveryDetail; ses
   const headers = headerRows(d.headers);
   const masked = headers.filter((h) => h.masked).length + maskedCount(d.payload);
   const payload = prettyPayload(d.payload);
+  const replay = useReplay(d);
+  // a refused delivery keeps no payload: there is nothing to replay
+  const replayable = session.can_replay_alerts !== false && d.payload !== null && d.payload !== undefined;
   return (
     <div data-testid="delivery-detail" data-delivery={d.id}>
       <div className="row">
         <h1 style={{ margin: 0 }}>Delivery #{d.id}</h1>
         <StatusBadge status={d.status} httpStatus={d.http_status} />
         <span className="spacer" />
-        {session.can_replay_alerts !== false && <Replay delivery={d} />}
+        {replayable && replay.button}
       </div>
+      {replay.panel}
       <table className="list small" style={{ margin: "12px 0", maxWidth: 760 }}>
         <tbody>
           <tr><th style={{ width: 170 }}>Alert</th><td><Link to={`alerts?alert=${encodeURIComponent(d.alert)}`}>{d.alert}</Link></td></tr>
@@ -54,6 +58,12 @@ export function Detail({ delivery: d, session }: { delivery: DeliveryDetail; ses
       <Runs delivery={d} />
 
       <h2>Headers</h2>
+      {masked > 0 && (
+        <p className="muted small" data-testid="masked-note">
+          {masked === 1 ? "1 value that looks like a secret is" : `${masked} values that look like secrets are`} masked
+          (authentication and signature headers, secret-looking keys): the log never keeps them.
+        </p>
+      )}
       {headers.length === 0 ? (
         <div className="muted small">None stored.</div>
       ) : (
@@ -69,13 +79,10 @@ export function Detail({ delivery: d, session }: { delivery: DeliveryDetail; ses
         </table>
       )}
       <h2>Payload</h2>
-      {masked > 0 && (
-        <p className="muted small">{masked} value{masked > 1 ? "s" : ""} that look like secrets (authentication and signature headers, secret-looking keys) are masked; the log never keeps them.</p>
-      )}
       {payload ? (
         <pre className="payload" data-testid="payload" tabIndex={0} aria-label="Payload">{payload}</pre>
       ) : (
-        <div className="muted small">No payload stored.</div>
+        <div className="muted small">No payload stored{d.status === "rejected" ? " (a refused delivery's body is not kept)" : ""}.</div>
       )}
     </div>
   );
@@ -84,21 +91,25 @@ export function Detail({ delivery: d, session }: { delivery: DeliveryDetail; ses
 function Runs({ delivery: d }: { delivery: Delivery }) {
   if (d.runs.length === 0) return <div className="muted small" data-testid="no-runs">{NO_RUNS[d.status] ?? "No run was started."}</div>;
   return (
-    <table className="list small" data-testid="runs" style={{ maxWidth: 760 }}>
-      <thead>
-        <tr><th>Route</th><th>Workflow</th><th>Run</th><th /></tr>
-      </thead>
-      <tbody>
-        {d.runs.map((r) => (
-          <tr key={`${r.workflow}/${r.run_id}`}>
-            <td>{r.route}</td>
-            <td><Link to={`designer?dag_id=${encodeURIComponent(r.workflow)}`}>{r.workflow}</Link></td>
-            <td><a href={r.url} target="_top"><code>{r.run_id}</code></a></td>
-            <td className="muted">in <a href={r.url} target="_top">Airflow</a> · in the requester's <Link to="my-requests">My requests</Link></td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <>
+      <table className="list small" data-testid="runs" style={{ maxWidth: 900 }}>
+        <thead>
+          <tr><th>Route</th><th>Workflow</th><th>Run (in Airflow)</th></tr>
+        </thead>
+        <tbody>
+          {d.runs.map((r) => (
+            <tr key={`${r.workflow}/${r.run_id}`}>
+              <td>{r.route}</td>
+              <td><Link to={`designer?dag_id=${encodeURIComponent(r.workflow)}`}>{r.workflow}</Link></td>
+              <td><a href={r.url} target="_top" title="Open the run in Airflow's grid view"><code>{r.run_id}</code></a></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p className="muted small">
+        Each run is its route's requester's: they follow it in their <Link to="my-requests">My requests</Link>.
+      </p>
+    </>
   );
 }
 
@@ -111,8 +122,9 @@ const NO_RUNS: Record<string, string> = {
 };
 
 /** Replay (admins): the stored payload is processed again under a new delivery id, without the
- * signature check; the new delivery is shown (and linked) here. */
-function Replay({ delivery: d }: { delivery: Delivery }) {
+ * signature check; the new delivery is shown (and linked) here. Gives the button (for the title row)
+ * and the panel below it (the confirmation, then the outcome). */
+function useReplay(d: Delivery): { button: ReactNode; panel: ReactNode } {
   const [asking, setAsking] = useState(false);
   const [busy, setBusy] = useState(false);
   const [done, setDone] = useState<Delivery | null>(null);
@@ -134,16 +146,14 @@ function Replay({ delivery: d }: { delivery: Delivery }) {
       )
       .finally(() => setBusy(false));
   };
-  return (
-    <div style={{ flexBasis: "100%" }}>
-      <div className="row" style={{ justifyContent: "flex-end" }}>
-        {!asking && !done && (
-          <button onClick={() => (setAsking(true), setError(null))} data-testid="replay">Replay…</button>
-        )}
-      </div>
+  const button = !asking && !done && (
+    <button onClick={() => (setAsking(true), setError(null))} data-testid="replay">Replay…</button>
+  );
+  const panel = (
+    <>
       {asking && (
         <div className="alert info" role="group" aria-label="Replay this delivery">
-          Replay processes the stored payload again as a new delivery (<code>{d.delivery_id ?? d.id}#replay-…</code>), without checking its
+          Replay processes the stored payload again as a new delivery (<code>{d.delivery_id || d.id}#replay-…</code>), without checking its
           signature: its routes start their workflows again.
           <div className="row" style={{ marginTop: 6 }}>
             <button className="primary" onClick={replay} disabled={busy} data-testid="confirm-replay" autoFocus>{busy ? "Replaying…" : "Replay now"}</button>
@@ -170,6 +180,7 @@ function Replay({ delivery: d }: { delivery: Delivery }) {
         </div>
       )}
       {error && <div className="alert error" role="alert" data-testid="replay-error">{error}</div>}
-    </div>
+    </>
   );
+  return { button, panel };
 }

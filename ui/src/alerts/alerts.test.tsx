@@ -43,6 +43,11 @@ describe("a delivery's detail", () => {
     expect(html).toContain("invalid signature");
     expect(html).toContain("Nothing was started: the sender was not authenticated.");
     expect(html).toMatch(/class="badge failed"[^>]*data-status="rejected"/);
+    // a refused delivery keeps no payload: nothing to replay, even for an admin
+    const kept = renderToStaticMarkup(<Detail delivery={{ ...rejected, payload: null }} session={session({ can_replay_alerts: true })} />);
+    expect(kept).not.toContain('data-testid="replay"');
+    expect(kept).toContain("a refused delivery&#x27;s body is not kept");
+    expect(kept).toContain("1 value that looks like a secret is masked");
   });
 });
 
