@@ -4,7 +4,7 @@ import { useState, type ReactNode } from "react";
 import { api, ApiError, type Delivery, type DeliveryDetail, type Session } from "../api";
 import { LoadError, usePolling, when } from "../common/util";
 import { Link } from "../router";
-import { headerRows, maskedCount, prettyPayload, statusBadge } from "./deliveries";
+import { headerRows, maskedCount, prettyPayload, replayProblem, statusBadge } from "./deliveries";
 import { StatusBadge } from "./StatusBadge";
 
 export function DeliveryPage({ id, session, back }: { id: string; session: Session; back: string }) {
@@ -135,15 +135,7 @@ function useReplay(d: Delivery): { button: ReactNode; panel: ReactNode } {
     api
       .replay(d.id)
       .then((r) => (setDone(r.delivery), setAsking(false)))
-      .catch((e) =>
-        setError(
-          e instanceof ApiError && e.status === 403
-            ? `Only admins may replay deliveries: ${e.detail.message}`
-            : e instanceof ApiError
-              ? `Not replayed: ${e.detail.message}`
-              : String(e),
-        ),
-      )
+      .catch((e) => setError(e instanceof ApiError ? replayProblem(e.status, e.detail.message) : String(e)))
       .finally(() => setBusy(false));
   };
   const button = !asking && !done && (

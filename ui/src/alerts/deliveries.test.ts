@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   deliveriesQuery, filtersFromQuery, filtersToQuery, headerRows, isMasked, isoToLocalInput, localInputToIso, maskedCount, NO_FILTERS,
-  pageInfo, prettyPayload, senderUrl, STATUSES, statusBadge, withFilter,
+  pageInfo, prettyPayload, replayProblem, senderUrl, STATUSES, statusBadge, withFilter,
 } from "./deliveries";
 
 describe("the delivery log's filters", () => {
@@ -101,5 +101,15 @@ describe("a stored delivery", () => {
   it("gives the sender an absolute URL", () => {
     expect(senderUrl("/autopilot/api/v1/alerts/x", "http://h:8080")).toBe("http://h:8080/autopilot/api/v1/alerts/x");
     expect(senderUrl("https://a.example/autopilot/api/v1/alerts/x", "http://h:8080")).toBe("https://a.example/autopilot/api/v1/alerts/x");
+  });
+});
+
+describe("a refused replay", () => {
+  it("says plainly that replay is for admins, or why there is nothing to replay", () => {
+    expect(replayProblem(403, "you may not replay alert deliveries")).toBe(
+      "Only admins may replay deliveries (the 'Autopilot Alerts' permission): you may not replay alert deliveries",
+    );
+    expect(replayProblem(409, "delivery 3 kept no payload")).toBe("Nothing to replay: delivery 3 kept no payload");
+    expect(replayProblem(503, "the DAG is not parsed yet")).toBe("Not replayed: the DAG is not parsed yet");
   });
 });

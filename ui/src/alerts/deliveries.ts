@@ -170,3 +170,11 @@ export function senderUrl(url: string, origin: string): string {
   if (/^https?:\/\//i.test(url)) return url;
   return origin.replace(/\/$/, "") + (url.startsWith("/") ? url : `/${url}`);
 }
+
+/** What the page says when a replay is refused: a 403 says plainly that replay is for (alert) admins. */
+export function replayProblem(status: number, message: string): string {
+  if (status === 403) return `Only admins may replay deliveries (the 'Autopilot Alerts' permission): ${message}`;
+  if (status === 409) return `Nothing to replay: ${message}`;
+  if (status === 404) return `Not replayed: the delivery or its alert is gone (${message})`;
+  return `Not replayed: ${message}`;
+}
