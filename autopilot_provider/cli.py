@@ -272,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     permissions_sub = permissions.add_subparsers(dest="permissions_command", required=True)
     permissions_sync = permissions_sub.add_parser(
         "sync",
-        help="FAB auth manager: create 'can_edit' on 'Autopilot Definitions' and 'Autopilot Code' and grant "
-        "both to Admin (idempotent; db migrate does it too)",
+        help="FAB auth manager: create 'can_edit' on 'Autopilot Definitions', 'Autopilot Code' and 'Autopilot "
+        "Alerts' and grant them to Admin (idempotent; db migrate does it too)",
     )
     permissions_sync.set_defaults(func=cmd_permissions_sync)
     return parser

@@ -219,6 +219,25 @@ def get_provider_info() -> dict:
                         "33554432",
                         kind="integer",
                     ),
+                    "alert_max_body_bytes": _option(
+                        "Largest body an alert endpoint (`POST /autopilot/api/v1/alerts/<id>`) accepts, in bytes; "
+                        "larger deliveries are answered 413 before they are read further.",
+                        "1048576",
+                        kind="integer",
+                    ),
+                    "alert_delivery_retention_days": _option(
+                        "How many days the alert delivery log (`autopilot_alert_delivery`) keeps a delivery; older "
+                        "ones are purged by the API server's sweep (0: keep them forever).",
+                        "30",
+                        kind="integer",
+                    ),
+                    "alert_admin_roles": _option(
+                        "SimpleAuthManager roles (comma separated) that may replay an alert delivery (start its runs "
+                        "again without the sender's signature). With another auth manager grant `can_edit` on the "
+                        "custom resource 'Autopilot Alerts' instead.",
+                        "admin",
+                        example="op,admin",
+                    ),
                     "approval_public_key": _option(
                         "The public key (base64, Ed25519) workers verify signed approval decisions with. Empty: "
                         "each worker process fetches it once from the API server "

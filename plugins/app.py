@@ -22,6 +22,7 @@ from autopilot_plugin.csrf import CsrfMiddleware
 from fastapi import FastAPI
 
 from autopilot_provider import __version__
+from autopilot_provider.server.alerts import purge_expired
 from autopilot_provider.server.approval_sweep import sweep, sweep_interval
 from autopilot_provider.server.approvals import Approvals
 
@@ -56,8 +57,9 @@ async def lifespan(app: FastAPI):
 
 async def sweep_approvals() -> None:
     """Ask, remind, escalate and time out approvals every ``[autopilot] approval_sweep_seconds``
-    (default 5; 0 turns the sweep off in this API server). Safe with several API server workers:
-    each change is claimed in the database first."""
+    (default 5; 0 turns the sweep off in this API server), and purge alert deliveries older than
+    ``[autopilot] alert_delivery_retention_days`` (at most every 10 minutes). Safe with several API
+    server workers: each change is claimed in the database first."""
 
     interval = sweep_interval()
     if interval <= 0:
@@ -69,6 +71,11 @@ async def sweep_approvals() -> None:
             counts = await asyncio.to_thread(sweep, approvals)
             if any(counts.values()):
                 log.info("Approvals sweep: %s", counts)
+            purged = await asyncio.to_thread(purge_expired)
+            if purged:
+                log.info(
+                    "Alert delivery log: %d deliveries past [autopilot] alert_delivery_retention_days purged", purged
+                )
             last_error = None
         except asyncio.CancelledError:
             raise

@@ -2,7 +2,8 @@
 before it knows who sent it), so each one is capped.
 
 ``[autopilot] max_request_bytes`` (2 MiB by default) applies to every route but OpenAPI imports,
-which carry a whole document and get ``[autopilot] max_import_bytes`` (32 MiB). A body announced
+which carry a whole document and get ``[autopilot] max_import_bytes`` (32 MiB), and deliveries to
+alert endpoints, which get ``[autopilot] alert_max_body_bytes`` (1 MiB). A body announced
 larger by ``Content-Length`` is refused before any of it is read; a body sent without one (chunked)
 is counted as it arrives and refused when it passes the cap. Either way the answer is a 413 with a
 JSON ``detail`` naming the limit, and the route never runs.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+from autopilot_plugin.paths import app_path, is_alert_delivery
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +29,11 @@ def configured_limits() -> tuple[int, int]:
     return config.get_int("max_request_bytes"), config.get_int("max_import_bytes")
 
 
+def alert_limit() -> int:
+    """``[autopilot] alert_max_body_bytes``: the cap of a delivery to an alert endpoint."""
+    return config.get_int("alert_max_body_bytes")
+
+
 class BodyTooLarge(HTTPException):
     """Raised while the route reads its body: FastAPI lets an HTTPException through its body parsing
     (any other error there becomes a 400), and the app answers it as a JSON 413."""
@@ -39,7 +46,13 @@ class BodyTooLarge(HTTPException):
 class BodyLimitMiddleware:
     """Answer 413 to an HTTP request whose body is larger than its route's cap."""
 
-    def __init__(self, app: ASGIApp, max_request: int | None = None, max_import: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_request: int | None = None,
+        max_import: int | None = None,
+        max_alert: int | None = None,
+    ) -> None:
         self.app = app
         if max_request is None or max_import is None:
             configured = configured_limits()
@@ -47,13 +60,12 @@ class BodyLimitMiddleware:
             max_import = configured[1] if max_import is None else max_import
         self.max_request = max_request
         self.max_import = max_import
+        self.max_alert = alert_limit() if max_alert is None else max_alert
 
     def limit(self, scope: Scope) -> int:
-        path = scope.get("path", "")
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        route = (scope.get("method", "").upper(), path.rstrip("/") or "/")
+        if is_alert_delivery(scope):
+            return self.max_alert
+        route = (scope.get("method", "").upper(), app_path(scope))
         return self.max_import if route in IMPORT_ROUTES else self.max_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

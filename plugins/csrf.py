@@ -7,6 +7,10 @@ second login. A cookie is also sent by a form another site posts to us, so a sta
 carry the header ``X-Autopilot-Request: 1``. Browsers only let a page of another origin set a custom
 header after a CORS preflight, which Airflow does not grant unless its operator allows that origin.
 
+Deliveries to alert endpoints (``POST /api/v1/alerts/<id>``) are not checked: the route reads no
+Airflow credential at all — a sender authenticates with the alert's signature or token — so a cookie
+sent along grants nothing there.
+
 Clients with a bearer token are unaffected: a cross-site page cannot attach a token it does not have,
 and ``get_user`` prefers the header over the cookie anyway.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import json
 
+from autopilot_plugin.paths import is_alert_delivery
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -78,7 +83,7 @@ class CsrfMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if needs_proof(scope["method"], scope["headers"]):
+            if not is_alert_delivery(scope) and needs_proof(scope["method"], scope["headers"]):
                 body = json.dumps({"detail": {"message": MESSAGE, "field": "X-Autopilot-Request"}}).encode()
                 await send(
                     {

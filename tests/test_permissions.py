@@ -96,6 +96,9 @@ CODE = {"anonymous": ANON, "viewer": NO, "designer": NO, "author": OK, "admin": 
 RUN = {"anonymous": ANON, "viewer": NO, "designer": OK, "author": OK, "admin": OK}
 SIGNED_IN = READ
 PUBLIC = {"anonymous": OK, "viewer": OK, "designer": OK, "author": OK, "admin": OK}
+#: an alert delivery: whoever calls, without the alert's signature it is the same 401
+SIGNATURE = {"anonymous": ANON, "viewer": ANON, "designer": ANON, "author": ANON, "admin": ANON}
+ALERT_ADMIN = {"anonymous": ANON, "viewer": NO, "designer": NO, "author": NO, "admin": OK}
 
 Body = Callable[[str], Any] | None
 
@@ -254,6 +257,25 @@ CASES = [
         "then only the recipient of the signed link",
     ),
     _case("GET", "/api/v1/keys/approvals", f"{API}/keys/approvals", None, PUBLIC, "a public key"),
+    _case("GET", "/api/v1/alerts", f"{API}/alerts", None, READ),
+    _case(
+        "POST",
+        "/api/v1/alerts/{alert_id}",
+        f"{API}/alerts/no_such_alert",
+        lambda role: {"status": "firing"},
+        SIGNATURE,
+        "a sender's delivery: no Airflow credential counts, only the alert's signature",
+    ),
+    _case("GET", "/api/v1/alerts/deliveries", f"{API}/alerts/deliveries", None, DESIGN, "designers and alert admins"),
+    _case("GET", "/api/v1/alerts/deliveries/{delivery}", f"{API}/alerts/deliveries/999999", None, DESIGN),
+    _case(
+        "POST",
+        "/api/v1/alerts/deliveries/{delivery}/replay",
+        f"{API}/alerts/deliveries/999999/replay",
+        None,
+        ALERT_ADMIN,
+        "the 'Autopilot Alerts' permission (admins by default)",
+    ),
 ]
 
 

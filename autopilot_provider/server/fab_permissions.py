@@ -1,9 +1,9 @@
-"""Autopilot's two permissions as FAB resources, so that Airflow's FAB auth manager can grant them.
+"""Autopilot's permissions as FAB resources, so that Airflow's FAB auth manager can grant them.
 
 FAB grants only permissions that exist in its tables, and ``airflow roles add-perms`` refuses a
 resource it does not know. ``autopilot permissions sync`` (also run by ``autopilot db migrate`` when
-FAB is the auth manager) creates ``can_edit`` on ``Autopilot Definitions`` and ``Autopilot Code`` and
-gives both to the Admin role; an admin then grants them to other roles in the UI (Security → Roles)
+FAB is the auth manager) creates ``can_edit`` on ``Autopilot Definitions``, ``Autopilot Code`` and
+``Autopilot Alerts`` and gives them to the Admin role; an admin then grants them to other roles in the UI (Security → Roles)
 or with ``airflow roles add-perms <role> -r "Autopilot Code" -a can_edit``.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from autopilot_provider import config
 
 #: The custom resources (see autopilot_plugin.api.permissions.Permission) and the action they use.
-RESOURCES = ("Autopilot Definitions", "Autopilot Code")
+RESOURCES = ("Autopilot Definitions", "Autopilot Code", "Autopilot Alerts")
 ACTION = "can_edit"
 
 

@@ -60,17 +60,29 @@ def check_requester(project: Any, values: Mapping[str, Any], user_name: str) -> 
 
 
 def start_run(
-    workflow: m.Workflow, conf: dict[str, Any], *, user_name: str, user_id: str | None = None, note: str | None = None
+    workflow: m.Workflow,
+    conf: dict[str, Any],
+    *,
+    user_name: str,
+    user_id: str | None = None,
+    note: str | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Create a manual run of the workflow's DAG with ``conf`` (validated values), triggered by
     ``user_name`` — Airflow's own ``trigger_dag``, as the REST API's trigger endpoint does it. The
     scheduler picks it up like any other run. Raises :class:`RunNotPossible` when the DAG is not
-    parsed yet or has import errors."""
+    parsed yet or has import errors.
+
+    With ``run_id`` the run is started at most once: when a run with that id exists already (started
+    before, or by a concurrent caller a moment ago) nothing is created and the answer describes that
+    run, with ``created`` false."""
     from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.exceptions import DagNotFound, ParamValidationError
-    from airflow.models import DagModel
+    from airflow.exceptions import DagNotFound, DagRunAlreadyExists, ParamValidationError
+    from airflow.models import DagModel, DagRun
     from airflow.utils.session import create_session
     from airflow.utils.types import DagRunTriggeredByType
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
 
     dag_id = workflow.id
     with create_session() as session:
@@ -90,8 +102,19 @@ def start_run(
                 triggered_by=DagRunTriggeredByType.REST_API,
                 triggering_user_name=user_name,
                 conf=conf,
+                run_id=run_id,
                 session=session,
             )
+        except (DagRunAlreadyExists, IntegrityError):
+            # the same run id again; IntegrityError: a concurrent caller inserted it between Airflow's
+            # check and ours (the unique key on dag_id, run_id decides)
+            if run_id is None:
+                raise
+            session.rollback()
+            existing = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+            if existing is None:  # pragma: no cover - the key that refused it holds this run
+                raise
+            return _run_answer(existing, created=False)
         except DagNotFound:
             raise RunNotPossible(
                 f"workflow '{dag_id}' is not serialized in Airflow yet: the dag-processor has not parsed it; "
@@ -106,12 +129,17 @@ def start_run(
         if note:
             dag_run.note = (note, user_id)
         session.flush()
-        return {
-            "dag_id": dag_id,
-            "run_id": dag_run.run_id,
-            "state": str(getattr(dag_run.state, "value", dag_run.state)),
-            "url": run_url(dag_id, dag_run.run_id),
-        }
+        return _run_answer(dag_run, created=True)
+
+
+def _run_answer(dag_run: Any, *, created: bool) -> dict[str, Any]:
+    return {
+        "dag_id": dag_run.dag_id,
+        "run_id": dag_run.run_id,
+        "state": str(getattr(dag_run.state, "value", dag_run.state)),
+        "url": run_url(dag_run.dag_id, dag_run.run_id),
+        "created": created,
+    }
 
 
 def _param_name(message: str) -> str:

@@ -12,6 +12,8 @@ standalone, PostgreSQL or MySQL in production):
 * ``autopilot_approval``, ``autopilot_approval_vote``, ``autopilot_approval_link``,
   ``autopilot_approval_event``: people in the loop (:mod:`autopilot_provider.server.approval_records`,
   :mod:`~autopilot_provider.server.approvals`, :mod:`~autopilot_provider.server.approval_links`).
+* ``autopilot_alert_delivery``: every delivery to an alert endpoint, its outcome and the runs it
+  started (:mod:`autopilot_provider.server.alerts`).
 * ``autopilot_setting``: server-side settings: the keys that sign approval links and decisions
   (:mod:`autopilot_provider.server.approval_links`).
 * ``autopilot_migration``: which migrations have been applied. Append new steps to
@@ -25,6 +27,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     Column,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -222,6 +225,32 @@ def _add_review_columns(connection: Connection) -> None:
             connection.execute(text(f"ALTER TABLE {revision_table.name} ADD COLUMN {name} {kind}"))
 
 
+# Events from outside (autopilot_provider/server/alerts.py): every delivery to an alert endpoint —
+# accepted, duplicate, filtered, rejected, invalid or failed — with the runs it started; headers and
+# payload masked and capped. Purged after [autopilot] alert_delivery_retention_days.
+alert_delivery_table = Table(
+    "autopilot_alert_delivery",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert", String(200), nullable=False),
+    Column("delivery_id", String(250), nullable=False),
+    Column("received_at", _utc_datetime(), nullable=False),
+    Column("status", String(16), nullable=False),  # accepted | duplicate | filtered | rejected | invalid | failed
+    Column("reason", Text, nullable=True),
+    Column("http_status", Integer, nullable=False),
+    Column("runs", Text, nullable=False),  # JSON list of {route, workflow, run_id, url}
+    Column("replay_of", Integer, nullable=True),
+    Column("headers", Text, nullable=True),  # JSON, masked
+    Column("payload", Text, nullable=True),  # JSON, masked and capped
+    Index("autopilot_alert_delivery_key", "alert", "delivery_id"),
+    Index("autopilot_alert_delivery_received", "received_at"),
+)
+
+
+def _create_alert_delivery_table(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[alert_delivery_table], checkfirst=True)
+
+
 def _add_approval_decision_key(connection: Connection) -> None:
     """The Ed25519 key the API server signs approval decisions with (``autopilot_provider.server.approval_links``);
     like the link key, it never leaves the database — workers get the public half only."""
@@ -241,6 +270,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0003_approval_redelivery", _add_redelivery_columns),
     ("0004_definition_review", _add_review_columns),
     ("0005_approval_decision_key", _add_approval_decision_key),
+    ("0006_alert_deliveries", _create_alert_delivery_table),
 ]
 
 

@@ -16,9 +16,11 @@ from typing import Annotated
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.core_api.security import GetUserDep
-from autopilot_plugin.api.permissions import CanDesign, CanRead, WorkflowId, requires_workflow
+from autopilot_plugin.api.permissions import CanDesign, CanRead, CanReadDeliveries, WorkflowId, requires_workflow
 from fastapi import Depends
 
+from autopilot_provider import config
+from autopilot_provider.server.alerts import Deliveries
 from autopilot_provider.server.approvals import Approvals
 from autopilot_provider.server.definition_store import DefinitionStore
 from dag_factory.bundle import refresh_bundles
@@ -40,6 +42,14 @@ def get_approvals() -> Approvals:
 ApprovalsDep = Annotated[Approvals, Depends(get_approvals)]
 
 
+def get_deliveries() -> Deliveries:
+    """The alert endpoints of the definitions folder and their delivery log."""
+    return Deliveries(config.definitions_dir())
+
+
+DeliveriesDep = Annotated[Deliveries, Depends(get_deliveries)]
+
+
 def user_name(user: BaseUser) -> str:
     """The name recorded as a revision's author, a voter, a run's requester."""
     return user.get_name() or str(user.get_id())
@@ -49,10 +59,13 @@ __all__ = [
     "ApprovalsDep",
     "CanDesign",
     "CanRead",
+    "CanReadDeliveries",
+    "DeliveriesDep",
     "GetUserDep",
     "StoreDep",
     "WorkflowId",
     "get_approvals",
+    "get_deliveries",
     "get_store",
     "requires_workflow",
     "user_name",

@@ -7,7 +7,7 @@ its own user list. Two kinds of permission (docs/security.md has the table per e
   starting a run needs DAG-run create access on that workflow, answering needs HITL access on it, and
   saving a workflow needs DAG edit access on *that* workflow's DAG id. A check never takes the DAG id
   from the caller's query string: it is either the id the route names or none (all DAGs).
-* **Autopilot permissions**, two custom resources an admin grants:
+* **Autopilot permissions**, three custom resources an admin grants:
 
   - ``Autopilot Definitions`` (*designer*): save definitions composed of reviewed parts — REST
     operations, forms, approvals, decisions, notifications, tickets, functions, contacts, inventory.
@@ -15,11 +15,14 @@ its own user list. Two kinds of permission (docs/security.md has the table per e
     script's body, language, working directory or the connections it receives). Whoever can do that
     can run anything the workers can, which Airflow's security model calls a DAG author.
 
+  - ``Autopilot Alerts`` (*alert admin*): replay a logged alert delivery — start its runs again
+    without the sender's signature (admins by default).
+
   With Airflow's FAB auth manager (or any other) they are custom-view permissions
   (``is_authorized_custom_view``: ``can_edit`` on the resource). The SimpleAuthManager allows every
   custom view to every user, so with it the roles are configured instead:
-  ``[autopilot] designer_roles`` (default ``user,op,admin``) and ``[autopilot] code_author_roles``
-  (default ``admin``).
+  ``[autopilot] designer_roles`` (default ``user,op,admin``), ``[autopilot] code_author_roles``
+  (default ``admin``) and ``[autopilot] alert_admin_roles`` (default ``admin``).
 
 Routes use the dependencies built here (``CanRead``, ``CanDesign``, :func:`requires_workflow`), re-exported
 by :mod:`autopilot_plugin.api.deps`, or call the checks for what only the route knows (the content saved,
@@ -53,11 +56,20 @@ class Permission(StrEnum):
 
     DESIGN = "Autopilot Definitions"
     AUTHOR_CODE = "Autopilot Code"
+    ALERTS = "Autopilot Alerts"
 
 
 #: SimpleAuthManager: the ``[autopilot]`` option naming the roles that hold each permission.
-_ROLE_OPTIONS = {Permission.DESIGN: "designer_roles", Permission.AUTHOR_CODE: "code_author_roles"}
-_WHAT = {Permission.DESIGN: "save definitions", Permission.AUTHOR_CODE: "save code that workers run"}
+_ROLE_OPTIONS = {
+    Permission.DESIGN: "designer_roles",
+    Permission.AUTHOR_CODE: "code_author_roles",
+    Permission.ALERTS: "alert_admin_roles",
+}
+_WHAT = {
+    Permission.DESIGN: "save definitions",
+    Permission.AUTHOR_CODE: "save code that workers run",
+    Permission.ALERTS: "replay alert deliveries",
+}
 
 
 def _is_simple(manager: Any) -> bool:
@@ -146,6 +158,15 @@ def _designs(user: GetUserDep) -> None:
     require_permission(user, Permission.DESIGN)
 
 
+def _reads_deliveries(user: GetUserDep) -> None:
+    # the delivery log shows what senders sent (masked): designers and alert admins
+    if not (has_permission(user, Permission.DESIGN) or has_permission(user, Permission.ALERTS)):
+        raise forbidden(
+            "you may not read the alert delivery log: that needs the 'Autopilot Definitions' or the "
+            "'Autopilot Alerts' permission"
+        )
+
+
 #: A path parameter naming a workflow; its DAG id is the workflow id.
 WorkflowId = Annotated[str, Path(description="The workflow id (its Airflow DAG id).")]
 
@@ -163,6 +184,8 @@ def requires_workflow(method: Method, run: bool = False) -> Any:
 
 #: Reading definitions, the catalog and the schema: read access to (all) DAGs.
 CanRead = Depends(_reads_dags)
+#: Reading the alert delivery log: the designer or the alert-admin permission.
+CanReadDeliveries = Depends(_reads_deliveries)
 #: Changing definitions or importing APIs: the designer permission. Routes that save content also
 #: call :func:`authorize_definition_change` (DAG edit on the workflow's id, the code-author permission).
 CanDesign = Depends(_designs)

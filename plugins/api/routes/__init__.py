@@ -7,6 +7,7 @@ part of the API (the confirmation page behind approval mail links).
 from __future__ import annotations
 
 from autopilot_plugin.api.routes import (
+    alerts,
     apis,
     approvals,
     confirm_page,
@@ -22,7 +23,7 @@ from fastapi import APIRouter
 API_PREFIX = "/api/v1"
 
 api_router = APIRouter(prefix=API_PREFIX)
-for resource in (definitions, reviews, apis, workflows, requests, session, approvals, keys):
+for resource in (definitions, reviews, apis, workflows, requests, session, approvals, keys, alerts):
     api_router.include_router(resource.router)
 
 pages_router = APIRouter(include_in_schema=False)
