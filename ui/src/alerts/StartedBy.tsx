@@ -22,6 +22,11 @@ export function StartedBy({ alerts, link = false }: { alerts: StartingAlert[] | 
   );
 }
 
+/** "Can also be started by: …" for one workflow (nothing while loading, or when no alert can). */
+export function WorkflowAlerts({ workflow, link = false }: { workflow: string; link?: boolean }) {
+  return <StartedBy alerts={useStartingAlerts(workflow)} link={link} />;
+}
+
 /** The alerts that can start one workflow (`GET /alerts?workflow=`); none when the server has no alerts
  * or the caller may not list them. */
 export function useStartingAlerts(workflow: string | null): StartingAlert[] | undefined {

@@ -1,8 +1,8 @@
 import { useState } from "react";
-import { StartedBy, useStartingAlerts } from "../alerts/StartedBy";
 import { api, ApiError, type RunStarted, type Session } from "../api";
 import { SchemaForm } from "../common/SchemaForm";
 import { LoadError, usePolling } from "../common/util";
+import { WorkflowAlerts } from "../alerts/StartedBy";
 import { Link } from "../router";
 
 export function RequestPage({ workflowId }: { workflowId: string; session: Session }) {
@@ -11,7 +11,6 @@ export function RequestPage({ workflowId }: { workflowId: string; session: Sessi
   const [started, setStarted] = useState<RunStarted | null>(null);
   const [problem, setProblem] = useState<{ message: string; errors: { field: string; message: string }[] } | null>(null);
   const [busy, setBusy] = useState(false);
-  const startedBy = useStartingAlerts(workflowId);
 
   const submit = (form: Record<string, unknown>) => {
     setBusy(true);
@@ -32,7 +31,7 @@ export function RequestPage({ workflowId }: { workflowId: string; session: Sessi
       <p><Link to="requests">← All services</Link></p>
       <h1>{data.workflow.title || data.workflow.id}</h1>
       {data.workflow.description && <p className="muted">{data.workflow.description}</p>}
-      <StartedBy alerts={startedBy} />
+      <WorkflowAlerts workflow={workflowId} />
       {started ? (
         <div className="alert success" data-testid="request-started">
           Your request is running (<code>{started.run_id}</code>). Follow it in <Link to="my-requests">My requests</Link>
