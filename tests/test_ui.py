@@ -96,11 +96,14 @@ def test_files_outside_the_build_are_not_served(anonymous):
 def test_the_session_names_the_user_and_what_they_may_do(api_server, admin, viewer, anonymous):
     assert anonymous.get(f"{API}/session").status_code == 401
     me = admin.get(f"{API}/session").json()
-    assert me["user"] == "admin" and me["can_edit_definitions"] and me["can_trigger"]
+    assert me["user"] == "admin" and me["can_edit_definitions"] and me["can_trigger"] and me["can_replay_alerts"]
     seen = viewer.get(f"{API}/session").json()
     assert seen["user"] == "viewer" and not seen["can_edit_definitions"] and not seen["can_trigger"]
+    assert not seen["can_replay_alerts"]
     with cookie_client(api_server, "editor") as browser:
-        assert browser.get(f"{API}/session").json()["user"] == "editor"
+        theirs = browser.get(f"{API}/session").json()
+        # a designer reads the alert delivery log but only alert admins replay ([autopilot] alert_admin_roles)
+        assert theirs["user"] == "editor" and theirs["can_edit_definitions"] and not theirs["can_replay_alerts"]
 
 
 @pytest.mark.server

@@ -18,6 +18,9 @@ class SessionOut(BaseModel):
         description="The code-author permission ('Autopilot Code'): may add or change scripts that workers run."
     )
     can_trigger: bool = Field(description="DAG run create access: may start runs.")
+    can_replay_alerts: bool = Field(
+        description="The alert-admin permission ('Autopilot Alerts'): may replay alert deliveries."
+    )
 
 
 class StepKindOut(BaseModel):

@@ -28,6 +28,7 @@ def get_session(user: GetUserDep) -> SessionOut:
         can_edit_definitions=has_permission(user, Permission.DESIGN),
         can_author_code=has_permission(user, Permission.AUTHOR_CODE),
         can_trigger=may_dag(user, "POST", None, run_entity()),
+        can_replay_alerts=has_permission(user, Permission.ALERTS),
     )
 
 
