@@ -1,7 +1,7 @@
 // The Alerts page (designers and admins): the alert sources — where each sender posts and which
 // workflows it starts — and the delivery log, filtered by alert, status and time, each delivery opening
 // its detail (masked headers, the payload, the runs) with Replay for admins.
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { api, ApiError, type AlertSource, type Delivery, type Session } from "../api";
 import { LoadError, usePolling, when } from "../common/util";
 import { Link, navigate } from "../router";
@@ -114,7 +114,10 @@ function SenderUrl({ url }: { url: string }) {
 function DeliveryLog({ filters, alerts }: { filters: Filters; alerts: AlertSource[] }) {
   const key = deliveriesQuery(filters);
   const { data, error, reload } = usePolling(() => api.deliveries(key), 10000, [key]);
-  lastLogQuery = filtersToQuery(filters);
+  const here = filtersToQuery(filters);
+  useEffect(() => {
+    lastLogQuery = here;
+  }, [here]);
   const set = (next: Filters) => navigate(`alerts${filtersToQuery(next)}`, true);
   const page = data ? pageInfo(filters.offset, data.deliveries.length, data.total_entries) : null;
   const filtered = filters.alert || filters.status || filters.since || filters.until;
