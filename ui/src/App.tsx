@@ -17,7 +17,7 @@ const SECTIONS: { route: string; label: string; shown?: (s: Session) => boolean 
   { route: "approvals", label: "Approvals" },
   { route: "designer", label: "Designer" },
   // the alert sources and their delivery log are for designers and admins
-  { route: "alerts", label: "Alerts", shown: (s) => s.can_edit_definitions || !!s.can_replay_alerts },
+  { route: "alerts", label: "Alerts", shown: (s) => s.can_read_alert_deliveries ?? (s.can_edit_definitions || !!s.can_replay_alerts) },
 ];
 
 export function App() {

@@ -97,7 +97,9 @@ export type Session = {
   /** May add or change scripts (the 'Autopilot Code' permission). */
   can_author_code: boolean;
   can_trigger: boolean;
-  /** May replay deliveries of the alert log (admins); absent from servers without alerts. */
+  /** May read the alert delivery log (designers and alert admins); absent from servers without alerts. */
+  can_read_alert_deliveries?: boolean;
+  /** May replay deliveries of the alert log (alert admins); absent from servers without alerts. */
   can_replay_alerts?: boolean;
 };
 export type StepKind = { kind: string; supported: boolean; note?: string | null };
