@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import subprocess
 import textwrap
 import time
 import uuid
@@ -170,6 +171,12 @@ DEFINITIONS = {
             asset: {ASSET}
         """,
 }
+#: docs/alerts.md: its Stripe example alert, and the curl snippets of each sender (`# sender: <scheme>`)
+DOC = (Path(__file__).resolve().parent.parent / "docs" / "alerts.md").read_text(encoding="utf-8")
+DOC_BLOCKS = [fenced.split("\n", 1)[1] for fenced in DOC.split("```")[1::2]]  # without the language line
+DEFINITIONS["greetings.yaml"] = next(b for b in DOC_BLOCKS if "id: greetings" in b)
+SNIPPETS = {b.split("\n", 1)[0].split()[2]: b for b in DOC_BLOCKS if b.startswith("# sender: ")}
+
 CONSUMER = f"""\
 from airflow.sdk import DAG, Asset, task
 
@@ -207,6 +214,10 @@ def stack(airflow_db):
         "AIRFLOW_CONN_ALERT_STRIPE": _connection(STRIPE_SECRET),
         "AIRFLOW_CONN_ALERT_STD": _connection(STD_SECRET),
         "AIRFLOW_CONN_ALERT_BEARER": _connection(TOKEN),
+        # the shipped examples (definitions/alerts/)
+        "AIRFLOW_CONN_ALERT_ALERTMANAGER": _connection(TOKEN),
+        "AIRFLOW_CONN_ALERT_BACKUP_ARRAY": _connection(GH_SECRET),
+        "AIRFLOW_CONN_ALERT_SERVICENOW": _connection(STD_SECRET),
         "AIRFLOW__AUTOPILOT__ALERT_MAX_BODY_BYTES": str(MAX_BODY),
         "AIRFLOW__AUTOPILOT__APPROVAL_SWEEP_SECONDS": "0",
     }
@@ -214,7 +225,7 @@ def stack(airflow_db):
     deployment.start()
     try:
         admin = deployment.client("admin")
-        for dag_id in ("alert_sink", "alert_bulk"):
+        for dag_id in ("alert_sink", "alert_bulk", "add_machine_to_backups", "nightly_disk_report", "hello_world"):
             deployment.wait_for_dag(dag_id)
             # runs are counted, not executed
             for attempt in range(3):
@@ -577,6 +588,8 @@ def test_the_delivery_log_filters_and_masks(stack, sender):
     assert TOKEN not in json.dumps(detail)
     assert stack.client("viewer").get(f"{API}/alerts/deliveries").status_code == 403
     assert stack.client("admin").get(f"{API}/alerts/deliveries", params={"status": "lost"}).status_code == 422
+    naive = stack.client("admin").get(f"{API}/alerts/deliveries", params={"since": "2020-01-01T00:00:00"})
+    assert naive.status_code == 200 and naive.json()["total_entries"] >= 3  # a time without a zone is UTC
 
 
 def test_an_admin_replays_a_delivery_and_a_designer_may_not(stack, sender):
@@ -633,3 +646,83 @@ def test_old_deliveries_are_purged(stack):
     assert deliveries.get(outcome.id)["alert"] == "purge_me"
     assert purge_expired(force=True) >= 1
     assert logged(stack, alert="purge_me") == []
+
+
+def test_the_shipped_examples_start_their_workflows(stack, sender):
+    """definitions/alerts/: a storage array (GitHub-style HMAC), Alertmanager (bearer, for_each) and
+    a ServiceNow catalog request (Standard Webhooks), with the payloads docs/alerts.md shows."""
+    array = encode(
+        {
+            "event": "client_missing",
+            "severity": "critical",
+            "host": "db01.example.com",
+            "policy": "gold",
+            "message": "db01 has had no backup for 3 days",
+        }
+    )
+    headers = {**github(array), "X-Request-Id": f"evt-{uuid.uuid4().hex}"}
+    response = post(sender, "backup_array_events", array, headers)
+    assert response.status_code == 202, response.text
+    assert response.json()["delivery_id"] == headers["X-Request-Id"]
+    found = run_of(stack, "add_machine_to_backups", response.json()["runs"][0]["run_id"])
+    assert found["triggering_user_name"] == "svc_storage_array"
+    assert found["conf"]["hostname"] == "db01.example.com" and found["conf"]["policy"] == "gold"
+    assert found["conf"]["justification"] == "Reported by the backup array: db01 has had no backup for 3 days"
+
+    firing = {
+        "version": "4",
+        "groupKey": f'{{}}:{{team="ops", run="{uuid.uuid4().hex}"}}',
+        "status": "firing",
+        "receiver": "autopilot",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "FilesystemAlmostFull", "instance": "db01.example.com", "mountpoint": "/var"},
+                "annotations": {"summary": "/var is 91% full"},
+                "startsAt": "2026-12-07T10:00:00Z",
+                "fingerprint": "0001",
+            },
+            {
+                "status": "firing",
+                "labels": {"alertname": "BackupAgentMissing", "instance": "db01.example.com"},
+                "annotations": {"summary": "no backup agent on db01"},
+                "startsAt": "2026-12-07T10:01:00Z",
+                "fingerprint": "0002",
+            },
+        ],
+    }
+    response = post(sender, "alertmanager", encode(firing), bearer())
+    assert response.status_code == 202, response.text
+    runs = {r["route"]: r for r in response.json()["runs"]}
+    assert set(runs) == {"check_disk", "back_up"}
+    assert run_of(stack, "nightly_disk_report", runs["check_disk"]["run_id"])["conf"]["path"] == "/var"
+    backup = run_of(stack, "add_machine_to_backups", runs["back_up"]["run_id"])["conf"]
+    assert backup["policy"] == "silver" and backup["justification"] == "Alertmanager: no backup agent on db01"
+
+    item = encode(
+        {
+            "sys_id": uuid.uuid4().hex,
+            "number": "RITM0010042",
+            "request": "REQ0010042",
+            "cat_item": "add_machine_to_backups",
+            "requested_for": "alice",
+            "variables": {"hostname": "db01.example.com", "policy": "bronze", "justification": "new database server"},
+        }
+    )
+    response = post(sender, "servicenow_catalog", item, standard(item, ident=json.loads(item)["sys_id"]))
+    assert response.status_code == 202, response.text
+    found = run_of(stack, "add_machine_to_backups", response.json()["runs"][0]["run_id"])
+    assert found["triggering_user_name"] == "alice" and found["conf"]["ticket"] == "RITM0010042"
+
+
+@pytest.mark.parametrize("scheme", ["github", "stripe", "standard", "bearer"])
+def test_the_documented_curl_of_each_sender_is_accepted(stack, scheme):
+    """docs/alerts.md's snippets, run as written (bash, openssl, curl) against the deployment."""
+    secret = {"github": GH_SECRET, "stripe": STRIPE_SECRET, "standard": STD_SECRET, "bearer": ""}[scheme]
+    env = {"PATH": os.environ["PATH"], "AIRFLOW": stack.api.base_url, "SECRET": secret, "TOKEN": TOKEN}
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", SNIPPETS[scheme]], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["status"] == "accepted" and len(answer["runs"]) == 1, answer

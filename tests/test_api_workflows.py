@@ -299,7 +299,7 @@ def test_the_reference_scenario_starts_with_an_inventory_host(portal, editor, ad
     good = editor.post(f"{API}/workflows/add_machine_to_backups/runs", json={"form": GOOD_FORM})
     assert good.status_code == 201, good.text
     stored = admin.get(f"/api/v2/dags/add_machine_to_backups/dagRuns/{good.json()['run_id']}").json()
-    assert stored["conf"] == {**GOOD_FORM, "retention_days": None, "requester": None}
+    assert stored["conf"] == {**GOOD_FORM, "retention_days": None, "requester": None, "ticket": None}
     assert stored["triggering_user_name"] == "editor"
 
 

@@ -99,11 +99,12 @@ def test_the_session_names_the_user_and_what_they_may_do(api_server, admin, view
     assert me["user"] == "admin" and me["can_edit_definitions"] and me["can_trigger"] and me["can_replay_alerts"]
     seen = viewer.get(f"{API}/session").json()
     assert seen["user"] == "viewer" and not seen["can_edit_definitions"] and not seen["can_trigger"]
-    assert not seen["can_replay_alerts"]
+    assert not seen["can_replay_alerts"] and not seen["can_read_alert_deliveries"]
     with cookie_client(api_server, "editor") as browser:
         theirs = browser.get(f"{API}/session").json()
         # a designer reads the alert delivery log but only alert admins replay ([autopilot] alert_admin_roles)
-        assert theirs["user"] == "editor" and theirs["can_edit_definitions"] and not theirs["can_replay_alerts"]
+        assert theirs["user"] == "editor" and theirs["can_edit_definitions"] and theirs["can_read_alert_deliveries"]
+        assert not theirs["can_replay_alerts"]
 
 
 @pytest.mark.server
