@@ -4,7 +4,7 @@ import { useState, type ReactNode } from "react";
 import { api, ApiError, type Delivery, type DeliveryDetail, type Session } from "../api";
 import { LoadError, usePolling, when } from "../common/util";
 import { Link } from "../router";
-import { headerRows, maskedCount, prettyPayload, replayProblem, statusBadge } from "./deliveries";
+import { canReplay, headerRows, isTruncated, maskedCount, prettyPayload, replayProblem, statusBadge } from "./deliveries";
 import { StatusBadge } from "./StatusBadge";
 
 export function DeliveryPage({ id, session, back }: { id: string; session: Session; back: string }) {
@@ -31,7 +31,7 @@ export function Detail({ delivery: d, session }: { delivery: DeliveryDetail; ses
   const payload = prettyPayload(d.payload);
   const replay = useReplay(d);
   // a refused delivery keeps no payload: there is nothing to replay
-  const replayable = session.can_replay_alerts !== false && d.payload !== null && d.payload !== undefined;
+  const replayable = session.can_replay_alerts !== false && canReplay(d.payload);
   return (
     <div data-testid="delivery-detail" data-delivery={d.id}>
       <div className="row">
@@ -79,7 +79,9 @@ export function Detail({ delivery: d, session }: { delivery: DeliveryDetail; ses
         </table>
       )}
       <h2>Payload</h2>
-      {payload ? (
+      {isTruncated(d.payload) ? (
+        <div className="muted small" data-testid="payload-truncated">The payload was too large to keep (over 256 KiB): only its arrival is logged, and it cannot be replayed.</div>
+      ) : payload ? (
         <pre className="payload" data-testid="payload" tabIndex={0} aria-label="Payload">{payload}</pre>
       ) : (
         <div className="muted small">No payload stored{d.status === "rejected" ? " (a refused delivery's body is not kept)" : ""}.</div>

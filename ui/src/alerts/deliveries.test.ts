@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   deliveriesQuery, filtersFromQuery, filtersToQuery, headerRows, isMasked, isoToLocalInput, localInputToIso, maskedCount, NO_FILTERS,
-  pageInfo, prettyPayload, replayProblem, senderUrl, STATUSES, statusBadge, withFilter,
+  canReplay, isTruncated, pageInfo, prettyPayload, replayProblem, senderUrl, STATUSES, statusBadge, withFilter,
 } from "./deliveries";
 
 describe("the delivery log's filters", () => {
@@ -111,5 +111,17 @@ describe("a refused replay", () => {
     );
     expect(replayProblem(409, "delivery 3 kept no payload")).toBe("Nothing to replay: delivery 3 kept no payload");
     expect(replayProblem(503, "the DAG is not parsed yet")).toBe("Not replayed: the DAG is not parsed yet");
+  });
+});
+
+describe("which deliveries can be replayed", () => {
+  it("only those whose payload was kept whole", () => {
+    expect(canReplay({ host: "web01" })).toBe(true);
+    expect(canReplay("host=web01")).toBe(true);
+    expect(canReplay([])).toBe(true);
+    expect(canReplay(null)).toBe(false); // a refused delivery keeps none
+    expect(canReplay({ _truncated: true })).toBe(false);
+    expect(isTruncated({ _truncated: true })).toBe(true);
+    expect(isTruncated({ _truncated: "yes", a: 1 })).toBe(false);
   });
 });

@@ -178,3 +178,14 @@ export function replayProblem(status: number, message: string): string {
   if (status === 404) return `Not replayed: the delivery or its alert is gone (${message})`;
   return `Not replayed: ${message}`;
 }
+
+/** Whether the server kept only a marker of a payload too large to log (`{"_truncated": true}`). */
+export function isTruncated(payload: unknown): boolean {
+  return !!payload && typeof payload === "object" && !Array.isArray(payload) && (payload as Record<string, unknown>)._truncated === true;
+}
+
+/** Whether a logged delivery can be replayed: only one whose payload was kept whole (a refused
+ * delivery keeps none; a payload too large to log is only a marker). */
+export function canReplay(payload: unknown): boolean {
+  return payload !== null && payload !== undefined && !isTruncated(payload);
+}
