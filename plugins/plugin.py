@@ -1,8 +1,8 @@
 """The Airflow plugin: registers the Autopilot FastAPI app under ``/autopilot`` on the API server, and
 the Autopilot UI (served by that app at ``/autopilot/ui``) as external views in Airflow's navigation.
 
-Each view is an iframe page of Airflow's UI (``url_route`` set): the designer, the form portal and the
-approvals inbox under an "Autopilot" menu. ``href`` is relative, so it resolves against Airflow's base
+Each view is an iframe page of Airflow's UI (``url_route`` set): the designer, the form portal, the
+approvals inbox and the alerts (sources and delivery log) under an "Autopilot" menu. ``href`` is relative, so it resolves against Airflow's base
 URL and works behind a sub-path. Why an external view and not a React app plugin: see the README.
 """
 
@@ -34,4 +34,5 @@ class AutopilotPlugin(AirflowPlugin):
         _view("Request a service", "autopilot-requests", "requests"),
         _view("Approvals", "autopilot-approvals", "approvals"),
         _view("Workflow designer", "autopilot-designer", "designer"),
+        _view("Alerts", "autopilot-alerts", "alerts"),
     ]

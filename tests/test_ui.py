@@ -96,11 +96,15 @@ def test_files_outside_the_build_are_not_served(anonymous):
 def test_the_session_names_the_user_and_what_they_may_do(api_server, admin, viewer, anonymous):
     assert anonymous.get(f"{API}/session").status_code == 401
     me = admin.get(f"{API}/session").json()
-    assert me["user"] == "admin" and me["can_edit_definitions"] and me["can_trigger"]
+    assert me["user"] == "admin" and me["can_edit_definitions"] and me["can_trigger"] and me["can_replay_alerts"]
     seen = viewer.get(f"{API}/session").json()
     assert seen["user"] == "viewer" and not seen["can_edit_definitions"] and not seen["can_trigger"]
+    assert not seen["can_replay_alerts"] and not seen["can_read_alert_deliveries"]
     with cookie_client(api_server, "editor") as browser:
-        assert browser.get(f"{API}/session").json()["user"] == "editor"
+        theirs = browser.get(f"{API}/session").json()
+        # a designer reads the alert delivery log but only alert admins replay ([autopilot] alert_admin_roles)
+        assert theirs["user"] == "editor" and theirs["can_edit_definitions"] and theirs["can_read_alert_deliveries"]
+        assert not theirs["can_replay_alerts"]
 
 
 @pytest.mark.server
@@ -140,8 +144,9 @@ def test_airflow_lists_the_ui_in_its_navigation(admin):
     plugins = admin.get("/api/v2/plugins").json()["plugins"]
     autopilot = next(p for p in plugins if p["name"] == "autopilot")
     views = {v["url_route"]: v for v in autopilot["external_views"]}
-    assert set(views) == {"autopilot-requests", "autopilot-approvals", "autopilot-designer"}
+    assert set(views) == {"autopilot-requests", "autopilot-approvals", "autopilot-designer", "autopilot-alerts"}
     assert views["autopilot-designer"]["href"] == "autopilot/ui/designer"
+    assert views["autopilot-alerts"]["href"] == "autopilot/ui/alerts"
     assert all(v["destination"] == "nav" and v["category"] == "Autopilot" for v in views.values())
 
 

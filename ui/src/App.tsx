@@ -1,4 +1,5 @@
 import { lazy, Suspense, useEffect, useState } from "react";
+import { Alerts } from "./alerts/Alerts";
 import { api, ApiError, loginUrl, type Session } from "./api";
 import { Inbox } from "./inbox/Inbox";
 import { Catalog } from "./portal/Catalog";
@@ -10,11 +11,13 @@ import { isEmbedded } from "./theme";
 // the designer (React Flow, dagre, YAML, diff) loads only when opened
 const Designer = lazy(() => import("./designer/Designer").then((m) => ({ default: m.Designer })));
 
-const SECTIONS = [
+const SECTIONS: { route: string; label: string; shown?: (s: Session) => boolean }[] = [
   { route: "requests", label: "Request a service" },
   { route: "my-requests", label: "My requests" },
   { route: "approvals", label: "Approvals" },
   { route: "designer", label: "Designer" },
+  // the alert sources and their delivery log are for designers and admins
+  { route: "alerts", label: "Alerts", shown: (s) => s.can_read_alert_deliveries ?? (s.can_edit_definitions || !!s.can_replay_alerts) },
 ];
 
 export function App() {
@@ -55,7 +58,7 @@ export function App() {
   } else if (section === "designer") {
     page = (
       <Suspense fallback={<div className="empty">Loading the designer…</div>}>
-        <Designer path={restPath || null} session={session} newId={query.get("new")} dagId={query.get("dag_id")} />
+        <Designer path={restPath || null} session={session} newId={query.get("new")} dagId={query.get("dag_id")} newKind={query.get("kind")} />
       </Suspense>
     );
   } else if (section === "requests" && rest[0] === "new" && rest[1]) {
@@ -64,6 +67,8 @@ export function App() {
     page = <Catalog />;
   } else if (section === "my-requests") {
     page = <MyRequests session={session} />;
+  } else if (section === "alerts") {
+    page = <Alerts session={session} rest={rest} query={query} />;
   } else if (section === "approvals") {
     page = <Inbox session={session} tab={rest[0] === "history" ? "history" : "pending"} />;
   } else {
@@ -78,7 +83,7 @@ export function App() {
             <img src="icon.svg" alt="" /> Autopilot
           </a>
         )}
-        {SECTIONS.map((s) => (
+        {SECTIONS.filter((s) => !s.shown || (session && s.shown(session)) || section === s.route).map((s) => (
           <Link key={s.route} to={s.route} className={`tab${section === s.route ? " active" : ""}`}>
             {s.label}
           </Link>

@@ -97,6 +97,10 @@ export type Session = {
   /** May add or change scripts (the 'Autopilot Code' permission). */
   can_author_code: boolean;
   can_trigger: boolean;
+  /** May read the alert delivery log (designers and alert admins); absent from servers without alerts. */
+  can_read_alert_deliveries?: boolean;
+  /** May replay deliveries of the alert log (alert admins); absent from servers without alerts. */
+  can_replay_alerts?: boolean;
 };
 export type StepKind = { kind: string; supported: boolean; note?: string | null };
 export type SchemaBundle = { definition: any; steps: Record<string, any>; step_kinds: StepKind[] };
@@ -152,6 +156,26 @@ export type Approval = {
   requester_name?: string | null; created_at: string; deadline: string | null; slots: Slot[]; votes: Vote[]; can_vote: boolean;
   why_not?: string | null; form: { schema: any; ui_schema?: any; error?: { field: string; message: string } } | null; request: Record<string, unknown> | null;
 };
+/** An alert source (kind `Alert`): where a sender posts, and the workflows it can start. */
+export type AlertRoute = { id: string; workflow: string };
+export type AlertSource = {
+  id: string; title: string | null; description: string | null; owner: string | null;
+  /** how the sender authenticates: github | stripe | standard | bearer */
+  scheme: string;
+  /** the URL to give the sender (POST) */
+  url: string;
+  routes: AlertRoute[];
+};
+export type DeliveryStatus = "accepted" | "duplicate" | "filtered" | "rejected" | "invalid" | "failed";
+export type DeliveryRun = { route: string; workflow: string; run_id: string; url: string };
+/** One delivery of the log (newest first). */
+export type Delivery = {
+  id: number; alert: string; delivery_id: string | null; received_at: string; status: DeliveryStatus | string;
+  reason: string | null; http_status: number | null; runs: DeliveryRun[]; replay_of: number | null;
+};
+/** A delivery with what was stored of it, secrets masked by the server. */
+export type DeliveryDetail = Delivery & { headers: Record<string, string>; payload: unknown };
+
 export type HistoryVote = {
   approval_id: string | number; dag_id: string; run_id: string; step_id: string; subject: string | null;
   decision: string; comment: string | null; at: string; slot: string | null;
@@ -193,6 +217,12 @@ export const api = {
   respond: (id: string | number, values: Record<string, unknown>) =>
     request<Approval>("POST", `${API}/approvals/${enc(String(id))}/responses`, { values }),
   history: () => request<{ votes: HistoryVote[] }>("GET", `${API}/approvals/history`),
+
+  alerts: (workflow?: string) => request<{ alerts: AlertSource[]; total_entries: number }>("GET", `${API}/alerts${qs({ workflow })}`),
+  /** `query`: from deliveriesQuery() (alerts/deliveries.ts) */
+  deliveries: (query: string) => request<{ deliveries: Delivery[]; total_entries: number }>("GET", `${API}/alerts/deliveries${query}`),
+  delivery: (id: number | string) => request<DeliveryDetail>("GET", `${API}/alerts/deliveries/${enc(String(id))}`),
+  replay: (id: number | string) => request<{ delivery: Delivery }>("POST", `${API}/alerts/deliveries/${enc(String(id))}/replay`),
 
   // Airflow's own REST API (same cookie): start a run of a workflow from the designer, and whether
   // its DAG is paused (the run then waits)

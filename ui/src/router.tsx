@@ -1,7 +1,7 @@
 // A tiny history router: the UI has a handful of pages, so no routing library is needed.
 import { useEffect, useState, type MouseEvent, type ReactNode } from "react";
 
-const BASE = document.querySelector("base") ? new URL(document.baseURI).pathname : "/";
+const BASE = typeof document !== "undefined" && document.querySelector("base") ? new URL(document.baseURI).pathname : "/";
 
 /** The client route, e.g. "designer/hello_world.yaml" (no leading slash). */
 function current(): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { coerce, formSchema, prune, simplify } from "./schema";
+import { coerce, definitionKinds, formSchema, kindSchema, prune, simplify } from "./schema";
 
 describe("schemas for the form renderer", () => {
   it("turns optional and one-or-many unions into plain types and drops defaults", () => {
@@ -29,5 +29,36 @@ describe("schemas for the form renderer", () => {
   it("builds a request form's schema from a definition's form", () => {
     const s = formSchema({ properties: { policy: { type: "string", enum: ["gold"], section: "x" } }, required: ["policy"] });
     expect(s).toEqual({ type: "object", properties: { policy: { type: "string", enum: ["gold"] } }, required: ["policy"] });
+  });
+});
+
+describe("the schema of one kind of definition", () => {
+  const bundle = {
+    $defs: {
+      Route: { type: "object", properties: { id: { type: "string" }, workflow: { type: "string" } } },
+      Alert: {
+        type: "object",
+        properties: {
+          kind: { const: "Alert", type: "string" },
+          id: { type: "string" },
+          routes: { type: "array", items: { $ref: "#/$defs/Route" } },
+          title: { anyOf: [{ type: "string" }, { type: "null" }], default: null },
+        },
+      },
+      Workflow: { type: "object", properties: { kind: { const: "Workflow" } } },
+    },
+    anyOf: [{ $ref: "#/$defs/Workflow" }, { $ref: "#/$defs/Alert" }],
+  };
+  it("is found by its kind and resolved against the bundle's $defs", () => {
+    expect(definitionKinds(bundle)).toEqual(["Workflow", "Alert"]);
+    const s = kindSchema(bundle, "Alert")!;
+    expect(s.properties.routes.items.properties.workflow.type).toBe("string");
+    expect(s.properties.title).toEqual({ type: "string" });
+    expect(s.$defs).toBeUndefined();
+  });
+  it("is null for a kind the server does not know", () => {
+    expect(kindSchema(bundle, "Trigger")).toBeNull();
+    expect(kindSchema(null, "Alert")).toBeNull();
+    expect(definitionKinds({})).toEqual([]);
   });
 });

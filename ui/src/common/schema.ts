@@ -130,3 +130,33 @@ export function withChoices(form: any, resolved?: { schema?: any; ui_schema?: an
   }
   return { schema, uiSchema };
 }
+
+/** The kinds of definition the server's definition schema knows (`Workflow`, `Api`, `Alert`, …). */
+export function definitionKinds(definition: Schema | null | undefined): string[] {
+  return kindMembers(definition).map(([kind]) => kind);
+}
+
+function kindMembers(definition: Schema | null | undefined): [string, Schema][] {
+  if (!definition || typeof definition !== "object") return [];
+  const members: Schema[] = definition.anyOf ?? definition.oneOf ?? [];
+  const out: [string, Schema][] = [];
+  for (const m of members) {
+    const s = resolve(m, definition);
+    const k = s?.properties?.kind;
+    const kind = typeof k?.const === "string" ? k.const : Array.isArray(k?.enum) && k.enum.length === 1 ? String(k.enum[0]) : null;
+    if (kind) out.push([kind, s]);
+  }
+  return out;
+}
+
+/**
+ * The form-friendly schema of one kind of definition, out of the definition schema (`GET /schema`'s
+ * `definition`: an `anyOf` over the kinds, each a `$ref` into `$defs` whose `kind` is a `const`); null
+ * when the server does not know that kind. Its `$ref`s resolve against the whole bundle's `$defs`.
+ */
+export function kindSchema(definition: Schema | null | undefined, kind: string): Schema | null {
+  const hit = kindMembers(definition).find(([k]) => k === kind);
+  if (!hit) return null;
+  const { $defs, definitions } = definition as Schema;
+  return simplify({ ...hit[1], ...($defs ? { $defs } : {}), ...(definitions ? { definitions } : {}) });
+}

@@ -5,11 +5,13 @@ import {
 import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } from "react";
 import type { Document } from "yaml";
 import { api, ApiError, type Definition, type DefinitionSummary, type Diagnostic, type SchemaBundle, type Session } from "../api";
+import { definitionKinds, kindSchema } from "../common/schema";
 import { Link, navigate } from "../router";
+import { DefinitionPanel } from "./DefinitionPanel";
 import { FormEditor } from "./FormEditor";
 import { History } from "./History";
 import { layout } from "./layout";
-import { addStep, connect, diagnosticsByStep, disconnect, edges as stepEdges, newWorkflowText, parse, removeStep, steps as stepsOf, toText } from "./model";
+import { addStep, connect, diagnosticsByStep, disconnect, edges as stepEdges, newDefinitionText, newWorkflowText, parse, removeStep, steps as stepsOf, toText } from "./model";
 import { RunDialog } from "./RunDialog";
 import { StepNode, type StepNodeData } from "./StepNode";
 import { StepPanel } from "./StepPanel";
@@ -22,7 +24,16 @@ type Loaded = { path: string; version: string | null; content: string; isNew: bo
 type Notice = { kind: "error" | "success" | "info"; text: string; conflict?: boolean } | null;
 type Tab = "properties" | "form" | "yaml" | "history";
 
-export function Designer(props: { path: string | null; session: Session; newId: string | null; dagId: string | null }) {
+type DesignerProps = {
+  path: string | null; session: Session; newId: string | null; dagId: string | null;
+  /** the kind of a new definition at `path` (`?kind=Alert`); a workflow when absent */
+  newKind?: string | null;
+};
+
+/** Kinds besides Workflow that the designer lists and edits as one schema-driven form. */
+const FORM_KINDS = [{ kind: "Alert", label: "Alerts", folder: "alerts", noun: "alert" }];
+
+export function Designer(props: DesignerProps) {
   return (
     <ReactFlowProvider>
       <DesignerInner {...props} />
@@ -30,8 +41,9 @@ export function Designer(props: { path: string | null; session: Session; newId: 
   );
 }
 
-function DesignerInner({ path, session, dagId }: { path: string | null; session: Session; newId: string | null; dagId: string | null }) {
+function DesignerInner({ path, session, dagId, newKind }: DesignerProps) {
   const [list, setList] = useState<DefinitionSummary[]>([]);
+  const [others, setOthers] = useState<Record<string, DefinitionSummary[]>>({});
   const [schema, setSchema] = useState<SchemaBundle | null>(null);
   const [loaded, setLoaded] = useState<Loaded | null>(null);
   const [doc, setDoc] = useState<Document | null>(null);
@@ -53,7 +65,11 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
   const flowWrapper = useRef<HTMLDivElement>(null);
   const { screenToFlowPosition, fitView } = useReactFlow();
 
-  const refreshList = useCallback(() => api.definitions("Workflow").then((r) => setList(r.definitions)).catch(() => {}), []);
+  const refreshList = useCallback(() => {
+    api.definitions("Workflow").then((r) => setList(r.definitions)).catch(() => {});
+    for (const { kind } of FORM_KINDS)
+      api.definitions(kind).then((r) => setOthers((o) => ({ ...o, [kind]: r.definitions }))).catch(() => {});
+  }, []);
   useEffect(() => {
     refreshList();
     api.schema().then(setSchema).catch((e) => setNotice({ kind: "error", text: e.message }));
@@ -88,7 +104,7 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
         if (cancelled) return;
         if (e instanceof ApiError && e.status === 404) {
           const id = path.replace(/^.*\//, "").replace(/\.ya?ml$/, "");
-          const text = newWorkflowText(id, id.replace(/_/g, " "));
+          const text = newKind && newKind !== "Workflow" ? newDefinitionText(newKind, id, id.replace(/_/g, " ")) : newWorkflowText(id, id.replace(/_/g, " "));
           setLoaded({ path, version: null, content: text, isNew: true });
           setDoc(parse(text));
         } else setNotice({ kind: "error", text: e.message });
@@ -96,6 +112,7 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
     return () => {
       cancelled = true;
     };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [path]);
 
   const text = useMemo(() => (doc ? toText(doc) : ""), [doc]);
@@ -271,17 +288,30 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
   };
 
   const [newName, setNewName] = useState("");
-  const createNew = () => {
-    const id = newName.trim();
+  const [newNames, setNewNames] = useState<Record<string, string>>({});
+  const createNew = (kind = "Workflow") => {
+    const id = (kind === "Workflow" ? newName : newNames[kind] ?? "").trim();
+    const form = FORM_KINDS.find((k) => k.kind === kind);
     if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(id)) {
-      setNotice({ kind: "error", text: "A workflow id has letters, digits and underscores, starting with a letter." });
+      setNotice({ kind: "error", text: `A${form ? "n " + form.noun : " workflow"} id has letters, digits and underscores, starting with a letter.` });
       return;
     }
-    setNewName("");
-    navigate(`designer/${id}.yaml`);
+    if (kind === "Workflow") {
+      setNewName("");
+      navigate(`designer/${id}.yaml`);
+    } else {
+      setNewNames((n) => ({ ...n, [kind]: "" }));
+      navigate(`designer/${form?.folder ?? kind.toLowerCase()}/${id}.yaml?kind=${encodeURIComponent(kind)}`);
+    }
   };
+  const knownKinds = useMemo(() => definitionKinds(schema?.definition), [schema]);
 
   const data = (doc?.toJS() ?? {}) as any;
+  // a definition of another kind (an Alert, …) is edited as one schema-driven form, without a canvas
+  const docKind: string = typeof data.kind === "string" ? data.kind : "Workflow";
+  const isWorkflow = docKind === "Workflow";
+  const docSchema = useMemo(() => (isWorkflow ? null : kindSchema(schema?.definition, docKind)), [isWorkflow, schema, docKind]);
+  const shownTab: Tab = isWorkflow ? tab : tab === "history" ? "history" : "yaml";
   const selectedStep = steps.find((s) => s.id === selected) ?? null;
   const canEdit = session.can_edit_definitions;
   const errorCount = diagnostics.length;
@@ -304,7 +334,33 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
             <button type="submit" className="small">New workflow</button>
           </form>
         )}
-        {doc && (
+        {FORM_KINDS.filter((k) => knownKinds.includes(k.kind) || (others[k.kind] ?? []).length > 0).map((k) => (
+          <div key={k.kind} data-testid={`list-${k.kind}`}>
+            <h3>{k.label}</h3>
+            <div className="def-list">
+              {(others[k.kind] ?? []).length === 0 && <div className="muted small">None yet.</div>}
+              {(others[k.kind] ?? []).map((d) => (
+                <Link key={d.path} to={`designer/${d.path}`} className={`${d.path === loaded?.path ? "active" : ""}${d.valid ? "" : " invalid"}`}>
+                  {d.title || d.id || d.path}
+                  <span className="muted small"> {d.path}</span>
+                </Link>
+              ))}
+            </div>
+            {canEdit && knownKinds.includes(k.kind) && (
+              <form className="row" style={{ marginTop: 8 }} onSubmit={(e) => (e.preventDefault(), createNew(k.kind))}>
+                <input
+                  aria-label={`New ${k.noun} id`}
+                  placeholder={`new_${k.noun}_id`}
+                  value={newNames[k.kind] ?? ""}
+                  onChange={(e) => setNewNames((n) => ({ ...n, [k.kind]: e.target.value }))}
+                  style={{ width: "100%" }}
+                />
+                <button type="submit" className="small">New {k.noun}</button>
+              </form>
+            )}
+          </div>
+        ))}
+        {doc && isWorkflow && (
           <>
             <h3>Steps</h3>
             <p className="muted small" style={{ marginTop: 0 }}>Drag onto the canvas (or click +). Connect a step's bottom handle to another's top.</p>
@@ -355,12 +411,14 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
               )}
               {dirty && <span className="badge warn">unsaved</span>}
               <span className="spacer" />
-              {edgeSelected && canEdit && (
+              {isWorkflow && edgeSelected && canEdit && (
                 <button onClick={() => onEdgesDelete([edgeSelected])} data-testid="disconnect">
                   Disconnect {edgeSelected.source} → {edgeSelected.target}
                 </button>
               )}
-              <button onClick={() => setRunning(true)} disabled={loaded.isNew || dirty || !session.can_trigger} title={dirty ? "Save first" : "Start a run"}>Run</button>
+              {isWorkflow && (
+                <button onClick={() => setRunning(true)} disabled={loaded.isNew || dirty || !session.can_trigger} title={dirty ? "Save first" : "Start a run"}>Run</button>
+              )}
               <button className="primary" onClick={save} disabled={!canEdit || saving} data-testid="save">
                 {saving ? "Saving…" : "Save"}
               </button>
@@ -376,13 +434,26 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
                 )}
               </div>
             )}
-            {placed.other.length > 0 && (
+            {isWorkflow && placed.other.length > 0 && (
               <div className="alert error" style={{ margin: "0 12px 8px" }}>
                 {placed.other.map((d, i) => (
                   <div key={i}>{d.line ? `line ${d.line}: ` : ""}{d.message}</div>
                 ))}
               </div>
             )}
+            {!isWorkflow ? (
+              <div className="definition-body">
+                <DefinitionPanel
+                  doc={doc}
+                  kind={docKind}
+                  schema={docSchema}
+                  isNew={loaded.isNew}
+                  readOnly={!canEdit}
+                  diagnostics={diagnostics}
+                  onChange={edit}
+                />
+              </div>
+            ) : (
             <div className="flow" ref={flowWrapper} onDragOver={(e) => (e.preventDefault(), (e.dataTransfer.dropEffect = "move"))} onDrop={onDrop} data-testid="canvas">
               <ReactFlow
                 nodes={nodes}
@@ -404,22 +475,23 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
                 <MiniMap pannable zoomable />
               </ReactFlow>
             </div>
+            )}
           </>
         ) : (
-          <div className="empty">{notice ? <div className={`alert ${notice.kind}`}>{notice.text}</div> : "Open a workflow on the left, or create a new one."}</div>
+          <div className="empty">{notice ? <div className={`alert ${notice.kind}`}>{notice.text}</div> : "Open a workflow (or an alert) on the left, or create a new one."}</div>
         )}
       </section>
 
       {doc && loaded && (
         <aside className="panel">
           <div className="tabs">
-            {(["properties", "form", "yaml", "history"] as Tab[]).map((t) => (
-              <button key={t} className={tab === t ? "active" : ""} onClick={() => setTab(t)}>
+            {((isWorkflow ? ["properties", "form", "yaml", "history"] : ["yaml", "history"]) as Tab[]).map((t) => (
+              <button key={t} className={shownTab === t ? "active" : ""} onClick={() => setTab(t)}>
                 {t === "properties" ? (selectedStep ? "Step" : "Workflow") : t === "form" ? "Request form" : t === "yaml" ? "YAML" : "History"}
               </button>
             ))}
           </div>
-          {tab === "properties" &&
+          {shownTab === "properties" && isWorkflow &&
             (selectedStep && schema ? (
               <StepPanel
                 key={selectedStep.id}
@@ -435,12 +507,12 @@ function DesignerInner({ path, session, dagId }: { path: string | null; session:
             ) : (
               <WorkflowPanel doc={doc} readOnly={!canEdit} onChange={edit} />
             ))}
-          {tab === "form" && <FormEditor doc={doc} workflowId={loaded.isNew ? null : (data.id ?? null)} readOnly={!canEdit} onChange={edit} />}
-          {tab === "yaml" && <YamlTab text={text} readOnly={!canEdit} onChange={(t) => edit(parse(t))} />}
-          {tab === "history" && !loaded.isNew && <History path={loaded.path} version={loaded.version} current={text} onRestore={(content) => (edit(parse(content)), setNotice({ kind: "info", text: "Revision restored into the editor. Save to make it current." }))} />}
+          {shownTab === "form" && <FormEditor doc={doc} workflowId={loaded.isNew ? null : (data.id ?? null)} readOnly={!canEdit} onChange={edit} />}
+          {shownTab === "yaml" && <YamlTab text={text} readOnly={!canEdit} onChange={(t) => edit(parse(t))} />}
+          {shownTab === "history" && !loaded.isNew && <History path={loaded.path} version={loaded.version} current={text} onRestore={(content) => (edit(parse(content)), setNotice({ kind: "info", text: "Revision restored into the editor. Save to make it current." }))} />}
         </aside>
       )}
-      {running && loaded && <RunDialog dagId={data.id} form={data.form} onClose={() => setRunning(false)} />}
+      {running && loaded && isWorkflow && <RunDialog dagId={data.id} form={data.form} onClose={() => setRunning(false)} />}
     </div>
   );
 }

@@ -1,9 +1,11 @@
 import type { Document } from "yaml";
+import { StartedBy, useStartingAlerts } from "../alerts/StartedBy";
 import { setField } from "./model";
 
 export function WorkflowPanel({ doc, readOnly, onChange }: { doc: Document; readOnly: boolean; onChange: (d: Document) => void }) {
   const data = (doc.toJS() ?? {}) as any;
   const set = (key: string, value: unknown) => onChange(setField(doc, key, value));
+  const startedBy = useStartingAlerts(typeof data.id === "string" ? data.id : null);
   const schedule = typeof data.schedule === "string" || data.schedule == null ? data.schedule ?? "" : null;
   return (
     <div className="rjsf" data-testid="workflow-panel">
@@ -42,6 +44,16 @@ export function WorkflowPanel({ doc, readOnly, onChange }: { doc: Document; read
           <p className="muted small">A detailed schedule (edit it in the YAML tab).</p>
         ) : (
           <input id="wf-schedule" placeholder="manual; or @daily, 0 6 * * 1" value={schedule} readOnly={readOnly} onChange={(e) => set("schedule", e.target.value)} />
+        )}
+      </div>
+      <div className="form-group" data-testid="workflow-alerts">
+        <label>Started by alerts</label>
+        {startedBy === undefined ? (
+          <p className="muted small">…</p>
+        ) : startedBy.length ? (
+          <StartedBy alerts={startedBy} link />
+        ) : (
+          <p className="muted small">No alert routes to this workflow (an <code>Alert</code> definition's <code>routes</code> can).</p>
         )}
       </div>
       <p className="muted small">Select a step on the canvas to edit it. Press Delete to remove a selected step or connection.</p>

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { layout } from "./layout";
 import {
-  addStep, connect, dependencies, diagnosticsByStep, disconnect, edges, newWorkflowText, parse, removeStep, renameStep, setStepField, steps, toText,
+  addStep, connect, dependencies, diagnosticsByStep, disconnect, edges, newDefinitionText, newWorkflowText, parse, removeStep, renameStep, setFields,
+  setStepField, steps, toText,
 } from "./model";
 
 const DEFINITIONS = join(__dirname, "..", "..", "..", "definitions");
@@ -123,5 +124,27 @@ describe("new workflows", () => {
     expect(text).toContain("steps:\n  - id: script_1\n");
     expect(text).toContain("  - id: script_2\n    title: Second\n    script:");
     expect(parseYaml(text).steps[1].after).toBeUndefined();
+  });
+});
+
+describe("definitions edited as one form", () => {
+  it("start an Alert with its auth and a route to fill in", () => {
+    const alert = parseYaml(newDefinitionText("Alert", "ci_events", "ci events"));
+    expect(alert).toEqual({
+      apiVersion: "autopilot/v1", kind: "Alert", id: "ci_events", title: "ci events",
+      auth: { scheme: "github", connection: "alert_ci_events" }, routes: [{ id: "start", workflow: "" }],
+    });
+  });
+  it("write only the keys whose value changed, keeping comments, and never apiVersion or kind", () => {
+    const text = "apiVersion: autopilot/v1\nkind: Alert\nid: a # the URL's name\nauth: {scheme: github, connection: c}\nmatch:\n  - payload.x == 1\n";
+    const doc = parse(text);
+    const out = toText(setFields(doc, { ...parseYaml(text), title: "New", kind: "Workflow" }));
+    expect(out).toContain("id: a # the URL's name");
+    expect(out).toContain("auth: { scheme: github, connection: c }");
+    expect(out).toContain("match:\n  - payload.x == 1");
+    expect(parseYaml(out)).toEqual({ ...parseYaml(text), title: "New" });
+    expect(toText(setFields(doc, parseYaml(text)))).toBe(toText(doc));
+    const { match: _gone, ...rest } = parseYaml(text);
+    expect(parseYaml(toText(setFields(doc, rest))).match).toBeUndefined();
   });
 });

@@ -30,6 +30,21 @@ export function newWorkflowText(id: string, title: string): string {
   return new Document({ apiVersion: "autopilot/v1", kind: "Workflow", id, title, steps: [] }).toString();
 }
 
+/** A new definition of another kind than Workflow, as the designer starts it (the server's validation
+ * then says what is still missing). */
+export function newDefinitionText(kind: string, id: string, title: string): string {
+  if (kind === "Alert")
+    return new Document({
+      apiVersion: "autopilot/v1",
+      kind,
+      id,
+      title,
+      auth: { scheme: "github", connection: `alert_${id}` },
+      routes: [{ id: "start", workflow: "" }],
+    }).toString();
+  return new Document({ apiVersion: "autopilot/v1", kind, id, title }).toString();
+}
+
 const asList = (v: unknown): string[] => (v == null ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
 
 export function steps(doc: Document): Step[] {
@@ -319,6 +334,21 @@ export function setField(doc: Document, key: string, value: unknown): Document {
   const d = doc.clone();
   if (value === undefined || value === null || value === "") d.delete(key);
   else d.set(key, d.createNode(value));
+  return d;
+}
+
+/** Apply a whole-definition form's values (`next`) to the document: only the top-level keys whose
+ * value changed are written (the others keep their comments and layout); keys gone are removed;
+ * `apiVersion` and `kind` are never touched. */
+export function setFields(doc: Document, next: Record<string, unknown>): Document {
+  const before = (doc.toJS() ?? {}) as Record<string, unknown>;
+  let d = doc;
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  for (const key of Object.keys(before)) if (!(key in next) && key !== "apiVersion" && key !== "kind") d = setField(d, key, undefined);
+  for (const [key, value] of Object.entries(next)) {
+    if (key === "apiVersion" || key === "kind" || same(before[key], value)) continue;
+    d = setField(d, key, value);
+  }
   return d;
 }
 

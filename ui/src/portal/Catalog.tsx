@@ -1,4 +1,5 @@
 import { useState } from "react";
+import { StartedBy, useAlertsByWorkflow } from "../alerts/StartedBy";
 import { api } from "../api";
 import { LoadError, usePolling } from "../common/util";
 import { Link } from "../router";
@@ -8,6 +9,7 @@ export function Catalog() {
   const [tag, setTag] = useState("");
   const { data, error } = usePolling(() => api.workflows(q || undefined, tag || undefined), null, [q, tag]);
   const everything = usePolling(() => api.workflows(), null).data;
+  const startedBy = useAlertsByWorkflow();
   const all = data?.workflows ?? [];
   const tags = Array.from(new Set((everything?.workflows ?? all).flatMap((w) => w.tags))).sort();
   return (
@@ -33,6 +35,7 @@ export function Catalog() {
               ))}
               {w.owner && <span className="muted">owner {w.owner}</span>}
             </div>
+            <StartedBy alerts={startedBy.get(w.id)} />
             <div style={{ marginTop: 10 }}>
               {w.can_request ? (
                 <Link to={`requests/new/${w.id}`} className="button primary">Request</Link>

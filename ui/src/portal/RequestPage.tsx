@@ -2,6 +2,7 @@ import { useRef, useState } from "react";
 import { api, ApiError, type RunStarted, type Session } from "../api";
 import { SchemaForm } from "../common/SchemaForm";
 import { LoadError, usePolling } from "../common/util";
+import { WorkflowAlerts } from "../alerts/StartedBy";
 import { Link } from "../router";
 import { submissionKey } from "./submission";
 
@@ -35,6 +36,7 @@ export function RequestPage({ workflowId }: { workflowId: string; session: Sessi
       <p><Link to="requests">← All services</Link></p>
       <h1>{data.workflow.title || data.workflow.id}</h1>
       {data.workflow.description && <p className="muted">{data.workflow.description}</p>}
+      <WorkflowAlerts workflow={workflowId} />
       {started ? (
         <div className="alert success" data-testid="request-started">
           Your request is running (<code>{started.run_id}</code>). Follow it in <Link to="my-requests">My requests</Link>
