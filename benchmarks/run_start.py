@@ -10,8 +10,11 @@ each concurrency (1 and 20 clients), N requests through each path, the paths one
   as the calling user (Airflow's ``trigger_dag``);
 * ``airflow_rest``: ``POST /api/v2/dags/bench_request/dagRuns`` ``{"logical_date": null, "conf": {...}}``
   — the baseline, Airflow's own trigger endpoint (the DAG's params check the conf);
-* webhooks: not measured — Autopilot has no webhook endpoint yet (``detect()`` lists run-starting
-  routes it finds in the plugin API, so the result says when one appears).
+* ``autopilot_webhook``: ``POST /autopilot/api/v1/alerts/bench_hook`` with the same values as a JSON
+  payload, signed GitHub-style (``X-Hub-Signature-256``: HMAC-SHA256 of the raw body with the secret of
+  the connection ``bench_hook``, checked on every request) and ``X-GitHub-Delivery`` = the request id:
+  the signature, the match rules, the route's mapping through the sandbox, the same form validation as
+  the portal, the delivery log row and the run created as the alert's requester.
 
 Every request carries a unique ``request_id`` form field. Afterwards the ``dag_run`` table is read:
 for each path, runs created must equal requests answered 2xx, with no request id missing (lost) or
@@ -23,9 +26,10 @@ one HTTP client each) runs on the same machine as the server: on 2 cores they co
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
-import re
 import sys
 import threading
 import time
@@ -34,11 +38,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchmarks.deployment import Deployment, latency_summary, pg_available
-from benchmarks.harness import REPO, Context
+from benchmarks.harness import Context
 
 WORKFLOW_ID = "bench_request"
-PATHS = ("autopilot_form", "airflow_rest")
-LABELS = {"autopilot_form": "Autopilot form submission", "airflow_rest": "Airflow POST dagRuns"}
+PATHS = ("autopilot_form", "autopilot_webhook", "airflow_rest")
+LABELS = {
+    "autopilot_form": "Autopilot form submission",
+    "autopilot_webhook": "Autopilot webhook (signed)",
+    "airflow_rest": "Airflow POST dagRuns",
+}
+ALERT_ID = "bench_hook"
+#: The signing secret of the benchmark's alert (the password of the connection ``bench_hook``).
+HOOK_SECRET = "bench-hook-secret"
 CONCURRENCY = (1, 20)
 #: requests per path at concurrency 1 and 20
 FULL_N = {1: 200, 20: 1000}
@@ -67,20 +78,35 @@ steps:
 """
 
 
-def detect() -> list[str]:
-    """Route decorators in the plugin API that look like run-starting endpoints."""
-    found = []
-    for path in sorted((REPO / "plugins" / "api").glob("*.py")):
-        text = path.read_text(encoding="utf-8")
-        for match in re.finditer(r"@router\.post\(\s*\"([^\"]*)\"", text):
-            route = match.group(1)
-            if re.search(r"webhook|submit|/runs\b|trigger", route):
-                found.append(f"{path.name}: POST {route}")
-    return found
+ALERT = f"""\
+apiVersion: autopilot/v1
+kind: Alert
+id: {ALERT_ID}
+title: Benchmark webhook
+auth: {{scheme: github, connection: {ALERT_ID}}}
+match:
+  - payload.mode in ['quick', 'full']
+routes:
+  - id: request
+    workflow: {WORKFLOW_ID}
+    form:
+      hostname: "{{{{ payload.hostname }}}}"
+      mode: "{{{{ payload.mode }}}}"
+      request_id: "{{{{ payload.request_id }}}}"
+    requester: bench_sender
+"""
+
+CONTACTS = """\
+apiVersion: autopilot/v1
+kind: Contacts
+id: bench_contacts
+people:
+  - {id: bench_sender, name: Benchmark sender, username: admin}
+"""
 
 
-def webhooks() -> list[str]:
-    return [route for route in detect() if "webhook" in route]
+def sign(body: bytes) -> str:
+    return "sha256=" + hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,7 +119,6 @@ def run(ctx: Context) -> dict:
     base = {
         "method": __doc__.strip().split("\n\n", 1)[1] if __doc__ else "",
         "requests_per_path": {str(c): n for c, n in sizes.items()},
-        "webhooks": webhooks() or "not measured: Autopilot has no webhook endpoint yet",
     }
     why = pg_available()
     if why:
@@ -101,6 +126,8 @@ def run(ctx: Context) -> dict:
     definitions = ctx.tmp / "run_start" / "definitions"
     definitions.mkdir(parents=True, exist_ok=True)
     (definitions / f"{WORKFLOW_ID}.yaml").write_text(DEFINITION, encoding="utf-8")
+    (definitions / f"{ALERT_ID}.yaml").write_text(ALERT, encoding="utf-8")
+    (definitions / "contacts.yaml").write_text(CONTACTS, encoding="utf-8")
     deployment = Deployment(ctx, "run_start", definitions=definitions)
     ctx.note(f"run start: fresh PostgreSQL database {deployment.database}, api-server with the Autopilot plugin")
     deployment.create()
@@ -116,8 +143,11 @@ def run(ctx: Context) -> dict:
 def summary_line(result: dict) -> str:
     parts = []
     for c, by in result["by_concurrency"].items():
-        ra = by["ratios"]
-        parts.append(f"c={c}: Autopilot/Airflow throughput {ra['throughput']:.2f}×, p50 latency {ra['p50']:.2f}×")
+        ra, rw = by["ratios"], by["webhook_ratios"]
+        parts.append(
+            f"c={c}: form/Airflow throughput {ra['throughput']:.2f}×, p50 latency {ra['p50']:.2f}×; "
+            f"webhook/Airflow throughput {rw['throughput']:.2f}×, p50 latency {rw['p50']:.2f}×"
+        )
     lost = sum(by[p]["lost"] + by[p]["duplicated"] for by in result["by_concurrency"].values() for p in PATHS)
     return "; ".join(parts) + f"; lost+duplicated runs: {lost}"
 
@@ -135,7 +165,10 @@ def child(sizes: dict[int, int]) -> dict:
     migrate()
     say("airflow dags reserialize (puts bench_request in the database)")
     airflow("dags", "reserialize", "--bundle-name", "autopilot")
-    server = ApiServer(Path(os.environ["AIRFLOW_HOME"]), users={"admin": "admin"})
+    secret = json.dumps({"conn_type": "generic", "password": HOOK_SECRET})
+    server = ApiServer(
+        Path(os.environ["AIRFLOW_HOME"]), users={"admin": "admin"}, extra_env={"AIRFLOW_CONN_BENCH_HOOK": secret}
+    )
     server.start()
     try:
         token = server.token("admin")
@@ -154,17 +187,22 @@ def child(sizes: dict[int, int]) -> dict:
                 result.update(count_runs(db, tag, result.pop("run_ids"), result.pop("sent_ids")))
                 by[path] = result
             order.reverse()  # the other path goes first at the next concurrency
-            ap, af = by["autopilot_form"], by["airflow_rest"]
-            by["ratios"] = {
-                "throughput": ap["runs_per_s"] / af["runs_per_s"] if af["runs_per_s"] else None,
-                "p50": ap["latency"]["p50_ms"] / af["latency"]["p50_ms"],
-                "p99": ap["latency"]["p99_ms"] / af["latency"]["p99_ms"],
-            }
+            by["ratios"] = ratios(by["autopilot_form"], by["airflow_rest"])
+            by["webhook_ratios"] = ratios(by["autopilot_webhook"], by["airflow_rest"])
             out["by_concurrency"][str(c)] = by
         db.close()
         return out
     finally:
         server.stop()
+
+
+def ratios(ours: dict, airflow: dict) -> dict:
+    """Ours against Airflow's: throughput (higher is better) and latency (lower is better)."""
+    return {
+        "throughput": ours["runs_per_s"] / airflow["runs_per_s"] if airflow["runs_per_s"] else None,
+        "p50": ours["latency"]["p50_ms"] / airflow["latency"]["p50_ms"],
+        "p99": ours["latency"]["p99_ms"] / airflow["latency"]["p99_ms"],
+    }
 
 
 def fire(base_url: str, token: str, path: str, n: int, concurrency: int, *, tag: str) -> dict:
@@ -184,18 +222,31 @@ def fire(base_url: str, token: str, path: str, n: int, concurrency: int, *, tag:
     def one(i: int) -> tuple[float, int, str | None, str]:
         request_id = f"{tag}-{i}-{uuid.uuid4().hex[:8]}"
         form = {"hostname": f"host{i}.example.com", "mode": "quick", "request_id": request_id}
+        headers: dict[str, str] = {}
         if path == "autopilot_form":
             url, body = f"/autopilot/api/v1/workflows/{WORKFLOW_ID}/runs", {"form": form}
+        elif path == "autopilot_webhook":
+            url, body = f"/autopilot/api/v1/alerts/{ALERT_ID}", form
         else:
             url, body = f"/api/v2/dags/{WORKFLOW_ID}/dagRuns", {"logical_date": None, "conf": form}
         start = time.perf_counter()
         status, run_id = 0, None
         try:
-            response = client().post(url, json=body)
+            if path == "autopilot_webhook":  # the sender signs each body (its cost is the client's)
+                raw = json.dumps(body).encode()
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Hub-Signature-256": sign(raw),
+                    "X-GitHub-Delivery": request_id,
+                }
+                response = client().post(url, content=raw, headers=headers)
+            else:
+                response = client().post(url, json=body)
             status = response.status_code
             if response.is_success:
                 answer = response.json()
-                run_id = answer.get("run_id") or answer.get("dag_run_id")
+                runs = answer.get("runs") or [{}]
+                run_id = answer.get("run_id") or answer.get("dag_run_id") or runs[0].get("run_id")
         except httpx.HTTPError:
             pass
         return time.perf_counter() - start, status, run_id, request_id
