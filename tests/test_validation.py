@@ -56,8 +56,8 @@ def test_wrong_api_version_and_kind(tmp_path):
         "defs/wf.yaml:1:13: unsupported apiVersion 'autopilot/v2': expected 'autopilot/v1'"
     ]
     assert errors(tmp_path, "apiVersion: autopilot/v1\nkind: Workflw\n") == [
-        "defs/wf.yaml:2:7: unknown kind 'Workflw': expected one of Workflow, Function, Contacts, Resources, Api, Alert"
-        " (did you mean 'Workflow'?)"
+        "defs/wf.yaml:2:7: unknown kind 'Workflw': expected one of Workflow, Function, Contacts, Resources, Api, Alert,"
+        " Trigger (did you mean 'Workflow'?)"
     ]
 
 
