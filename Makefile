@@ -1,12 +1,13 @@
 # Autopilot — two commands on a fresh machine:
 #   make run    set up and start Airflow (standalone, SQLite) with Autopilot and the example definitions
 #   make test   set up and run the test suite (SQLite, then PostgreSQL as the metadata database)
+# Distributed: make cluster / make cluster-stop, docker-compose.yaml, deploy/helm (docs/deploy.md).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres fuzz bench lint schema validate clean ui test-ui dist
+.PHONY: run test test-sqlite test-postgres test-cluster fuzz bench lint schema validate clean ui test-ui dist cluster cluster-stop
 
 # The UI (ui/, React + Vite) is built into plugins/ui_dist/, which ships in the package. It is rebuilt
 # only when its sources change (the stamp is newer than every source file otherwise).
@@ -59,9 +60,27 @@ test: export AUTOPILOT_REQUIRE_E2E = 1
 test: $(STAMP) $(UI_STAMP)
 	@scripts/ensure-services.sh
 	@scripts/ensure-chromium.sh
+	@scripts/ensure-compose.sh
 	cd ui && npm test
 	$(PY) -m pytest -q
 	AUTOPILOT_TEST_DB=postgres $(PY) -m pytest -q -m "not sqlite_only and not db_independent"
+
+# The distributed topology on this machine (docs/deploy.md): PostgreSQL, Redis, the API server on
+# http://localhost:8011, the scheduler, dag-processor, triggerer and two Celery workers, each a process
+# with its own log and pid file under .cluster/ (scripts/cluster.py; AUTOPILOT_CLUSTER_* settings).
+cluster: $(STAMP) $(UI_STAMP)
+	@scripts/ensure-services.sh
+	@$(PY) scripts/cluster.py start
+
+cluster-stop:
+	@$(PY) scripts/cluster.py stop
+
+# Only the native cluster's tests (tests/test_cluster.py: a workflow and the reference scenario on
+# two Celery workers, about 3.5 minutes; make test runs them too) and the compose checks.
+test-cluster: $(STAMP) $(UI_STAMP)
+	@scripts/ensure-services.sh
+	@scripts/ensure-compose.sh
+	$(PY) -m pytest -q tests/test_cluster.py tests/test_deploy.py
 
 test-sqlite: $(STAMP)
 	$(PY) -m pytest -q
@@ -96,4 +115,4 @@ validate: $(STAMP)
 	$(VENV)/bin/autopilot validate
 
 clean:
-	rm -rf $(VENV) .airflow .pytest_cache *.egg-info ui/node_modules plugins/ui_dist dist build
+	rm -rf $(VENV) .airflow .cluster .pytest_cache *.egg-info ui/node_modules plugins/ui_dist dist build

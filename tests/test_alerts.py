@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import subprocess
 import textwrap
 import time
 import uuid
@@ -170,6 +171,12 @@ DEFINITIONS = {
             asset: {ASSET}
         """,
 }
+#: docs/alerts.md: its Stripe example alert, and the curl snippets of each sender (`# sender: <scheme>`)
+DOC = (Path(__file__).resolve().parent.parent / "docs" / "alerts.md").read_text(encoding="utf-8")
+DOC_BLOCKS = [fenced.split("\n", 1)[1] for fenced in DOC.split("```")[1::2]]  # without the language line
+DEFINITIONS["greetings.yaml"] = next(b for b in DOC_BLOCKS if "id: greetings" in b)
+SNIPPETS = {b.split("\n", 1)[0].split()[2]: b for b in DOC_BLOCKS if b.startswith("# sender: ")}
+
 CONSUMER = f"""\
 from airflow.sdk import DAG, Asset, task
 
@@ -218,7 +225,7 @@ def stack(airflow_db):
     deployment.start()
     try:
         admin = deployment.client("admin")
-        for dag_id in ("alert_sink", "alert_bulk", "add_machine_to_backups", "nightly_disk_report"):
+        for dag_id in ("alert_sink", "alert_bulk", "add_machine_to_backups", "nightly_disk_report", "hello_world"):
             deployment.wait_for_dag(dag_id)
             # runs are counted, not executed
             for attempt in range(3):
@@ -581,6 +588,8 @@ def test_the_delivery_log_filters_and_masks(stack, sender):
     assert TOKEN not in json.dumps(detail)
     assert stack.client("viewer").get(f"{API}/alerts/deliveries").status_code == 403
     assert stack.client("admin").get(f"{API}/alerts/deliveries", params={"status": "lost"}).status_code == 422
+    naive = stack.client("admin").get(f"{API}/alerts/deliveries", params={"since": "2020-01-01T00:00:00"})
+    assert naive.status_code == 200 and naive.json()["total_entries"] >= 3  # a time without a zone is UTC
 
 
 def test_an_admin_replays_a_delivery_and_a_designer_may_not(stack, sender):
@@ -704,3 +713,32 @@ def test_the_shipped_examples_start_their_workflows(stack, sender):
     assert response.status_code == 202, response.text
     found = run_of(stack, "add_machine_to_backups", response.json()["runs"][0]["run_id"])
     assert found["triggering_user_name"] == "alice" and found["conf"]["ticket"] == "RITM0010042"
+
+
+@pytest.mark.parametrize("scheme", ["github", "stripe", "standard", "bearer"])
+def test_the_documented_curl_of_each_sender_is_accepted(stack, scheme):
+    """docs/alerts.md's snippets, run as written (bash, openssl, curl) against the deployment."""
+    secret = {"github": GH_SECRET, "stripe": STRIPE_SECRET, "standard": STD_SECRET, "bearer": ""}[scheme]
+    env = {"PATH": os.environ["PATH"], "AIRFLOW": stack.api.base_url, "SECRET": secret, "TOKEN": TOKEN}
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", SNIPPETS[scheme]], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["status"] == "accepted" and len(answer["runs"]) == 1, answer
+
+
+def test_the_definitions_api_lists_and_validates_alerts(stack):
+    """Alerts are definitions like the others: listed by kind, validated with located diagnostics."""
+    viewer = stack.client("viewer")
+    listed = viewer.get(f"{API}/definitions", params={"kind": "Alert"}).json()["definitions"]
+    assert {d["id"] for d in listed} >= {"gh_events", "alertmanager", "servicenow_catalog"}
+    assert all(d["kind"] == "Alert" and d["valid"] for d in listed)
+    text = DEFINITIONS["gh.yaml"].replace("workflow: alert_sink", "workflow: alert_snk").replace("gh_events", "gh_copy")
+    answer = viewer.post(
+        f"{API}/definitions/validate", json={"path": f"{FOLDER}/gh_copy.yaml", "content": textwrap.dedent(text)}
+    ).json()
+    assert answer["valid"] is False
+    assert [(d["line"], d["message"]) for d in answer["diagnostics"]] == [
+        (11, "route 'sink': unknown workflow 'alert_snk' (did you mean 'alert_sink'?)")
+    ]

@@ -9,6 +9,7 @@ from the example backup product (tests/fixtures/backup_product.py), reached thro
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 from pathlib import Path
@@ -261,6 +262,46 @@ def test_a_valid_form_starts_a_run_requested_by_the_caller(portal, editor, admin
     assert run["run_id"] not in {r["run_id"] for r in admin.get(f"{API}/requests").json()["requests"]}
     everybody = admin.get(f"{API}/requests", params={"mine": "false", "limit": 500}).json()
     assert run["run_id"] in {r["run_id"] for r in everybody["requests"]}
+
+
+def test_a_repeated_idempotency_key_answers_with_the_first_run(portal, editor, viewer, admin):
+    """A client that retries a submission whose answer it lost (an API-server restart mid-request)
+    sends the same Idempotency-Key: it gets the first run back and no second run exists, even when
+    the retries race each other."""
+    url = f"{API}/workflows/portal_hosts/runs"
+    form = {"form": {"hostname": "web01.example.com", "size_gb": 11}}
+    before = {r["dag_run_id"] for r in runs(admin, "portal_hosts")}
+    first = editor.post(url, json=form, headers={"Idempotency-Key": "submission-0001"})
+    assert first.status_code == 201, first.text
+    assert first.json()["created"] is True
+    again = editor.post(url, json=form, headers={"Idempotency-Key": "submission-0001"})
+    assert again.status_code == 200, again.text
+    assert again.json() == {**first.json(), "created": False}
+
+    # ten retries of one new submission at once: one run, every answer names it
+    with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(
+            pool.map(lambda _: editor.post(url, json=form, headers={"Idempotency-Key": "submission-0002"}), range(10))
+        )
+    assert sorted(a.status_code for a in answers) == [200] * 9 + [201], [a.text for a in answers]
+    assert len({a.json()["run_id"] for a in answers}) == 1
+
+    # the same key with other values is refused, naming the header; nothing is started
+    other = editor.post(
+        url,
+        json={"form": {"hostname": "web01.example.com", "size_gb": 12}},
+        headers={"Idempotency-Key": "submission-0001"},
+    )
+    assert other.status_code == 409, other.text
+    assert other.json()["detail"]["field"] == "Idempotency-Key"
+    # another user's key never names this user's run
+    admins = admin.post(url, json=form, headers={"Idempotency-Key": "submission-0001"})
+    assert admins.status_code == 201 and admins.json()["run_id"] != first.json()["run_id"]
+    bad = editor.post(url, json=form, headers={"Idempotency-Key": "x" * 256})
+    assert bad.status_code == 400 and bad.json()["detail"]["field"] == "Idempotency-Key"
+
+    created = {r["dag_run_id"] for r in runs(admin, "portal_hosts")} - before
+    assert created == {first.json()["run_id"], answers[0].json()["run_id"], admins.json()["run_id"]}
 
 
 def test_an_invalid_form_is_422_per_field_and_starts_nothing(portal, editor, admin):

@@ -346,6 +346,12 @@ def test_session_tells_the_ui_what_the_caller_may_do(clients):
         "author": (True, True),
         "admin": (True, True),
     }
+    assert {r: (f["can_read_alert_deliveries"], f["can_replay_alerts"]) for r, f in flags.items()} == {
+        "viewer": (False, False),
+        "designer": (True, False),
+        "author": (True, False),
+        "admin": (True, True),
+    }
 
 
 def test_query_string_dag_id_grants_nothing(clients):

@@ -1076,3 +1076,46 @@ def test_retry_policy():
     assert policy.delay(0, {"retry-after": "7"}) == 7
     assert 0.5 <= policy.delay(0) <= 1 and 2.5 <= policy.delay(3) <= 5
     assert 8 <= retry_after(formatdate(time.time() + 10, usegmt=True)) <= 10
+
+
+IDEMPOTENT_WF = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: rest_idempotent
+defaults: {retries: 1, retry_delay: 1s}
+steps:
+  - id: create
+    task:
+      api: backup_product
+      operation: getFlaky
+      params: {key: idem}
+      backoff: 10ms
+      idempotency_header: Idempotency-Key
+  - id: other
+    after: []
+    task:
+      api: backup_product
+      operation: getBroken
+      http_retries: 0
+      idempotency_header: X-Request-Key
+  - id: plain
+    after: []
+    task:
+      api: backup_product
+      operation: getFlaky
+      params: {key: plain}
+      backoff: 10ms
+"""
+
+
+def test_idempotency_header_is_stable_across_resends_and_tries(backup, write_definition, run_workflow):
+    """`idempotency_header` sends one key per step and run: the same on an HTTP re-send and on the
+    step's next try (so an API that honours such keys creates once), another for another step."""
+    write_definition("rest_idempotent.yaml", IDEMPOTENT_WF)
+    dag_run = run_workflow("rest_idempotent", {})
+    assert task_states(dag_run) == {"create": "success", "other": "failed", "plain": "success"}
+    created = [r.headers.get("idempotency-key") for r in backup.received("/flaky") if r.query["key"] == ["idem"]]
+    assert len(created) == 2 and created[0] == created[1] and created[0].startswith("autopilot-")
+    tries = [r.headers.get("x-request-key") for r in backup.received("/broken")]
+    assert len(tries) == 2 and tries[0] == tries[1] != created[0]  # two tries of the step, one key
+    assert all("idempotency-key" not in r.headers for r in backup.received("/flaky") if r.query["key"] == ["plain"])

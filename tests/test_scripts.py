@@ -4,7 +4,12 @@ declare; outputs flow through XCom, functions and decisions route them."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,7 @@ import pytest
 from autopilot_provider.definitions.code import added_code, env_name_problem
 from autopilot_provider.definitions.validate import load_text, validate
 from autopilot_provider.operators.script import (
+    REAPER,
     ScriptOperator,
     ScriptOutputError,
     allowed_environment,
@@ -462,3 +468,60 @@ def test_function_inputs_are_checked_at_run_time(run_workflow, write_definition)
     assert str(dag_run.state) == "failed"
     assert states["measure._inputs"] == "failed"
     assert states["measure.compute"] == "upstream_failed"
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_until(predicate, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.db_independent
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+@pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGTERM])
+def test_a_script_dies_with_its_task_process(tmp_path: Path, signal_number: int):
+    """A task process that dies (kill -9 by an OOM killer or a dying worker, or SIGTERM) takes its
+    script's whole process group with it, background children included, so a retry never runs
+    beside an earlier attempt."""
+    script = f"sleep 300 & echo $! > {tmp_path}/bg; echo $$ > {tmp_path}/fg; wait"
+    task = textwrap.dedent(
+        f"""
+        from autopilot_provider.operators.script import ScriptOperator
+        op = ScriptOperator(task_id="long", language="bash", script={script!r})
+        op._run(["bash", "-c", {script!r}], {{"PATH": "/usr/bin:/bin"}}, None, {str(tmp_path)!r})
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", task], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_until(
+            lambda: all((tmp_path / f).exists() and (tmp_path / f).read_text().strip() for f in ("bg", "fg")),
+            "the script started",
+        )
+        pids = [int((tmp_path / f).read_text()) for f in ("bg", "fg")]
+        assert all(_alive(pid) for pid in pids)
+        os.kill(process.pid, signal_number)
+        process.wait(timeout=30)
+        _wait_until(lambda: not any(_alive(pid) for pid in pids), "the script and its background child are gone")
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.mark.db_independent
+def test_the_reaper_passes_the_exit_status_on(tmp_path: Path):
+    reaper = [sys.executable, "-I", REAPER, str(os.getpid()), "--"]
+    assert subprocess.run([*reaper, "bash", "-c", "exit 7"]).returncode == 7
+    assert subprocess.run([*reaper, "bash", "-c", "kill -TERM $$"]).returncode == -signal.SIGTERM
+    done = subprocess.run([*reaper, "no-such-program-here"], capture_output=True, text=True)
+    assert done.returncode == 127 and "cannot run no-such-program-here" in done.stderr

@@ -13,13 +13,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import REPO
+from tests.fixtures.scenario import reference_scenario, wait
 
 pytestmark = pytest.mark.sqlite_only  # standalone always uses its own SQLite database
 
@@ -30,20 +30,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(2)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def test_make_run_serves_the_examples_and_runs_one(tmp_path: Path):
@@ -62,7 +48,7 @@ def test_make_run_serves_the_examples_and_runs_one(tmp_path: Path):
         base = f"http://127.0.0.1:{port}"
         passwords = home / "simple_auth_manager_passwords.json.generated"
         # the banner comes after the migration and the sandbox's start: wait for it, then compare
-        output = _wait(
+        output = wait(
             lambda: "login: admin / " in (text := (tmp_path / "standalone.log").read_text()) and text,
             300,
             "the login banner",
@@ -74,18 +60,18 @@ def test_make_run_serves_the_examples_and_runs_one(tmp_path: Path):
             r = client.post(f"{base}/auth/token", json={"username": "admin", "password": password})
             return r.status_code == 201 and r.json()["access_token"]
 
-        headers = {"Authorization": f"Bearer {_wait(token, 180, 'the API server')}"}
+        headers = {"Authorization": f"Bearer {wait(token, 180, 'the API server')}"}
 
         def dags():
             found = {d["dag_id"] for d in client.get(f"{base}/api/v2/dags", headers=headers).json()["dags"]}
             return found >= {"hello_world", "add_machine_to_backups", "nightly_disk_report"} and found
 
-        assert "broken" not in _wait(dags, 180, "the example DAGs")
+        assert "broken" not in wait(dags, 180, "the example DAGs")
 
         def import_errors():
             return client.get(f"{base}/api/v2/importErrors", headers=headers).json()["import_errors"]
 
-        errors = _wait(import_errors, 60, "the import error")
+        errors = wait(import_errors, 60, "the import error")
         assert [e["filename"] for e in errors] == ["broken.yaml.py"]
         assert (
             "definitions/broken.yaml:6:5: step 'a': unknown field 'scrpt' (did you mean 'script'?)"
@@ -105,7 +91,7 @@ def test_make_run_serves_the_examples_and_runs_one(tmp_path: Path):
             print(f"trigger refused: {r.status_code} {r.text}")
             return None
 
-        run = _wait(trigger, 120, "the hello_world run to be accepted")
+        run = wait(trigger, 120, "the hello_world run to be accepted")
 
         def finished():
             state = client.get(f"{base}/api/v2/dags/hello_world/dagRuns/{run['dag_run_id']}", headers=headers).json()[
@@ -113,9 +99,9 @@ def test_make_run_serves_the_examples_and_runs_one(tmp_path: Path):
             ]
             return state in ("success", "failed") and state
 
-        assert _wait(finished, 180, "the hello_world run") == "success"
+        assert wait(finished, 180, "the hello_world run") == "success"
 
-        _reference_scenario(client, base, json.loads(passwords.read_text()), home / "sandbox")
+        reference_scenario(client, base, json.loads(passwords.read_text()), home / "sandbox")
     finally:
         client.close()
         os.killpg(proc.pid, signal.SIGTERM)
@@ -124,77 +110,3 @@ def test_make_run_serves_the_examples_and_runs_one(tmp_path: Path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
-
-
-def _reference_scenario(client: httpx.Client, base: str, passwords: dict[str, str], sandbox: Path) -> None:
-    def login(user: str) -> dict[str, str]:
-        r = client.post(f"{base}/auth/token", json={"username": user, "password": passwords[user]})
-        assert r.status_code == 201, r.text
-        return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-    alice = login("alice")
-    form = {"hostname": "localhost", "policy": "gold", "justification": "The lab database needs backups."}
-    r = client.post(
-        f"{base}/autopilot/api/v1/workflows/add_machine_to_backups/runs", headers=alice, json={"form": form}
-    )
-    assert r.status_code == 201, r.text
-    run_id = r.json()["run_id"]
-
-    def mails() -> str:
-        path = sandbox / "mail.log"
-        return path.read_text(encoding="utf-8") if path.exists() else ""
-
-    def pending():
-        mine = client.get(f"{base}/autopilot/api/v1/requests", headers=alice).json()["requests"]
-        [request] = [r for r in mine if r["run_id"] == run_id]
-        assert request["state"] in ("queued", "running"), request
-        return [a for a in request["approvals"] if a["state"] == "pending"]
-
-    # gold backups: storage (dave) first places the second copy, in a mid-flow form
-    [form_request] = _wait(pending, 300, "storage's form")
-    assert form_request["kind"] == "form" and form_request["step_id"] == "gold_copy", form_request
-    r = client.post(
-        f"{base}/autopilot/api/v1/approvals/{form_request['id']}/responses",
-        headers=login("dave"),
-        json={"values": {"array": "san01", "copy_policy": "silver"}},
-    )
-    assert r.status_code == 201, r.text
-
-    def approval_pending():
-        return [a for a in pending() if a["kind"] == "approval"]
-
-    [approval] = _wait(approval_pending, 300, "the approval request")
-    for user in ("carol", "bob", "dave"):  # alice's manager, operations, storage
-        r = client.post(
-            f"{base}/autopilot/api/v1/approvals/{approval['id']}/votes",
-            headers=login(user),
-            json={"decision": "approve", "comment": f"fine by {user}"},
-        )
-        assert r.status_code == 201, r.text
-
-    def done():
-        runs = client.get(f"{base}/autopilot/api/v1/requests", headers=alice).json()["requests"]
-        [request] = [r for r in runs if r["run_id"] == run_id]
-        return request["state"] in ("success", "failed") and request
-
-    request = _wait(done, 300, "the reference scenario's run")
-    assert request["state"] == "success", request["steps"]
-    states = {s["id"]: s["state"] for s in request["steps"]}
-    assert states["add_client"] == "success" and states["tell_done"] == "success"
-    assert states["tell_rejected"] == "skipped"
-    assert [(a["step_id"], a["state"]) for a in request["approvals"]] == [
-        ("gold_copy", "answered"),
-        ("approve", "approved"),
-    ]
-    # the sandbox's ServiceNow: the run's ticket is in "My requests", got its notes and was closed
-    [number] = request["tickets"]
-    tickets = (sandbox / "servicenow.log").read_text(encoding="utf-8")
-    assert f"{number} (sc_request) created" in tickets
-    assert f"{number} (sc_request) updated: state 3 (closed_complete)" in tickets, tickets
-
-    log = mails()
-    assert "to alice@example.com" in log  # the acknowledgement and the confirmation
-    for approver in ("carol@example.com", "bob@example.com", "dave@example.com"):
-        assert f"to {approver}" in log and "/autopilot/approvals/confirm?token=" in log
-    posts = [json.loads(line) for line in (sandbox / "slack.log").read_text(encoding="utf-8").splitlines()]
-    assert any(p.get("channel") == "#storage" and "localhost" in p.get("text", "") for p in posts), posts

@@ -66,6 +66,13 @@ TRIGGER_RULES = (
 )
 
 
+#: An HTTP header name (RFC 9110 token characters).
+HeaderName = Annotated[
+    str,
+    Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$", description="An HTTP header name, e.g. `Idempotency-Key`."),
+]
+
+
 class Strict(BaseModel):
     """Every definition object rejects unknown fields, so a typo never silently vanishes."""
 
@@ -272,6 +279,12 @@ class TaskStep(RestCall):
     body: Any = Field(None, description="The request body (templated), sent as JSON or as a form per the spec.")
     validate_response: Literal["fail", "warn", "off"] = Field(
         "fail", description="Check the response body against the operation's declared schema."
+    )
+    idempotency_header: HeaderName | None = Field(
+        None,
+        description="Send a key in this header (e.g. `Idempotency-Key`) that is the same for every try and "
+        "re-send of this step in this run and different for every other step and run, so an API that honours "
+        "such keys does not create twice when a step is retried after an answer was lost.",
     )
 
 

@@ -42,6 +42,8 @@ DENIED_ENV = re.compile(r"^_*AIRFLOW", re.IGNORECASE)
 #: The outputs file may hold this many bytes; more fails the step.
 OUTPUT_LIMIT = 1024 * 1024
 OUTPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Runs each script in its own process group, killed when the task process dies (operators/_reaper.py).
+REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_reaper.py")
 
 _PYTHON_PRELUDE = """\
 import json as _json, os as _os, sys as _sys
@@ -277,8 +279,9 @@ class ScriptOperator(BaseOperator):
     def _run(self, command: list[str], env: dict[str, str], stdin_data: str | None, cwd: str) -> None:
         self.log.info("Running %s script", self.language)
         try:
+            # through the reaper: the script's process group dies with this task process
             self._process = subprocess.Popen(
-                command,
+                [sys.executable, "-I", REAPER, str(os.getpid()), "--", *command],
                 stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -7,6 +7,7 @@ response, and push the step's outputs.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,6 +75,7 @@ class OpenApiTaskOperator(BaseOperator):
         request_timeout: float = 60.0,
         http_retries: int = 3,
         backoff: float = 1.0,
+        idempotency_header: str | None = None,
         scope: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -90,6 +92,7 @@ class OpenApiTaskOperator(BaseOperator):
         self.request_timeout = request_timeout
         self.http_retries = http_retries
         self.backoff = backoff
+        self.idempotency_header = idempotency_header
         self.scope = scope or {}
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
@@ -113,6 +116,8 @@ class OpenApiTaskOperator(BaseOperator):
             request = build_request(spec, operation, self.parameters, self.body)
         except RequestValidationError as exc:
             raise AirflowFailException(str(exc)) from None
+        if self.idempotency_header:
+            request.headers[self.idempotency_header] = idempotency_key(context)
         hook = self.hook(api_definition, spec)
         self.log.info("%s: %s %s (connection %s)", operation.id, operation.method, operation.path, hook.openapi_conn_id)
         try:
@@ -141,6 +146,14 @@ class OpenApiTaskOperator(BaseOperator):
         if self.validate_response == "fail":
             raise AirflowFailException(message + "\n(set `validate_response: warn` or `off` on the step to accept it)")
         self.log.warning("%s", message)
+
+
+def idempotency_key(context: Any) -> str:
+    """The same for every try of one task instance (DAG, run, task, map index), different for any
+    other: what an API that honours idempotency keys needs to recognise a retried create."""
+    ti = context["ti"]
+    name = "\x00".join((ti.dag_id, ti.run_id, ti.task_id, str(getattr(ti, "map_index", -1))))
+    return "autopilot-" + hashlib.sha256(name.encode()).hexdigest()[:40]
 
 
 def check_status(log: Any, operation: Any, response: dict[str, Any]) -> None:

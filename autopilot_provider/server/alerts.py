@@ -46,6 +46,7 @@ from urllib.parse import parse_qs, quote
 
 from jinja2 import Undefined
 from sqlalchemy import delete, func, insert, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from autopilot_provider import config
 from autopilot_provider.definitions import models as m
@@ -163,6 +164,8 @@ def connection_secret(conn_id: str) -> tuple[str | None, str | None]:
         connection = Connection.get_connection_from_secrets(conn_id)
     except AirflowNotFoundException:
         return None, f"the connection '{conn_id}' does not exist"
+    except Exception as exc:  # noqa: BLE001 - a secrets backend that fails: refused, and the log says why
+        return None, f"the connection '{conn_id}' cannot be read: {type(exc).__name__}"
     if not connection.password:
         return None, f"the connection '{conn_id}' has no password (the secret or token)"
     return connection.password, None
@@ -509,8 +512,26 @@ class Deliveries:
                 run = requests_service.start_run(
                     plan.workflow, plan.values, user_name=plan.username, note=note, run_id=run_id
                 )
+            except requests_service.IdempotencyConflict:
+                # the same delivery id, other values (a sender reusing ids, racing itself): its run stands
+                outcome.errors.append(
+                    _error(
+                        plan.route,
+                        plan.item if alert.for_each else None,
+                        "delivery_id",
+                        f"delivery {delivery_id} started run {run_id} with other values before: use a new delivery "
+                        "id for a new event",
+                    )
+                )
+                continue
             except Refused as exc:
                 failures.append(f"route '{plan.route.id}'{_item(plan.item if alert.for_each else None)}: {exc.message}")
+                continue
+            except SQLAlchemyError as exc:  # a busy or unreachable database: the sender may retry
+                log.exception("alert %s delivery %s: starting a run failed", alert.id, delivery_id)
+                failures.append(
+                    f"route '{plan.route.id}': the metadata database refused the run ({type(exc).__name__})"
+                )
                 continue
             outcome.runs.append(
                 {"route": plan.route.id, "workflow": plan.workflow.id, "run_id": run["run_id"], "url": run["url"]}
@@ -523,6 +544,10 @@ class Deliveries:
                     )
         if failures:
             return self._failed(outcome, failures, outcome.runs)
+        if outcome.errors and not created:
+            outcome.status, outcome.http_status = "invalid", 422
+            outcome.message = outcome.reason = "; ".join(e["message"] for e in outcome.errors)
+            return outcome
         if created:
             outcome.status, outcome.http_status = "accepted", 202
             outcome.reason = f"{created} run(s) started" + (
@@ -743,6 +768,7 @@ class Deliveries:
     ) -> tuple[list[dict[str, Any]], int]:
         """Logged deliveries, newest first, and how many match."""
         _require_table()
+        since, until = _aware(since), _aware(until)
         where = []
         if alert is not None:
             where.append(D.c.alert == alert)
@@ -763,6 +789,11 @@ class Deliveries:
         """Delete the deliveries received before ``older_than``; how many."""
         with self._session() as session:
             return session.execute(delete(D).where(D.c.received_at < older_than)).rowcount or 0
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time without a zone is UTC (Airflow's columns refuse naive times)."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def _item(item: int | None) -> str:

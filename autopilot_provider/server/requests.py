@@ -3,6 +3,7 @@ steps, approvals and tickets — what the plugin's portal serves."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -59,6 +60,14 @@ def check_requester(project: Any, values: Mapping[str, Any], user_name: str) -> 
         raise FormInvalid([FieldError("requester", str(exc))]) from None
 
 
+def idempotent_run_id(user_name: str, key: str) -> str:
+    """The run id a request with ``Idempotency-Key: key`` from ``user_name`` gets: the same key from
+    the same user always names the same run, so a repeat (a client retrying a submission whose answer
+    was lost) finds the first run instead of starting a second. Another user's key never collides."""
+    digest = hashlib.sha256(f"{user_name}\x00{key}".encode()).hexdigest()[:32]
+    return f"request__{digest}"
+
+
 def start_run(
     workflow: m.Workflow,
     conf: dict[str, Any],
@@ -73,73 +82,103 @@ def start_run(
     scheduler picks it up like any other run. Raises :class:`RunNotPossible` when the DAG is not
     parsed yet or has import errors.
 
-    With ``run_id`` the run is started at most once: when a run with that id exists already (started
-    before, or by a concurrent caller a moment ago) nothing is created and the answer describes that
-    run, with ``created`` false."""
+    With ``run_id`` the start is idempotent: when that run exists already (a repeat, or a concurrent
+    request that won the race) it is returned with ``created: False`` and nothing is started; when it
+    exists with other values, :class:`IdempotencyConflict` (409)."""
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.exceptions import DagNotFound, DagRunAlreadyExists, ParamValidationError
-    from airflow.models import DagModel, DagRun
+    from airflow.models import DagModel
     from airflow.utils.session import create_session
     from airflow.utils.types import DagRunTriggeredByType
-    from sqlalchemy import select
     from sqlalchemy.exc import IntegrityError
 
     dag_id = workflow.id
+    if run_id is not None:
+        existing = _existing_run(dag_id, run_id, conf)
+        if existing is not None:
+            return existing
+    try:
+        with create_session() as session:
+            model = session.get(DagModel, dag_id)
+            if model is None or model.is_stale:
+                raise RunNotPossible(
+                    f"workflow '{dag_id}' has no DAG in Airflow yet: the dag-processor has not parsed it "
+                    "(new or renamed definitions appear within a minute); try again shortly"
+                )
+            if model.has_import_errors:
+                raise RunNotPossible(
+                    f"workflow '{dag_id}': Airflow reports an import error for its DAG (see Airflow's import errors)"
+                )
+            try:
+                dag_run = trigger_dag(
+                    dag_id,
+                    run_id=run_id,
+                    triggered_by=DagRunTriggeredByType.REST_API,
+                    triggering_user_name=user_name,
+                    conf=conf,
+                    session=session,
+                )
+            except DagNotFound:
+                raise RunNotPossible(
+                    f"workflow '{dag_id}' is not serialized in Airflow yet: the dag-processor has not parsed it; "
+                    "try again shortly"
+                ) from None
+            except ParamValidationError as exc:
+                # Airflow checked the values against the DAG Airflow knows, which can be older than the
+                # definition: the portal's validation passed, Airflow's did not.
+                raise FormInvalid([FieldError(_param_name(str(exc)), str(exc))]) from None
+            if dag_run is None:  # pragma: no cover - trigger_dag returns the run or raises
+                raise RunNotPossible(f"workflow '{dag_id}': Airflow created no run")
+            if note:
+                dag_run.note = (note, user_id)
+            session.flush()
+            return {
+                "dag_id": dag_id,
+                "run_id": dag_run.run_id,
+                "state": str(getattr(dag_run.state, "value", dag_run.state)),
+                "url": run_url(dag_id, dag_run.run_id),
+                "created": True,
+            }
+    except (DagRunAlreadyExists, IntegrityError):
+        if run_id is None:
+            raise
+        # a concurrent request with the same run id inserted it first: answer with that run
+        existing = _existing_run(dag_id, run_id, conf)
+        if existing is None:  # pragma: no cover - the row that collided is committed before we read
+            raise RunNotPossible(f"workflow '{dag_id}': run {run_id!r} collided but cannot be read") from None
+        return existing
+
+
+class IdempotencyConflict(Refused):
+    """A repeated idempotency key with other values than the run it started: 409."""
+
+    status = 409
+
+
+def _existing_run(dag_id: str, run_id: str, conf: dict[str, Any]) -> dict[str, Any] | None:
+    """The run ``run_id`` of ``dag_id`` as :func:`start_run` returns it (``created: False``), None
+    when there is none; :class:`IdempotencyConflict` when it was started with other values."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
     with create_session() as session:
-        model = session.get(DagModel, dag_id)
-        if model is None or model.is_stale:
-            raise RunNotPossible(
-                f"workflow '{dag_id}' has no DAG in Airflow yet: the dag-processor has not parsed it "
-                "(new or renamed definitions appear within a minute); try again shortly"
+        dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        if dag_run is None:
+            return None
+        if (dag_run.conf or {}) != (conf or {}):
+            raise IdempotencyConflict(
+                f"this request repeats the idempotency key of run {run_id!r} of '{dag_id}' with other values; "
+                "use a new key for a new request",
+                field="Idempotency-Key",
             )
-        if model.has_import_errors:
-            raise RunNotPossible(
-                f"workflow '{dag_id}': Airflow reports an import error for its DAG (see Airflow's import errors)"
-            )
-        try:
-            dag_run = trigger_dag(
-                dag_id,
-                triggered_by=DagRunTriggeredByType.REST_API,
-                triggering_user_name=user_name,
-                conf=conf,
-                run_id=run_id,
-                session=session,
-            )
-        except (DagRunAlreadyExists, IntegrityError):
-            # the same run id again; IntegrityError: a concurrent caller inserted it between Airflow's
-            # check and ours (the unique key on dag_id, run_id decides)
-            if run_id is None:
-                raise
-            session.rollback()
-            existing = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
-            if existing is None:  # pragma: no cover - the key that refused it holds this run
-                raise
-            return _run_answer(existing, created=False)
-        except DagNotFound:
-            raise RunNotPossible(
-                f"workflow '{dag_id}' is not serialized in Airflow yet: the dag-processor has not parsed it; "
-                "try again shortly"
-            ) from None
-        except ParamValidationError as exc:
-            # Airflow checked the values against the DAG Airflow knows, which can be older than the
-            # definition: the portal's validation passed, Airflow's did not.
-            raise FormInvalid([FieldError(_param_name(str(exc)), str(exc))]) from None
-        if dag_run is None:  # pragma: no cover - trigger_dag returns the run or raises
-            raise RunNotPossible(f"workflow '{dag_id}': Airflow created no run")
-        if note:
-            dag_run.note = (note, user_id)
-        session.flush()
-        return _run_answer(dag_run, created=True)
-
-
-def _run_answer(dag_run: Any, *, created: bool) -> dict[str, Any]:
-    return {
-        "dag_id": dag_run.dag_id,
-        "run_id": dag_run.run_id,
-        "state": str(getattr(dag_run.state, "value", dag_run.state)),
-        "url": run_url(dag_run.dag_id, dag_run.run_id),
-        "created": created,
-    }
+        return {
+            "dag_id": dag_id,
+            "run_id": dag_run.run_id,
+            "state": str(getattr(dag_run.state, "value", dag_run.state)),
+            "url": run_url(dag_id, dag_run.run_id),
+            "created": False,
+        }
 
 
 def _param_name(message: str) -> str:

@@ -26,6 +26,7 @@ def compile_task(step: m.Step, ctx: BuildContext) -> OpenApiTaskOperator:
         request_timeout=seconds(spec.request_timeout),
         http_retries=spec.http_retries,
         backoff=seconds(spec.backoff),
+        idempotency_header=spec.idempotency_header,
         scope=ctx.scope(),
         **ctx.task_kwargs(step),
     )

@@ -40,8 +40,8 @@ function toDetail(status: number, body: any): ErrorDetail {
   return { message: `HTTP ${status}` };
 }
 
-export async function request<T>(method: string, url: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { Accept: "application/json" };
+export async function request<T>(method: string, url: string, body?: unknown, extraHeaders?: Record<string, string>): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json", ...extraHeaders };
   if (method !== "GET") headers["X-Autopilot-Request"] = "1";
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch(url, {
@@ -182,7 +182,8 @@ export const api = {
   workflows: (q?: string, tag?: string) =>
     request<{ workflows: WorkflowEntry[]; total_entries: number }>("GET", `${API}/workflows${qs({ q, tag })}`),
   workflowForm: (id: string) => request<WorkflowForm>("GET", `${API}/workflows/${enc(id)}/form`),
-  submit: (id: string, form: Record<string, unknown>) => request<RunStarted>("POST", `${API}/workflows/${enc(id)}/runs`, { form }),
+  submit: (id: string, form: Record<string, unknown>, idempotencyKey?: string) =>
+    request<RunStarted>("POST", `${API}/workflows/${enc(id)}/runs`, { form }, idempotencyKey ? { "Idempotency-Key": idempotencyKey } : undefined),
   myRequests: () => request<{ requests: RequestEntry[]; total_entries: number }>("GET", `${API}/requests${qs({ mine: true })}`),
 
   approvals: (state: "pending" | "decided" | "all", mine = true, dagId?: string) =>

@@ -18,6 +18,12 @@ class SessionOut(BaseModel):
         description="The code-author permission ('Autopilot Code'): may add or change scripts that workers run."
     )
     can_trigger: bool = Field(description="DAG run create access: may start runs.")
+    can_read_alert_deliveries: bool = Field(
+        False, description="May read the alert delivery log ('Autopilot Definitions' or 'Autopilot Alerts')."
+    )
+    can_replay_alerts: bool = Field(
+        False, description="The alert-admin permission ('Autopilot Alerts'): may replay alert deliveries."
+    )
 
 
 class StepKindOut(BaseModel):

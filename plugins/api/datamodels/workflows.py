@@ -59,3 +59,6 @@ class RunOut(BaseModel):
     run_id: str
     state: str
     url: str = Field(description="The run in Airflow's grid view.")
+    created: bool = Field(
+        True, description="False when an earlier request with the same Idempotency-Key started this run."
+    )

@@ -22,12 +22,15 @@ errors = ErrorDocs()
 @router.get("/session", operation_id="get_session", responses=errors(401))
 def get_session(user: GetUserDep) -> SessionOut:
     """The calling user and the UI actions they are allowed."""
+    design = has_permission(user, Permission.DESIGN)
     return SessionOut(
         user=user_name(user),
         user_id=str(user.get_id()),
-        can_edit_definitions=has_permission(user, Permission.DESIGN),
+        can_edit_definitions=design,
         can_author_code=has_permission(user, Permission.AUTHOR_CODE),
         can_trigger=may_dag(user, "POST", None, run_entity()),
+        can_read_alert_deliveries=design or has_permission(user, Permission.ALERTS),
+        can_replay_alerts=has_permission(user, Permission.ALERTS),
     )
 
 

@@ -11,6 +11,7 @@ workflow says whether the caller has it, ``can_request``). Refusals are ``{"deta
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from autopilot_plugin.api.datamodels.workflows import FormOut, RunOut, RunRequest, WorkflowList
@@ -18,12 +19,16 @@ from autopilot_plugin.api.deps import GetUserDep, StoreDep, WorkflowId, requires
 from autopilot_plugin.api.errors import ErrorDocs
 from autopilot_plugin.api.permissions import may_dag
 from autopilot_plugin.api.services import workflows as service
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from autopilot_provider.repository import forms
 from autopilot_provider.server import requests as requests_service
+from autopilot_provider.server.errors import InvalidInput
 
 router = APIRouter(tags=["Workflows"])
+
+#: What an Idempotency-Key may be: printable ASCII, as HTTP header values are.
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")
 
 errors = ErrorDocs(
     {
@@ -70,15 +75,48 @@ def get_form(workflow_id: WorkflowId, store: StoreDep, user: GetUserDep) -> Form
     status_code=status.HTTP_201_CREATED,
     dependencies=[requires_workflow("POST", run=True)],
     operation_id="start_workflow_run",
-    responses=errors(401, 403, 404, 409, 422, 502),
+    responses={
+        200: {
+            "description": "A repeat of an earlier request with the same `Idempotency-Key`: its run, nothing started"
+        },
+        **errors(400, 401, 403, 404, 409, 422, 502),
+    },
 )
-def start_run(workflow_id: WorkflowId, body: RunRequest, store: StoreDep, user: GetUserDep) -> RunOut:
+def start_run(
+    workflow_id: WorkflowId,
+    body: RunRequest,
+    store: StoreDep,
+    user: GetUserDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="A key the client makes for this submission (e.g. a UUID) and sends again when it retries "
+            "it: the same key from the same user always answers with the run the first request started (200), "
+            "for as long as that run is kept; the same key with other values is a 409.",
+        ),
+    ] = None,
+) -> RunOut:
     """Validate the form (types, required fields, formats, ranges, choices — unknown fields are
     errors) and start a run with the values (defaults applied) as its conf, triggered by the caller.
     Nothing is created when the form is invalid."""
     project = store.project()
     workflow = service.find(project, workflow_id)
+    run_id = None
+    if idempotency_key is not None:
+        if not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise InvalidInput("Idempotency-Key must be 1 to 255 printable ASCII characters", field="Idempotency-Key")
+        run_id = requests_service.idempotent_run_id(user_name(user), idempotency_key)
     run = service.start_run(
-        workflow, project, body.form, user_name=user_name(user), user_id=str(user.get_id()), note=body.note
+        workflow,
+        project,
+        body.form,
+        user_name=user_name(user),
+        user_id=str(user.get_id()),
+        note=body.note,
+        run_id=run_id,
     )
+    if not run["created"]:
+        response.status_code = status.HTTP_200_OK
     return RunOut(**run)

@@ -36,11 +36,18 @@ def summary(workflow: Any, user: BaseUser) -> WorkflowOut:
 
 
 def start_run(
-    workflow: Any, project: Any, form: Any, *, user_name: str, user_id: str, note: str | None
+    workflow: Any,
+    project: Any,
+    form: Any,
+    *,
+    user_name: str,
+    user_id: str,
+    note: str | None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Validate ``form`` against the workflow's form (choices fetched now, unknown fields refused,
     the requester checked) and start a run with the values as its conf, triggered by the caller."""
     choices = form_choices.resolve_choices(workflow.form, project)
     values = forms.validate_form(workflow.form, form, choices)
     requests_service.check_requester(project, values, user_name)
-    return requests_service.start_run(workflow, values, user_name=user_name, user_id=user_id, note=note)
+    return requests_service.start_run(workflow, values, user_name=user_name, user_id=user_id, note=note, run_id=run_id)

@@ -1,8 +1,9 @@
-import { useState } from "react";
+import { useRef, useState } from "react";
 import { api, ApiError, type RunStarted, type Session } from "../api";
 import { SchemaForm } from "../common/SchemaForm";
 import { LoadError, usePolling } from "../common/util";
 import { Link } from "../router";
+import { submissionKey } from "./submission";
 
 export function RequestPage({ workflowId }: { workflowId: string; session: Session }) {
   const { data, error } = usePolling(() => api.workflowForm(workflowId), null, [workflowId]);
@@ -10,12 +11,16 @@ export function RequestPage({ workflowId }: { workflowId: string; session: Sessi
   const [started, setStarted] = useState<RunStarted | null>(null);
   const [problem, setProblem] = useState<{ message: string; errors: { field: string; message: string }[] } | null>(null);
   const [busy, setBusy] = useState(false);
+  // One Idempotency-Key per submission: a retry of the same values (the answer was lost, the server
+  // restarted) reuses it, so the server answers with the run the first attempt started.
+  const attempt = useRef<{ body: string; key: string } | null>(null);
 
   const submit = (form: Record<string, unknown>) => {
     setBusy(true);
     setProblem(null);
+    attempt.current = submissionKey(attempt.current, form ?? {});
     api
-      .submit(workflowId, form ?? {})
+      .submit(workflowId, form ?? {}, attempt.current.key)
       .then(setStarted)
       .catch((e) => setProblem(e instanceof ApiError ? { message: e.detail.message, errors: e.detail.errors ?? [] } : { message: String(e), errors: [] }))
       .finally(() => setBusy(false));
