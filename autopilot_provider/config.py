@@ -133,3 +133,16 @@ def auth_manager() -> str:
 def execution_api_server_url() -> str | None:
     """``[core] execution_api_server_url``: where workers reach the API server (None: not set)."""
     return conf.get("core", "execution_api_server_url", fallback=None) or None
+
+
+def trigger_alert_base_url() -> str:
+    """Where trigger tasks deliver alerts: ``[autopilot] trigger_alert_base_url``, else the API server
+    the workers already reach (``[core] execution_api_server_url`` without ``/execution``), else
+    :func:`api_base_url`."""
+    configured = (get("trigger_alert_base_url") or "").strip()
+    if configured:
+        return configured.rstrip("/")
+    execution = execution_api_server_url()
+    if execution:
+        return execution.rstrip("/").removesuffix("/execution").rstrip("/")
+    return api_base_url()

@@ -139,6 +139,7 @@ def get_provider_info() -> dict:
                     "autopilot_provider.operators.wait",
                     "autopilot_provider.operators.notify",
                     "autopilot_provider.operators.ticket",
+                    "autopilot_provider.operators.trigger",
                 ],
             }
         ],
@@ -149,6 +150,7 @@ def get_provider_info() -> dict:
                     "autopilot_provider.hooks.openapi",
                     "autopilot_provider.hooks.servicenow",
                     "autopilot_provider.hooks.choices",
+                    "autopilot_provider.hooks.alerts",
                 ],
             }
         ],
@@ -237,6 +239,13 @@ def get_provider_info() -> dict:
                         "custom resource 'Autopilot Alerts' instead.",
                         "admin",
                         example="op,admin",
+                    ),
+                    "trigger_alert_base_url": _option(
+                        "The Airflow API server URL trigger tasks deliver their alerts to (they POST to "
+                        "<this>/autopilot/api/v1/alerts/<id>, signed with the alert's scheme). Empty: [core] "
+                        "execution_api_server_url without its /execution path, else [api] base_url.",
+                        "",
+                        example="http://airflow-api-server:8080",
                     ),
                     "approval_public_key": _option(
                         "The public key (base64, Ed25519) workers verify signed approval decisions with. Empty: "

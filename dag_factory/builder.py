@@ -62,19 +62,18 @@ def form_params(form: m.Form, project: Definitions | None = None) -> dict[str, P
     return params
 
 
-def build_dag(workflow: m.Workflow, project: Definitions, *, source: str = "") -> DAG:
-    """Build the Airflow DAG for a validated workflow."""
-    schedule: Any = None
-    start_date = DEFAULT_START
-    catchup = False
-    timezone_name = "UTC"
-    if isinstance(workflow.schedule, m.Schedule):
-        schedule, catchup, timezone_name = workflow.schedule.cron, workflow.schedule.catchup, workflow.schedule.timezone
+def schedule_kwargs(schedule: str | m.Schedule | None) -> dict[str, Any]:
+    """A definition's ``schedule`` as the DAG's ``schedule``, ``start_date`` and ``catchup``."""
+    if isinstance(schedule, m.Schedule):
         import pendulum
 
-        start_date = pendulum.parse(workflow.schedule.start_date or DEFAULT_START.date().isoformat(), tz=timezone_name)
-    elif workflow.schedule:
-        schedule = workflow.schedule
+        start = pendulum.parse(schedule.start_date or DEFAULT_START.date().isoformat(), tz=schedule.timezone)
+        return {"schedule": schedule.cron, "start_date": start, "catchup": schedule.catchup}
+    return {"schedule": schedule or None, "start_date": DEFAULT_START, "catchup": False}
+
+
+def build_dag(workflow: m.Workflow, project: Definitions, *, source: str = "") -> DAG:
+    """Build the Airflow DAG for a validated workflow."""
     doc = [f"# {workflow.title or workflow.id}"]
     if workflow.description:
         doc.append(workflow.description)
@@ -89,9 +88,7 @@ def build_dag(workflow: m.Workflow, project: Definitions, *, source: str = "") -
         dag_id=workflow.id,
         description=workflow.title,
         doc_md="\n\n".join(doc),
-        schedule=schedule,
-        start_date=start_date,
-        catchup=catchup,
+        **schedule_kwargs(workflow.schedule),
         tags=sorted({"autopilot", *workflow.tags}),
         params=form_params(workflow.form, project),
         default_args=default_args,

@@ -1,4 +1,5 @@
-"""Called by each generated stub: compile one definition file into (at most) one DAG.
+"""Called by each generated stub: compile one definition file into (at most) one DAG — a workflow's or
+a trigger's, by the builder ``dag_factory.registry.DAG_BUILDERS`` names for its kind.
 
 Raises ``DefinitionError`` — which Airflow records as this file's import error — when the file or a
 function it uses is invalid. On a worker (``get_parsing_context().dag_id`` set) a stub whose workflow
@@ -9,10 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import DefinitionError
 from autopilot_provider.repository.folder import Project
-from dag_factory.builder import build_dag
+from dag_factory.registry import DAG_BUILDERS
 from dag_factory.stubs import INDEX_NAME, validated_dir
 
 
@@ -39,10 +39,10 @@ def load_dag_file(root: str, rel: str, stub_file: str | None = None):
     loaded = project.load(rel)
     if not loaded.ok:
         raise DefinitionError(loaded.diagnostics)
-    if not isinstance(loaded.definition, m.Workflow):
+    build = DAG_BUILDERS.get(loaded.kind or "")
+    if build is None:
         return None
-
-    return build_dag(loaded.definition, project, source=project.display(rel))
+    return build(loaded.definition, project, source=project.display(rel))
 
 
 def report_misnamed(root: str, stub_file: str) -> None:

@@ -56,8 +56,8 @@ def test_wrong_api_version_and_kind(tmp_path):
         "defs/wf.yaml:1:13: unsupported apiVersion 'autopilot/v2': expected 'autopilot/v1'"
     ]
     assert errors(tmp_path, "apiVersion: autopilot/v1\nkind: Workflw\n") == [
-        "defs/wf.yaml:2:7: unknown kind 'Workflw': expected one of Workflow, Function, Contacts, Resources, Api, Alert"
-        " (did you mean 'Workflow'?)"
+        "defs/wf.yaml:2:7: unknown kind 'Workflw': expected one of Workflow, Function, Contacts, Resources, Api, Alert,"
+        " Trigger (did you mean 'Workflow'?)"
     ]
 
 
@@ -415,6 +415,184 @@ def test_alerts_compile_to_no_dag(tmp_path):
         (tmp_path / rel).write_text(textwrap.dedent(body))
     (tmp_path / "alert.yaml").write_text(textwrap.dedent(ALERT))
     assert load_dag_file(str(tmp_path), "alert.yaml") is None
+
+
+# -- triggers (kind Trigger) -----------------------------------------------------------------------
+
+TRIGGER_FOLDER = {
+    **ALERT_FOLDER,
+    "alert.yaml": ALERT,
+    "api.yaml": """\
+        apiVersion: autopilot/v1
+        kind: Api
+        id: gauges
+        spec: specs/gauges.yaml
+        connection: gauges
+        """,
+    "specs/gauges.yaml": """\
+        openapi: 3.0.3
+        info: {title: Gauges, version: "1"}
+        paths:
+          /gauges/{name}:
+            get:
+              operationId: getGauge
+              parameters:
+                - {name: name, in: path, required: true, schema: {type: string}}
+              responses: {"200": {description: ok}}
+          /gauges:
+            post:
+              operationId: setGauge
+              requestBody:
+                required: true
+                content: {application/json: {schema: {type: object}}}
+              responses: {"200": {description: ok}}
+        """,
+}
+TRIGGER = """\
+    apiVersion: autopilot/v1
+    kind: Trigger
+    id: disk_full
+    owner: group:storage
+    schedule: "*/5 * * * *"
+    rest:
+      api: gauges
+      operation: getGauge
+      params: {name: disk}
+    value: response.body.value
+    condition: value >= 90
+    for: 10m
+    resolve: value < 80
+    alert: events
+    notify:
+      to: [group:storage]
+      subject: "{{ trigger.title }} {{ trigger.status }}"
+    """
+
+
+def trigger_errors(tmp_path: Path, text: str) -> list[str]:
+    return errors(tmp_path, text, name="trigger.yaml", extra=TRIGGER_FOLDER)
+
+
+def test_a_valid_trigger_has_no_diagnostics(tmp_path):
+    assert trigger_errors(tmp_path, TRIGGER) == []
+
+
+def test_trigger_fields_are_checked_like_every_kind(tmp_path):
+    text = TRIGGER.replace("condition:", "conditon:")
+    assert trigger_errors(tmp_path, text) == [
+        "defs/trigger.yaml:1:1: missing required field 'condition'",
+        "defs/trigger.yaml:11:1: unknown field 'conditon' (did you mean 'condition'?)",
+    ]
+    text = TRIGGER.replace("    alert: events\n", "")
+    assert trigger_errors(tmp_path, text.replace("notify:", "notfy:")) == [
+        "defs/trigger.yaml:14:1: unknown field 'notfy' (did you mean 'notify'?)",
+    ]
+    assert trigger_errors(tmp_path, text.split("notify:")[0]) == [
+        "defs/trigger.yaml:1:1: a trigger needs `alert` or `notify` (or both): what firing and resolving do"
+    ]
+    text = TRIGGER.replace("for: 10m", "for: 10 minutes")
+    (found,) = trigger_errors(tmp_path, text)
+    assert found.startswith("defs/trigger.yaml:12:6: for: String should match pattern")
+
+
+def test_trigger_schedule_expressions_and_templates_are_compiled_and_located(tmp_path):
+    text = (
+        TRIGGER.replace('"*/5 * * * *"', '"*/5 * * *"')
+        .replace("{name: disk}", '{name: "{{ form.x }}"}')
+        .replace("response.body.value", "respons.body.value")
+        .replace("value >= 90", "value >=")
+        .replace("value < 80", "valeu < 80")
+        .replace("{{ trigger.status }}", "{{ trigger.state }}")
+    )
+    assert trigger_errors(tmp_path, text) == [
+        "defs/trigger.yaml:5:11: invalid cron expression '*/5 * * *'",
+        "defs/trigger.yaml:9:18: unknown name 'form' in template; known names: run",
+        "defs/trigger.yaml:10:8: unknown name 'respons' in expression (did you mean 'response'?); known names: "
+        "response",
+        "defs/trigger.yaml:11:12: invalid expression: unexpected 'end of print statement'",
+        "defs/trigger.yaml:13:10: unknown name 'valeu' in expression (did you mean 'value'?); known names: value, "
+        "response",
+        "defs/trigger.yaml:17:12: unknown event field 'state' in template (did you mean 'status'?)",
+    ]
+    text = TRIGGER.replace('schedule: "*/5 * * * *"', "schedule: {cron: '@hourly', catchup: true}")
+    assert trigger_errors(tmp_path, text) == [
+        "defs/trigger.yaml:5:38: a trigger reads the current value, so catchup would read it again for every "
+        "missed interval: leave catchup off"
+    ]
+
+
+def test_trigger_references_are_checked_against_the_folder(tmp_path):
+    text = (
+        TRIGGER.replace("api: gauges", "api: gauge")
+        .replace("alert: events", "alert: event")
+        .replace("group:storage", "group:storag")
+        .replace("to: [group:storag]", "to: [requester]")
+    )
+    assert trigger_errors(tmp_path, text) == [
+        "defs/trigger.yaml:4:8: owner: unknown group 'storag' (did you mean 'storage'?)",
+        "defs/trigger.yaml:7:8: rest: unknown api 'gauge' (did you mean 'gauges'?)",
+        "defs/trigger.yaml:14:8: unknown alert 'event' (did you mean 'events'?)",
+        "defs/trigger.yaml:16:8: notify: 'requester': a trigger's run has no requester; name people or groups "
+        "(e.g. the owner)",
+    ]
+    text = TRIGGER.replace("operation: getGauge", "operation: getGauges").replace("{name: disk}", "{nme: disk}")
+    assert trigger_errors(tmp_path, text) == [
+        "defs/trigger.yaml:8:14: rest: api 'gauges' has no operation 'getGauges' (did you mean 'getGauge'?)"
+    ]
+    assert trigger_errors(tmp_path, TRIGGER.replace("{name: disk}", "{nme: disk}")) == [
+        "defs/trigger.yaml:9:3: rest: missing required path parameter 'name' of operation 'getGauge'",
+        "defs/trigger.yaml:9:12: rest: operation 'getGauge' has no parameter 'nme' (did you mean 'name'?)",
+    ]
+    text = TRIGGER.replace("operation: getGauge", "operation: setGauge").replace("      params: {name: disk}\n", "")
+    assert trigger_errors(tmp_path, text) == [
+        "defs/trigger.yaml:8:14: rest: operation 'setGauge' requires a request body; a trigger reads its data "
+        "point without one"
+    ]
+
+
+def test_sql_and_metric_data_points_are_not_supported_yet(tmp_path):
+    rest = "rest:\n      api: gauges\n      operation: getGauge\n      params: {name: disk}\n"
+    text = TRIGGER.replace(rest, "sql: {connection: warehouse, query: 'select 1'}\n")
+    assert trigger_errors(tmp_path, text) == [
+        "defs/trigger.yaml:6:1: data point 'sql' is not supported yet (SQL data points arrive with pipes); read a "
+        "REST operation with `rest`"
+    ]
+    text = TRIGGER.replace(rest, "metric: {query: 'avg(disk_used)'}\n")
+    assert trigger_errors(tmp_path, text) == [
+        "defs/trigger.yaml:6:1: data point 'metric' is not supported yet (metric data points arrive with the "
+        "metrics integration); read a REST operation with `rest`"
+    ]
+    both = TRIGGER.replace("rest:", "metric: {query: x}\n    rest:")
+    assert trigger_errors(tmp_path, both) == [
+        "defs/trigger.yaml:1:1: a trigger needs exactly one data point: one of rest, sql, metric (got rest, metric)"
+    ]
+
+
+def test_a_trigger_may_not_take_a_workflow_s_id(tmp_path):
+    (tmp_path / "trigger.yaml").write_text(textwrap.dedent(TRIGGER.replace("id: disk_full", "id: sink")))
+    for rel, body in TRIGGER_FOLDER.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(textwrap.dedent(body))
+    assert [str(d) for d in Project(tmp_path, display_root="defs").duplicate_ids()] == [
+        "defs/trigger.yaml:1:1: Trigger id 'sink' is already the id of the Workflow (a DAG id) in defs/sink.yaml"
+    ]
+
+
+def test_a_trigger_compiles_to_its_own_dag(tmp_path):
+    """One task on the trigger's schedule, one run at a time, no catch-up."""
+    from dag_factory.loader import load_dag_file
+
+    for rel, body in TRIGGER_FOLDER.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(textwrap.dedent(body))
+    (tmp_path / "trigger.yaml").write_text(textwrap.dedent(TRIGGER.replace("owner:", "start_paused: true\n    owner:")))
+    dag = load_dag_file(str(tmp_path), "trigger.yaml")
+    assert dag.dag_id == "disk_full" and [t.task_id for t in dag.tasks] == ["check"]
+    assert dag.max_active_runs == 1 and dag.catchup is False and dag.is_paused_upon_creation is True
+    assert "trigger" in dag.tags and dag.schedule == "*/5 * * * *"
+    check = dag.get_task("check")
+    assert (check.trigger_id, check.alert, check.hold, check.retries) == ("disk_full", "events", 600.0, 2)
+    assert check.notify["to"] == ["group:storage"] and check.resolve == "value < 80"
 
 
 # -- the CLI -----------------------------------------------------------------------------------

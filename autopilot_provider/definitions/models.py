@@ -240,8 +240,9 @@ class Form(Strict):
 # --------------------------------------------------------------------------------------------
 
 
-class RestCall(Strict):
-    """What `task` and `wait` steps share: one operation of an `Api` definition, and how to send it."""
+class RestOperation(Strict):
+    """One operation of an `Api` definition, and how to send it (`task` and `wait` steps, a trigger's
+    `rest` data point)."""
 
     api: str = Field(description="Id of an `Api` definition.")
     operation: str = Field(description="The operation's `operationId` in the Api's OpenAPI document.")
@@ -249,11 +250,6 @@ class RestCall(Strict):
         default_factory=dict,
         description="Path, query, header and cookie parameters by name (templated; a value that is exactly "
         "one `{{ expr }}` keeps its type; a null optional parameter is left out).",
-    )
-    outputs: dict[str, Expression] = Field(
-        default_factory=dict,
-        description="Output name → sandboxed expression over `response` (`status`, `headers`, `body`), "
-        "e.g. `response.body.job_id`. Without outputs the step's outputs are `{status, body}`.",
     )
     connection: str | None = Field(None, description="Airflow connection id; defaults to the Api's.")
     request_timeout: Duration = Field("60s", description="Timeout of each HTTP request.")
@@ -265,6 +261,16 @@ class RestCall(Strict):
         "backoff; a `Retry-After` header sets the wait.",
     )
     backoff: Duration = Field("1s", description="The first wait between re-sends (then doubled, at most 1m).")
+
+
+class RestCall(RestOperation):
+    """What `task` and `wait` steps share: one operation of an `Api` definition, and the outputs."""
+
+    outputs: dict[str, Expression] = Field(
+        default_factory=dict,
+        description="Output name → sandboxed expression over `response` (`status`, `headers`, `body`), "
+        "e.g. `response.body.job_id`. Without outputs the step's outputs are `{status, body}`.",
+    )
 
 
 class TaskStep(RestCall):
@@ -916,6 +922,91 @@ class Alert(Header):
         return value
 
 
+# --------------------------------------------------------------------------------------------
+# Triggers: data points read on a schedule that raise alerts
+# --------------------------------------------------------------------------------------------
+
+
+class MetricQuery(Strict):
+    """A metric read from a monitoring system (not supported yet)."""
+
+    query: str = Field(description="The query, e.g. PromQL `avg(node_filesystem_avail_bytes)`.")
+    connection: ConnectionId | None = Field(None, description="Airflow connection id of the metrics system.")
+
+
+#: The data points a trigger can read, in the order they are named in messages.
+TRIGGER_SOURCES = ("rest", "sql", "metric")
+#: What a trigger's event holds: the payload it delivers to its Alert (`payload.status`, ...) and
+#: what its notification templates see as `trigger`.
+TRIGGER_EVENT_FIELDS = ("id", "trigger", "status", "value", "since", "at", "sequence", "title", "owner")
+
+
+class Trigger(Header):
+    """A data point read on a schedule (an ordinary Airflow DAG) whose condition, once it has held
+    for `for`, fires — raising the Alert `alert` (its routes start workflows) and notifying `notify`
+    — and resolves when `resolve` holds. The firing/resolved state is kept in an Airflow Variable, so
+    a flapping value raises one alert and a restart neither repeats nor loses a transition."""
+
+    kind: Literal["Trigger"]
+    owner: ContactRef | None = Field(None, description="Who owns this trigger, e.g. `group:storage`.")
+    schedule: str | Schedule = Field(
+        description="When the data point is read: cron (`*/5 * * * *`), a preset such as `@hourly`, or "
+        "`{cron, timezone, start_date}` (`catchup` stays off: a trigger reads the current value)."
+    )
+    start_paused: bool = Field(
+        False, description="Create the DAG paused: the trigger reads nothing until someone switches it on."
+    )
+    rest: RestOperation | None = Field(
+        None, description="The data point is the answer of this REST operation (an Api definition's)."
+    )
+    sql: SqlPipe | None = Field(None, description="The data point is a SQL query's result (not supported yet).")
+    metric: MetricQuery | None = Field(None, description="The data point is a metric (not supported yet).")
+    value: Expression = Field(
+        "response.body",
+        description="The value, a sandboxed expression over `response` (`status`, `headers`, `body`), e.g. "
+        "`response.body.used_percent`.",
+    )
+    condition: Expression = Field(
+        description="When the trigger fires: an expression over `value` (and `response`), e.g. `value >= 90`."
+    )
+    for_: Duration | None = Field(
+        None,
+        alias="for",
+        description="How long `condition` must hold (on consecutive reads) before the trigger fires; default: at once.",
+    )
+    resolve: Expression | None = Field(
+        None,
+        description="When a firing trigger resolves: an expression over `value` (and `response`), e.g. "
+        "`value < 80` (hysteresis: a value between the two thresholds changes nothing). Default: "
+        "`not (condition)`.",
+    )
+    alert: Identifier | None = Field(
+        None,
+        description="The Alert raised on firing and on resolving (payload `status: firing|resolved`): its "
+        "routes start workflows, emit asset events and log the delivery.",
+    )
+    notify: NotifySpec | None = Field(
+        None, description="Also notify people when the trigger fires and when it resolves (`trigger` in templates)."
+    )
+    retries: int = Field(2, ge=0, le=100, description="Task retries of one read (a failed delivery is re-sent).")
+    retry_delay: Duration = Field("30s", description="Wait between retries.")
+    timeout: Duration | None = Field(None, description="Fail a read that takes longer than this.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Trigger:
+        given = [k for k in TRIGGER_SOURCES if getattr(self, k) is not None]
+        if len(given) != 1:
+            detail = f" (got {', '.join(given)})" if given else ""
+            raise ValueError(f"a trigger needs exactly one data point: one of {', '.join(TRIGGER_SOURCES)}{detail}")
+        if self.alert is None and self.notify is None:
+            raise ValueError("a trigger needs `alert` or `notify` (or both): what firing and resolving do")
+        return self
+
+    @property
+    def source(self) -> str:
+        return next(k for k in TRIGGER_SOURCES if getattr(self, k) is not None)
+
+
 KINDS: dict[str, type[Header]] = {
     "Workflow": Workflow,
     "Function": Function,
@@ -923,6 +1014,9 @@ KINDS: dict[str, type[Header]] = {
     "Resources": Resources,
     "Api": Api,
     "Alert": Alert,
+    "Trigger": Trigger,
 }
+#: The kinds compiled into Airflow DAGs (their ids are DAG ids: one namespace).
+DAG_KINDS = ("Workflow", "Trigger")
 
-Definition = Workflow | Function | Contacts | Resources | Api | Alert
+Definition = Workflow | Function | Contacts | Resources | Api | Alert | Trigger

@@ -48,6 +48,10 @@ EXPRESSION_KEYS = {"if", "when", "until", "fail_if"}
 ALERT_KEYS = {"id", "delivery_id"}
 #: Expressions of REST steps that also see the HTTP `response` (`status`, `headers`, `body`).
 RESPONSE_EXPRESSION_KEYS = {"until", "fail_if"}
+#: What a trigger's REST parameters see: the run reading the data point.
+TRIGGER_PARAMS_SCOPE: dict[str, set[str] | None] = {"run": None}
+#: What a trigger's notification templates see: the event (`trigger`) and the run.
+TRIGGER_NOTIFY_SCOPE: dict[str, set[str] | None] = {"trigger": set(m.TRIGGER_EVENT_FIELDS), "run": None}
 
 
 @dataclass
@@ -134,6 +138,8 @@ def validate(loaded: Loaded, functions: FunctionLookup) -> Loaded:
         checker.contacts(definition)
     elif isinstance(definition, m.Alert):
         checker.alert(definition)
+    elif isinstance(definition, m.Trigger):
+        checker.trigger(definition)
     loaded.diagnostics.extend(checker.diagnostics)
     return loaded
 
@@ -362,6 +368,35 @@ class _Checker:
             if _is_template(route.requester):
                 self._check_text(route.requester, loc + ("requester",), routes, expression=False)
 
+    def trigger(self, trigger: m.Trigger) -> None:
+        """A trigger's schedule, durations, expressions (`value` over `response`; `condition` and
+        `resolve` over `value` and `response`) and templates (REST parameters over `run`, the
+        notification over `trigger` — the event — and `run`)."""
+        loc = ("schedule", "cron") if isinstance(trigger.schedule, m.Schedule) else ("schedule",)
+        spec = trigger.schedule if isinstance(trigger.schedule, m.Schedule) else m.Schedule(cron=trigger.schedule)
+        self._schedule(spec, loc, detailed=isinstance(trigger.schedule, m.Schedule))
+        if spec.cron == "@once":
+            self.error(loc, "a trigger reads its data point again and again: @once is not a trigger's schedule")
+        if isinstance(trigger.schedule, m.Schedule) and trigger.schedule.catchup:
+            self.error(
+                ("schedule", "catchup"),
+                "a trigger reads the current value, so catchup would read it again for every missed interval: "
+                "leave catchup off",
+            )
+        for name in ("for", "retry_delay", "timeout"):
+            self._duration(getattr(trigger, "for_" if name == "for" else name), (name,))
+        if trigger.rest is not None:
+            for name in ("request_timeout", "backoff"):
+                self._duration(getattr(trigger.rest, name), ("rest", name))
+            self.templates(self.located.data["rest"].get("params"), ("rest", "params"), TRIGGER_PARAMS_SCOPE)
+        self._check_text(trigger.value, ("value",), {"response": None}, expression=True)
+        over_value: dict[str, set[str] | None] = {"value": None, "response": None}
+        self._check_text(trigger.condition, ("condition",), over_value, expression=True)
+        if trigger.resolve is not None:
+            self._check_text(trigger.resolve, ("resolve",), over_value, expression=True)
+        if trigger.notify is not None:
+            self.templates(self.located.data["notify"], ("notify",), TRIGGER_NOTIFY_SCOPE)
+
     def _unique(self, items: list[Any], loc: tuple, what: str) -> set[str]:
         ids: set[str] = set()
         for i, item in enumerate(items):
@@ -397,6 +432,18 @@ class _Checker:
             return
         spec = wf.schedule if isinstance(wf.schedule, m.Schedule) else m.Schedule(cron=wf.schedule)
         loc = ("schedule", "cron") if isinstance(wf.schedule, m.Schedule) else ("schedule",)
+        self._schedule(spec, loc, detailed=isinstance(wf.schedule, m.Schedule))
+        if spec.cron != "@once":
+            for name, fld in wf.form.properties.items():
+                if name in wf.form.required and "default" not in fld.model_fields_set:
+                    self.error(
+                        ("form", "properties", name),
+                        f"field '{name}' is required but has no default: a scheduled run has nobody to fill it in",
+                    )
+
+    def _schedule(self, spec: m.Schedule, loc: tuple, *, detailed: bool) -> None:
+        """The cron expression (or preset) and, written as a mapping (``detailed``), the timezone and
+        the start date."""
         if spec.cron not in CRON_PRESETS:
             from croniter import croniter
 
@@ -406,7 +453,7 @@ class _Checker:
                     f"invalid cron expression {spec.cron!r}"
                     + (f"; presets are {', '.join(sorted(CRON_PRESETS))}" if spec.cron.startswith("@") else ""),
                 )
-        if isinstance(wf.schedule, m.Schedule):
+        if detailed:
             import zoneinfo
 
             try:
@@ -421,13 +468,6 @@ class _Checker:
                 except Exception:
                     self.error(
                         ("schedule", "start_date"), f"invalid start_date {spec.start_date!r}: expected an ISO date"
-                    )
-        if spec.cron != "@once":
-            for name, fld in wf.form.properties.items():
-                if name in wf.form.required and "default" not in fld.model_fields_set:
-                    self.error(
-                        ("form", "properties", name),
-                        f"field '{name}' is required but has no default: a scheduled run has nobody to fill it in",
                     )
 
     # -- steps --------------------------------------------------------------------------------
@@ -630,9 +670,13 @@ class _Checker:
             if ref.scope not in scope or names is None or ref.name is None:
                 continue
             if ref.name not in names:
-                label = {"form": "form field", "steps": "step", "inputs": "input", "alert": "alert field"}.get(
-                    ref.scope, ref.scope
-                )
+                label = {
+                    "form": "form field",
+                    "steps": "step",
+                    "inputs": "input",
+                    "alert": "alert field",
+                    "trigger": "event field",
+                }.get(ref.scope, ref.scope)
                 self._text_error(loc, ref.line, f"unknown {label} '{ref.name}' in {what}{suggest(ref.name, names)}")
 
     def _text_error(self, loc: tuple, line_in_text: int, message: str) -> None:

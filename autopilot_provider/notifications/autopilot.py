@@ -339,14 +339,23 @@ class AutopilotNotifier(BaseNotifier):
         step = getattr(task, "task_id", None) or "notify"
         return f"[Autopilot] {title}: {step}", f"{title}: run {run.get('id')}, step {step}.\n"
 
-    def send(self, context: Mapping[str, Any]) -> dict[str, Any]:
-        """Resolve, render and deliver; returns what was sent (the notify step's outputs)."""
+    def send(
+        self,
+        context: Mapping[str, Any],
+        *,
+        values: Mapping[str, Any] | None = None,
+        defaults: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Resolve, render and deliver; returns what was sent (the notify step's outputs).
+        ``values``: more names the templates see (a trigger's ``trigger``); ``defaults``: the subject
+        and body when the spec gives none."""
         spec = ScopeSpec.from_dict(self.scope)
         scope = notification_scope(context, spec, self.event)
+        scope.update(values or {})
         directory = contacts_directory(spec.definitions)
         scope["run"]["requester_name"] = requester_name(directory, scope)
         recipients = directory.resolve_all(self.to, scope)
-        default_subject, default_body = self._defaults(scope, context)
+        default_subject, default_body = defaults or self._defaults(scope, context)
         message = compose(
             scope,
             definitions=spec.definitions,

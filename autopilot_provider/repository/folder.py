@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote
 
 import autopilot_provider
 from autopilot_provider.definitions.errors import Diagnostic, suggest
+from autopilot_provider.definitions.models import DAG_KINDS
 from autopilot_provider.definitions.source import quick_header
 from autopilot_provider.definitions.validate import Loaded, load_data, load_text, validate
 from autopilot_provider.openapi.cache import load_spec
@@ -401,24 +402,22 @@ class Project:
         return sorted({item.type for item in self.resource_items()})
 
     def duplicate_ids(self) -> list[Diagnostic]:
-        """Two files defining the same kind and id (a workflow id is a DAG id: it must be unique)."""
-        seen: dict[tuple[str, str], str] = {}
+        """Two files defining the same kind and id. Workflow and trigger ids are DAG ids: one
+        namespace, so a trigger may not take a workflow's id either."""
+        seen: dict[tuple[str, str], tuple[str, str]] = {}
         problems = []
         for rel, entry in sorted(self.index().items()):
             if not entry.kind or not entry.id:
                 continue
-            key = ("Workflow" if entry.kind == "Workflow" else entry.kind, entry.id)
+            key = ("DAG" if entry.kind in DAG_KINDS else entry.kind, entry.id)
             if key in seen:
-                problems.append(
-                    Diagnostic(
-                        self.display(rel),
-                        1,
-                        1,
-                        f"{entry.kind} id '{entry.id}' is already defined in {self.display(seen[key])}",
-                    )
+                first, kind = seen[key]
+                what = f"{entry.kind} id '{entry.id}' is already" + (
+                    " defined" if kind == entry.kind else f" the id of the {kind} (a DAG id)"
                 )
+                problems.append(Diagnostic(self.display(rel), 1, 1, f"{what} in {self.display(first)}"))
             else:
-                seen[key] = rel
+                seen[key] = (rel, entry.kind)
         return problems
 
     def api_spec(self, api_id: str) -> tuple[Loaded, Spec | None] | None:

@@ -11,7 +11,8 @@ A delivery is authenticated by its signature or token alone, never by an Airflow
   the tolerance;
 * ``bearer``: ``Authorization: Bearer <token>``.
 
-The secret (or token) is the password of the alert's Airflow connection. Every comparison is
+(The schemes are written once, in :mod:`autopilot_provider.definitions.signatures`, which a
+trigger's task signs its deliveries with too.) The secret (or token) is the password of the alert's Airflow connection. Every comparison is
 ``hmac.compare_digest`` over the raw body as received (what a proxy passes on is what was signed);
 the body is parsed only after it is verified. A bad signature, a stale timestamp, a missing header,
 an unknown alert or one whose definition has errors all answer the same 401 — the work done is the
@@ -29,9 +30,7 @@ starts each run exactly once; every delivery is recorded in ``autopilot_alert_de
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
 import logging
 import re
@@ -52,8 +51,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from autopilot_provider import config
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.bounded import LimitError, load_json
-from autopilot_provider.definitions.durations import parse_duration
 from autopilot_provider.definitions.errors import Refused
+from autopilot_provider.definitions.signatures import signature_problem
 from autopilot_provider.definitions.templating import evaluate, render, render_value
 from autopilot_provider.hooks.choices import resolve_choices
 from autopilot_provider.repository.checks.alert import is_template, requester_key
@@ -73,8 +72,6 @@ STATUSES = ("accepted", "duplicate", "filtered", "rejected", "invalid", "failed"
 UNAUTHORIZED = {"detail": {"message": "invalid or missing signature"}}
 #: The body types an alert endpoint reads.
 JSON, FORM = "application/json", "application/x-www-form-urlencoded"
-#: Default window for signed timestamps (stripe, standard).
-DEFAULT_TOLERANCE = timedelta(minutes=5)
 #: Most events one delivery may carry (``for_each``).
 MAX_EVENTS = 100
 #: Longest delivery id kept as given (a longer one is replaced by its sha256).
@@ -156,82 +153,6 @@ def header_map(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> dict[str, st
         text = value.decode("latin-1") if isinstance(value, bytes) else value
         found[key] = f"{found[key]}, {text}" if key in found else text
     return found
-
-
-def tolerance_of(auth: m.AlertAuth) -> timedelta:
-    return parse_duration(auth.tolerance) if auth.tolerance else DEFAULT_TOLERANCE
-
-
-def _hmac(key: bytes, content: bytes) -> bytes:
-    return hmac.new(key, content, hashlib.sha256).digest()
-
-
-def _same(expected: bytes, given: str) -> bool:
-    return hmac.compare_digest(expected, given.strip().encode("latin-1", errors="replace"))
-
-
-def _timestamp(text: str | None, now: float, tolerance: timedelta) -> str | None:
-    """Why a signed timestamp is refused, or None."""
-    try:
-        stamp = int(text or "")
-    except ValueError:
-        return "the signed timestamp is not a number of seconds"
-    if abs(now - stamp) > tolerance.total_seconds():
-        return f"the signed timestamp is {int(now - stamp)} s from now, outside the tolerance of {tolerance}"
-    return None
-
-
-def signature_problem(
-    auth: m.AlertAuth, secret: str, headers: Mapping[str, str], body: bytes, *, now: float
-) -> str | None:
-    """Why a delivery's signature (or token) is refused, or None when it is valid. ``headers`` by
-    lower-case name; ``body`` exactly as received."""
-    key = secret.encode("utf-8")
-    if auth.scheme == "github":
-        given = headers.get("x-hub-signature-256")
-        if not given:
-            return "missing header X-Hub-Signature-256"
-        expected = b"sha256=" + _hmac(key, body).hex().encode()
-        return None if _same(expected, given) else "X-Hub-Signature-256 does not match the body"
-    if auth.scheme == "stripe":
-        given = headers.get("stripe-signature")
-        if not given:
-            return "missing header Stripe-Signature"
-        parts = [item.strip().partition("=") for item in given.split(",")]
-        stamps = [value for name, _, value in parts if name == "t"]
-        signatures = [value for name, _, value in parts if name == "v1"]
-        if len(stamps) != 1 or not signatures:
-            return "Stripe-Signature needs one t= and at least one v1="
-        late = _timestamp(stamps[0], now, tolerance_of(auth))
-        if late:
-            return late
-        expected = _hmac(key, stamps[0].encode() + b"." + body).hex().encode()
-        matched = [_same(expected, candidate) for candidate in signatures]  # every one: constant work
-        return None if any(matched) else "no v1 signature of Stripe-Signature matches the body"
-    if auth.scheme == "standard":
-        ident, stamp, given = (headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature"))
-        missing = [
-            h for h, v in (("webhook-id", ident), ("webhook-timestamp", stamp), ("webhook-signature", given)) if not v
-        ]
-        if missing:
-            return f"missing header {', '.join(missing)}"
-        late = _timestamp(stamp, now, tolerance_of(auth))
-        if late:
-            return late
-        try:
-            signing_key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-        except ValueError:
-            return "the connection's secret is not a Standard Webhooks key (whsec_ + base64)"
-        content = f"{ident}.{stamp}.".encode() + body
-        expected = base64.b64encode(_hmac(signing_key, content))
-        candidates = [entry.partition(",") for entry in (given or "").split()]
-        matched = [_same(expected, value) for version, _, value in candidates if version == "v1"]
-        return None if any(matched) else "no v1 signature of webhook-signature matches the body"
-    # bearer
-    scheme, _, token = (headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return "missing header Authorization: Bearer <token>"
-    return None if _same(key, token) else "the bearer token does not match"
 
 
 def connection_secret(conn_id: str) -> tuple[str | None, str | None]:

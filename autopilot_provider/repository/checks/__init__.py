@@ -2,7 +2,7 @@
 (its Api's OpenAPI document, the contacts, the inventory, the templates), in one table.
 
 A check is ``check(definition, project) -> Iterable[Problem]`` for a workflow or function (``CHECKS``)
-or another kind (``KIND_CHECKS``: an alert's routes against their workflows); ``project``
+or another kind (``KIND_CHECKS``: an alert's routes against their workflows, a trigger's data point and alert); ``project``
 is None when the file is checked alone (then only checks listed with ``needs_project=False`` run).
 :func:`project_diagnostics` turns the findings into located diagnostics; the repository
 (:class:`~autopilot_provider.repository.folder.Project`) adds them to each file's own.
@@ -28,6 +28,7 @@ from autopilot_provider.repository.checks.problems import (
 )
 from autopilot_provider.repository.checks.rest import rest_step_problems
 from autopilot_provider.repository.checks.ticket import ticket_problems
+from autopilot_provider.repository.checks.trigger import trigger_problems, trigger_source_problems
 from autopilot_provider.repository.protocol import Definitions
 
 Check = Callable[[Any, Any], Iterable[tuple]]
@@ -45,6 +46,10 @@ CHECKS: list[tuple[Check, bool]] = [
 #: The checks of the kinds that are not workflows or functions, by kind (same shape as CHECKS).
 KIND_CHECKS: dict[str, list[tuple[Check, bool]]] = {
     "Alert": [(alert_problems, True)],  # owner, requesters, target workflows and their forms
+    "Trigger": [
+        (trigger_source_problems, False),  # data points that are not read yet (sql, metric)
+        (trigger_problems, True),  # data point (Api operation), alert, owner, notify
+    ],
 }
 
 __all__ = ["CHECKS", "KIND_CHECKS", "NOT_YET", "SCRIPT_LANGUAGES_NOT_YET", "Problem", "project_diagnostics"]

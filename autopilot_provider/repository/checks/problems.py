@@ -23,6 +23,11 @@ NOT_YET: dict[str, str] = {
     "pipe": "pipe steps arrive with the SQL and ticket-data integration",
     "metric": "metric steps arrive with the metrics integration",
 }
+#: A trigger's data points that do not run yet (``rest`` does).
+TRIGGER_SOURCES_NOT_YET: dict[str, str] = {
+    "sql": "SQL data points arrive with pipes",
+    "metric": "metric data points arrive with the metrics integration",
+}
 SCRIPT_LANGUAGES_NOT_YET = {
     "ansible": "ansible scripts arrive with the ansible runner",
     "terraform": "terraform scripts arrive with the terraform runner",

@@ -61,7 +61,7 @@ def _saved_or_pending(result: SaveResult, response: Response) -> SaveOut:
 def list_definitions(
     store: StoreDep,
     kind: Annotated[
-        str | None, Query(description="Only this kind: Workflow, Function, Contacts, Resources, Api, Alert.")
+        str | None, Query(description="Only this kind: Workflow, Function, Contacts, Resources, Api, Alert, Trigger.")
     ] = None,
 ) -> DefinitionList:
     """Every definition file with its kind, id, title, version and validity."""
