@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.durations import parse_duration
@@ -22,6 +22,7 @@ from autopilot_provider.repository.forms import (
 )
 from autopilot_provider.repository.protocol import Definitions
 from autopilot_provider.repository.scope import ScopeSpec
+from dag_factory.assets import condition
 from dag_factory.compilers.approval import guard_approvals
 from dag_factory.compilers.notify import connect_start, start_notification, workflow_callbacks
 from dag_factory.context import BuildContext
@@ -73,6 +74,8 @@ def build_dag(workflow: m.Workflow, project: Definitions, *, source: str = "") -
         import pendulum
 
         start_date = pendulum.parse(workflow.schedule.start_date or DEFAULT_START.date().isoformat(), tz=timezone_name)
+        if workflow.schedule.assets is not None:
+            schedule = asset_schedule(workflow.schedule)
     elif workflow.schedule:
         schedule = workflow.schedule
     doc = [f"# {workflow.title or workflow.id}"]
@@ -84,7 +87,7 @@ def build_dag(workflow: m.Workflow, project: Definitions, *, source: str = "") -
     if workflow.owner:
         default_args["owner"] = workflow.owner
 
-    context = BuildContext(project, project.root, workflow.defaults, COMPILERS)
+    context = BuildContext(project, project.root, workflow.defaults, COMPILERS, timezone=timezone_name)
     with DAG(
         dag_id=workflow.id,
         description=workflow.title,
@@ -110,6 +113,15 @@ def build_dag(workflow: m.Workflow, project: Definitions, *, source: str = "") -
                 else [nodes[s.id] for s in workflow.steps if not context.dependencies.get(s.id)]
             )
     return dag
+
+
+def asset_schedule(spec: m.Schedule) -> Any:
+    """``schedule: {assets: ...}``: Airflow's asset condition; with a ``cron`` too, an
+    ``AssetOrTimeSchedule`` (runs on the cron and when the assets are updated)."""
+    assets = condition(spec.assets, ("schedule", "assets"))
+    if spec.cron is None:
+        return assets
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(spec.cron, timezone=spec.timezone), assets=assets)
 
 
 def check_form_task(workflow: m.Workflow, ctx: BuildContext) -> CheckFormOperator | None:

@@ -21,7 +21,7 @@ def rest_step_problems(definition: m.Workflow | m.Function, project: Definitions
     and the required ones given, and literal values (not templates) fit the schemas."""
     for i, step in enumerate(definition.steps):
         call = step.task or step.wait
-        if call is None:
+        if call is None or isinstance(call, m.TimeWaitStep):
             continue
         base = ("steps", i, step.kind)
         where = f"step '{step.id}'"
