@@ -701,8 +701,6 @@ WaitSpec = Annotated[
 AssetUri = Annotated[
     str,
     Field(
-        min_length=1,
-        max_length=1500,
         description="An Airflow asset URI, e.g. `s3://bucket/key` or `autopilot://alerts/disk_full` (the "
         "asset's name is its URI, as with `Asset(uri)` in Python).",
     ),
@@ -713,8 +711,8 @@ class AssetExpr(Strict):
     """An asset by `uri` and/or `name` (as Airflow's `Asset(name=, uri=)`), or a condition over
     assets: `any` (one of them updated) or `all` (each updated since the last run)."""
 
-    uri: str | None = Field(None, min_length=1, max_length=1500, description="The asset's URI.")
-    name: str | None = Field(None, min_length=1, max_length=1500, description="The asset's name (default: uri).")
+    uri: str | None = Field(None, description="The asset's URI.")
+    name: str | None = Field(None, description="The asset's name (default: uri).")
     any_: list[AssetCondition] | None = Field(None, alias="any", min_length=1, description="Run when any updates.")
     all_: list[AssetCondition] | None = Field(None, alias="all", min_length=1, description="Run when all updated.")
 
@@ -737,6 +735,8 @@ AssetCondition = Annotated[
     Discriminator(_asset_shape),
 ]
 AssetExpr.model_rebuild()
+#: The tags of the discriminated unions above, which pydantic puts in error locations.
+UNION_TAGS = frozenset({"rest", "time", "uri", "expr"})
 
 
 class UseStep(Strict):

@@ -71,6 +71,8 @@ def cron_problem(cron: str) -> str | None:
         valid = False
     if not valid:
         return f"invalid cron expression {cron!r}: five fields, minute hour day-of-month month day-of-week, e.g. '0 22 * * 6'"
+    if Window(cron, timedelta(hours=1)).around(datetime(2000, 1, 1, tzinfo=UTC)) is None:
+        return f"cron expression {cron!r} never fires"
     return None
 
 
@@ -90,11 +92,14 @@ class Window:
     def around(self, now: datetime) -> tuple[datetime, datetime] | None:
         """(opening, closing) of the window open at ``now``, else of the next one to open; None
         when the cron never fires within :data:`HORIZON`. Both aware, in UTC."""
-        from croniter import croniter
+        from croniter import CroniterBadDateError, croniter
 
         local = now.astimezone(zone(self.timezone))
         # the first opening after now - duration: if it is not after now, now is inside that window
-        start = croniter(self.cron, local - self.duration).get_next(datetime)
+        try:
+            start = croniter(self.cron, local - self.duration).get_next(datetime)
+        except CroniterBadDateError:  # croniter gave up looking: it never fires
+            return None
         if start - local > HORIZON:
             return None
         start_utc = start.astimezone(UTC)

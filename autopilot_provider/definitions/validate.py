@@ -157,6 +157,10 @@ def _pydantic_diagnostics(exc: ValidationError, model: type[BaseModel], located:
         elif kind == "missing":
             message = f"missing required field '{loc[-1]}'"
             loc, key = loc[:-1], False
+        elif kind == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == m.DURATION:
+            where = _dotted(_within_step(loc))
+            message = f"{where}: invalid duration {error['input']!r}: use forms like 30s, 5m, 2h, 3d or PT2H"
+            key = False
         else:
             text = error["msg"].removeprefix("Value error, ")
             where = _dotted(_within_step(loc))
@@ -187,7 +191,7 @@ def _clean_loc(loc: tuple, data: Any) -> tuple:
         elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
             current = current[part]
             cleaned.append(part)
-        elif last and isinstance(current, dict):
+        elif last and isinstance(current, dict) and part not in m.UNION_TAGS:
             cleaned.append(part)
     return tuple(cleaned)
 
@@ -363,7 +367,9 @@ class _Checker:
         loc = ("schedule", "cron") if isinstance(wf.schedule, m.Schedule) else ("schedule",)
         if spec.assets is not None:
             for where, message in asset_problems(spec.assets, ("schedule", "assets"), conditions=True):
-                self.error(where, message)
+                self.error(where, f"schedule: {message}")
+            if spec.cron in ("@once", "@continuous"):
+                self.error(loc, f"schedule: {spec.cron} cannot be combined with assets (use a cron, or assets alone)")
         if spec.cron is not None and spec.cron not in CRON_PRESETS:
             from croniter import croniter
 

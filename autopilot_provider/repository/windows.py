@@ -26,14 +26,19 @@ def referenced_windows(project: Definitions, kind: str, ident: str, window_id: s
         items = {item.id: item for item in project.resource_items()}
         owner = items.get(ident)
         if owner is None:
-            known = f"{suggest(ident, items)}" or (f"; items: {', '.join(list(items)[:10])}" if items else "")
+            known = suggest(ident, items) or (f"; items: {', '.join(list(items)[:10])}" if items else "")
+            broken = [loaded.path for loaded in project.of_kind("Resources") if not loaded.ok]
+            if broken:
+                known += f" (Resources with errors, not read: {', '.join(broken)})"
             raise WindowError(f"unknown inventory item '{ident}'{known}", "resource")
         label = f"inventory item '{ident}'"
     else:
         directory = Directory.from_project(project)
         owner = directory.groups.get(ident)
         if owner is None:
-            raise WindowError(f"unknown group '{ident}'{suggest(ident, directory.groups)}", "group")
+            raise WindowError(
+                f"unknown group '{ident}'{suggest(ident, directory.groups)}{directory._why_unknown()}", "group"
+            )
         label = f"group '{ident}'"
     windows = list(owner.maintenance_windows)
     if not windows:
