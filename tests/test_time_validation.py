@@ -207,7 +207,7 @@ def test_maintenance_windows_on_items_and_groups_are_checked(tmp_path):
         "day-of-month month day-of-week, e.g. '0 22 * * 6'",
         "defs/inventory.yaml:8:61: item 'san01': unknown timezone 'Mars/Olympus' (an IANA name such as "
         "'Europe/Paris' or 'UTC')",
-        "defs/inventory.yaml:9:13: item 'san01': duplicate maintenance window id 'w'",
+        "defs/inventory.yaml:9:14: item 'san01': duplicate maintenance window id 'w'",
     ]
 
 
