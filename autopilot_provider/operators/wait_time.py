@@ -14,6 +14,7 @@ step passed in) and, for a window, ``window_end`` and ``window`` (which one).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,11 @@ from autopilot_provider.repository.windows import WindowError, resolve_windows
 STATE_KEY = "autopilot_wait_at"
 #: How long the stored moment outlives the wait (Airflow's cleanup removes it afterwards).
 KEEP_AFTER = timedelta(days=7)
+#: A moment this close is waited for on the worker. A trigger that fires before the scheduler has
+#: processed the executor's report on the deferring process makes Airflow 3.3 fail the resumed task
+#: ("finished with state success, but the task instance's state attribute is queued"); a few seconds
+#: of a worker slot cost less than that race.
+INLINE_WAIT = timedelta(seconds=10)
 
 
 class TimeWaitOperator(BaseOperator):
@@ -114,6 +120,10 @@ class TimeWaitOperator(BaseOperator):
         if at <= now:
             self.log.info("%s has passed: nothing to wait for", at.isoformat())
             return {"at": at.isoformat()}
+        if at - now <= INLINE_WAIT:
+            self.log.info("Waiting until %s (%s from now) here", at.isoformat(), _span(at - now))
+            _sleep_until(at)
+            return {"at": at.isoformat()}
         self.log.info("Waiting until %s (%s from now), in the triggerer", at.isoformat(), _span(at - now))
         self.defer(
             trigger=DateTimeTrigger(moment=at),
@@ -137,6 +147,10 @@ class TimeWaitOperator(BaseOperator):
         outputs = {"at": start.isoformat(), "window_end": end.isoformat(), "window": window.label}
         if start <= now < end:
             self.log.info("Inside %s (open from %s until %s): go", window.label, start.isoformat(), end.isoformat())
+            return outputs
+        if start - now <= INLINE_WAIT:
+            self.log.info("Waiting for %s to open at %s (%s from now) here", window.label, start, _span(start - now))
+            _sleep_until(start)
             return outputs
         self.log.info(
             "Waiting for %s to open at %s (%s from now; it closes at %s), in the triggerer",
@@ -162,6 +176,11 @@ class TimeWaitOperator(BaseOperator):
         assert at is not None
         self.log.info("%s reached", at)
         return {"at": parse_moment(at).isoformat()}
+
+
+def _sleep_until(moment: datetime) -> None:
+    while (left := (moment - datetime.now(UTC)).total_seconds()) > 0:
+        time.sleep(min(left, 1.0))
 
 
 def _span(delta: timedelta) -> str:
