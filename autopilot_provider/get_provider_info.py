@@ -137,6 +137,7 @@ def get_provider_info() -> dict:
                     "autopilot_provider.operators.form",
                     "autopilot_provider.operators.task",
                     "autopilot_provider.operators.wait",
+                    "autopilot_provider.operators.wait_time",
                     "autopilot_provider.operators.notify",
                     "autopilot_provider.operators.ticket",
                     "autopilot_provider.operators.trigger",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.durations import parse_duration
@@ -22,6 +22,7 @@ from autopilot_provider.repository.forms import (
 )
 from autopilot_provider.repository.protocol import Definitions
 from autopilot_provider.repository.scope import ScopeSpec
+from dag_factory.assets import condition
 from dag_factory.compilers.approval import guard_approvals
 from dag_factory.compilers.notify import connect_start, start_notification, workflow_callbacks
 from dag_factory.context import BuildContext
@@ -68,12 +69,14 @@ def schedule_kwargs(schedule: str | m.Schedule | None) -> dict[str, Any]:
         import pendulum
 
         start = pendulum.parse(schedule.start_date or DEFAULT_START.date().isoformat(), tz=schedule.timezone)
-        return {"schedule": schedule.cron, "start_date": start, "catchup": schedule.catchup}
+        value = asset_schedule(schedule) if schedule.assets is not None else schedule.cron
+        return {"schedule": value, "start_date": start, "catchup": schedule.catchup}
     return {"schedule": schedule or None, "start_date": DEFAULT_START, "catchup": False}
 
 
 def build_dag(workflow: m.Workflow, project: Definitions, *, source: str = "") -> DAG:
     """Build the Airflow DAG for a validated workflow."""
+    timezone_name = workflow.schedule.timezone if isinstance(workflow.schedule, m.Schedule) else "UTC"
     doc = [f"# {workflow.title or workflow.id}"]
     if workflow.description:
         doc.append(workflow.description)
@@ -83,7 +86,7 @@ def build_dag(workflow: m.Workflow, project: Definitions, *, source: str = "") -
     if workflow.owner:
         default_args["owner"] = workflow.owner
 
-    context = BuildContext(project, project.root, workflow.defaults, COMPILERS)
+    context = BuildContext(project, project.root, workflow.defaults, COMPILERS, timezone=timezone_name)
     with DAG(
         dag_id=workflow.id,
         description=workflow.title,
@@ -107,6 +110,15 @@ def build_dag(workflow: m.Workflow, project: Definitions, *, source: str = "") -
                 else [nodes[s.id] for s in workflow.steps if not context.dependencies.get(s.id)]
             )
     return dag
+
+
+def asset_schedule(spec: m.Schedule) -> Any:
+    """``schedule: {assets: ...}``: Airflow's asset condition; with a ``cron`` too, an
+    ``AssetOrTimeSchedule`` (runs on the cron and when the assets are updated)."""
+    assets = condition(spec.assets, ("schedule", "assets"))
+    if spec.cron is None:
+        return assets
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(spec.cron, timezone=spec.timezone), assets=assets)
 
 
 def check_form_task(workflow: m.Workflow, ctx: BuildContext) -> CheckFormOperator | None:

@@ -15,6 +15,7 @@ from autopilot_provider.definitions.errors import DefinitionError
 from autopilot_provider.definitions.graph import dependencies, downstream_of_decision
 from autopilot_provider.repository.protocol import Definitions
 from autopilot_provider.repository.scope import ScopeSpec
+from dag_factory import assets
 
 #: A step kind's compiler: the step and the build context in, the step's Airflow task (or TaskGroup) out.
 Compiler = Callable[[m.Step, "BuildContext"], Any]
@@ -35,6 +36,7 @@ class BuildContext:
         *,
         group_id: str | None = None,
         inputs_task: str | None = None,
+        timezone: str = "UTC",
     ):
         self.project = project
         self.definitions = definitions
@@ -42,6 +44,7 @@ class BuildContext:
         self.compilers = compilers
         self.group_id = group_id
         self.inputs_task = inputs_task
+        self.timezone = timezone  # the workflow schedule's: what a naive date-time in a step means
         self.steps: list[m.Step] = []
         self.dependencies: dict[str, list[str]] = {}
         self._after_decision: set[str] = set()
@@ -83,6 +86,8 @@ class BuildContext:
         timeout = step.timeout or self.defaults.timeout
         if timeout:
             kwargs["execution_timeout"] = parse_duration(timeout)
+        if task_id and step.outlets:
+            kwargs["outlets"] = self.outlets(step)
         if step.trigger_rule:
             kwargs["trigger_rule"] = step.trigger_rule
         elif step.id in self._after_decision:
@@ -91,6 +96,15 @@ class BuildContext:
         if doc:
             kwargs["doc_md"] = doc
         return kwargs
+
+    def outlets(self, step: m.Step) -> list[Any]:
+        """The Airflow assets the step updates (``outlets:``)."""
+        if self.group_id is None:
+            return assets.outlets(step, ("steps", self.steps.index(step)))
+        try:
+            return assets.outlets(step, ())
+        except assets.AssetDefinitionError as exc:  # in a function's file: name the step
+            raise assets.AssetDefinitionError((), f"step '{self.group_id}.{step.id}': {exc.message}") from None
 
     # -- compilation ----------------------------------------------------------------------------
 
@@ -108,6 +122,7 @@ class BuildContext:
             self.compilers,
             group_id=group_id,
             inputs_task=inputs_task,
+            timezone=self.timezone,
         )
 
     def compile_steps(self, steps: list[m.Step]) -> dict[str, Any]:

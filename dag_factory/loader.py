@@ -12,6 +12,7 @@ from pathlib import Path
 
 from autopilot_provider.definitions.errors import DefinitionError
 from autopilot_provider.repository.folder import Project
+from dag_factory.assets import AssetDefinitionError
 from dag_factory.registry import DAG_BUILDERS
 from dag_factory.stubs import INDEX_NAME, validated_dir
 
@@ -42,7 +43,11 @@ def load_dag_file(root: str, rel: str, stub_file: str | None = None):
     build = DAG_BUILDERS.get(loaded.kind or "")
     if build is None:
         return None
-    return build(loaded.definition, project, source=project.display(rel))
+    try:
+        return build(loaded.definition, project, source=project.display(rel))
+    except AssetDefinitionError as exc:  # a URI the provider of its scheme refuses
+        assert loaded.located is not None
+        raise DefinitionError([loaded.located.diagnostic(exc.loc, exc.message)]) from None
 
 
 def report_misnamed(root: str, stub_file: str) -> None:

@@ -411,7 +411,31 @@ class _Renderer:
         if isinstance(value, ApprovalGuard):
             self._import("autopilot_provider.operators.guard", "ApprovalGuard")
             return _Call("ApprovalGuard", [(None, [list(r) for r in value.requires])])
+        asset = self._asset(value)
+        if asset is not None:
+            return asset
         raise RenderError(f"cannot write a {type(value).__name__} value as Python: {value!r}")
+
+    def _asset(self, value: Any) -> _Call | None:
+        """Asset schedules and outlets as the calls that make them (None: not one)."""
+        from airflow.sdk import Asset, AssetAll, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable
+
+        if isinstance(value, Asset):
+            self._import("airflow.sdk", "Asset")
+            args: list[tuple[str | None, Any]] = [("uri", value.uri)] if value.name == value.uri else []
+            return _Call("Asset", args or [("name", value.name), ("uri", value.uri)])
+        if isinstance(value, (AssetAll, AssetAny)):
+            name = type(value).__name__
+            self._import("airflow.sdk", name)
+            return _Call(name, [(None, self._value(member)) for member in value.objects])
+        if isinstance(value, AssetOrTimeSchedule) and isinstance(value.timetable, CronTriggerTimetable):
+            self._import("airflow.sdk", "AssetOrTimeSchedule")
+            self._import("airflow.sdk", "CronTriggerTimetable")
+            timetable = value.timetable
+            zone = getattr(timetable.timezone, "name", timetable.timezone)
+            cron = _Call("CronTriggerTimetable", [(None, timetable.expression), ("timezone", str(zone))])
+            return _Call("AssetOrTimeSchedule", [("timetable", cron), ("assets", self._value(value.asset_condition))])
+        return None
 
     def _timedelta(self, value: timedelta) -> _Call:
         self._import("datetime", "timedelta")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from autopilot_provider.definitions.bounded import PatternError, compile_pattern
 
@@ -575,6 +575,176 @@ class WaitStep(RestCall):
     timeout: Duration = Field("1h", description="Give up (and fail the step) when `until` is still false after this.")
 
 
+class MaintenanceWindow(Strict):
+    """A recurring window: it opens each time `cron` fires and stays open for `duration`. Defined
+    once on an inventory item or a contact group (`maintenance_windows:`), or inline in a `wait`."""
+
+    id: Identifier | None = Field(None, description="A name to pick this window by (`window: {resource: X, id: ID}`).")
+    cron: str = Field(
+        description="When the window opens: a cron expression, e.g. `0 22 * * 6` (Saturdays at 22:00); a sixth "
+        "field gives seconds.",
+        examples=["0 22 * * 6", "0 2 * * *"],
+    )
+    duration: Duration = Field(description="How long the window stays open, e.g. `4h`.")
+    timezone: str | None = Field(
+        None, description="IANA time zone the cron is read in, e.g. `Europe/Paris`. Default: UTC."
+    )
+
+
+class WindowSpec(Strict):
+    """The window a `wait` waits for: inline (`cron` + `duration` [+ `timezone`]) or the
+    `maintenance_windows` of an inventory item (`resource`) or a contact group (`group`)."""
+
+    cron: str | None = Field(None, description="Inline: when the window opens (cron).")
+    duration: Duration | None = Field(None, description="Inline: how long it stays open.")
+    timezone: str | None = Field(
+        None, description="Inline: the cron's time zone. Default: the step's, else the workflow schedule's, else UTC."
+    )
+    resource: Template | None = Field(
+        None, description="Id of an inventory item (templated, e.g. `{{ form.hostname }}`) whose windows apply."
+    )
+    group: Template | None = Field(None, description="Id of a contact group whose windows apply (templated).")
+    id: Identifier | None = Field(None, description="With `resource`/`group`: only its window with this id.")
+
+    @model_validator(mode="after")
+    def _inline_or_reference(self) -> WindowSpec:
+        inline = [k for k in ("cron", "duration", "timezone") if getattr(self, k) is not None]
+        refs = [k for k in ("resource", "group") if getattr(self, k) is not None]
+        if inline and refs:
+            raise ValueError(
+                f"a window is either inline (cron, duration, timezone) or a reference (resource or group, and id); "
+                f"this one has {', '.join(inline)} and {', '.join(refs)}"
+            )
+        if refs:
+            if len(refs) > 1:
+                raise ValueError("a window reference names one of resource, group (got both)")
+            return self
+        if self.id is not None:
+            raise ValueError("id picks one of a resource's or a group's windows: give resource or group with it")
+        missing = [k for k in ("cron", "duration") if getattr(self, k) is None]
+        if missing:
+            raise ValueError(
+                f"an inline window needs cron and duration (missing {', '.join(missing)}), "
+                "or reference a window with resource or group"
+            )
+        return self
+
+    @property
+    def reference(self) -> tuple[str, str] | None:
+        """("resource", id) or ("group", id) for a reference, None inline."""
+        if self.resource is not None:
+            return "resource", self.resource
+        if self.group is not None:
+            return "group", self.group
+        return None
+
+
+#: The fields only a REST `wait` has, and those only a wait in time has (`until` is both's).
+REST_WAIT_FIELDS = frozenset(
+    {"api", "operation", "params", "outputs", "connection", "request_timeout", "http_retries", "backoff"}
+    | {"fail_if", "every", "timeout"}
+)
+TIME_WAIT_FIELDS = frozenset({"for", "for_", "window", "timezone"})
+
+
+class TimeWaitStep(Strict):
+    """Wait in time, in Airflow's triggerer (no worker slot held, restarts lose nothing): until a
+    moment, for a duration from the step's first start, or until a maintenance window is open."""
+
+    until: Template | None = Field(
+        None,
+        description="An ISO 8601 date-time (templated, e.g. `{{ form.start_at }}`); without an offset it is "
+        "read in `timezone`. A moment in the past passes at once.",
+        examples=["2030-01-01T09:00:00", "{{ form.not_before }}"],
+    )
+    for_: Duration | None = Field(
+        None,
+        alias="for",
+        description="How long to wait, from the step's first start (a retry or a restart keeps the clock).",
+    )
+    window: WindowSpec | None = Field(
+        None, description="Pass at once inside a window, else wait until the next one opens."
+    )
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone for an `until` without offset and an inline window. Default: the "
+        "workflow schedule's, else UTC.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_wait(self) -> TimeWaitStep:
+        given = [k for k, v in (("until", self.until), ("for", self.for_), ("window", self.window)) if v is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a wait in time needs exactly one of until, for, window"
+                + (f" (got {', '.join(given)})" if given else "")
+                + ("" if given else "; a REST wait also needs api and operation")
+            )
+        return self
+
+    @property
+    def mode(self) -> str:
+        return "until" if self.until is not None else "for" if self.for_ is not None else "window"
+
+
+def _wait_shape(value: Any) -> str:
+    if isinstance(value, dict):
+        return "rest" if REST_WAIT_FIELDS & value.keys() else "time"
+    return "time" if isinstance(value, TimeWaitStep) else "rest"
+
+
+#: A `wait` step: a REST poll when it has REST fields (`api`, `operation`, ...), else a wait in time.
+WaitSpec = Annotated[
+    Annotated[WaitStep, Tag("rest")] | Annotated[TimeWaitStep, Tag("time")],
+    Discriminator(_wait_shape),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Assets (Airflow's data-aware scheduling)
+# --------------------------------------------------------------------------------------------
+
+AssetUri = Annotated[
+    str,
+    Field(
+        description="An Airflow asset URI, e.g. `s3://bucket/key` or `autopilot://alerts/disk_full` (the "
+        "asset's name is its URI, as with `Asset(uri)` in Python).",
+    ),
+]
+
+
+class AssetExpr(Strict):
+    """An asset by `uri` and/or `name` (as Airflow's `Asset(name=, uri=)`), or a condition over
+    assets: `any` (one of them updated) or `all` (each updated since the last run)."""
+
+    uri: str | None = Field(None, description="The asset's URI.")
+    name: str | None = Field(None, description="The asset's name (default: uri).")
+    any_: list[AssetCondition] | None = Field(None, alias="any", min_length=1, description="Run when any updates.")
+    all_: list[AssetCondition] | None = Field(None, alias="all", min_length=1, description="Run when all updated.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> AssetExpr:
+        forms = [k for k, v in (("any", self.any_), ("all", self.all_)) if v is not None]
+        named = self.uri is not None or self.name is not None
+        if len(forms) + named != 1:
+            raise ValueError("an asset is a uri and/or name, or one of any, all")
+        return self
+
+
+def _asset_shape(value: Any) -> str:
+    return "uri" if isinstance(value, str) else "expr"
+
+
+#: One asset (its URI as text, or `{uri, name}`) or a condition `{any: [...]}` / `{all: [...]}`.
+AssetCondition = Annotated[
+    Annotated[AssetUri, Tag("uri")] | Annotated[AssetExpr, Tag("expr")],
+    Discriminator(_asset_shape),
+]
+AssetExpr.model_rebuild()
+#: The tags of the discriminated unions above, which pydantic puts in error locations.
+UNION_TAGS = frozenset({"rest", "time", "uri", "expr"})
+
+
 class UseStep(Strict):
     """Call a reusable Function; it becomes a TaskGroup."""
 
@@ -588,7 +758,8 @@ class MetricStep(Strict):
     labels: dict[str, Template] = Field(default_factory=dict)
 
 
-STEP_KINDS: dict[str, type[BaseModel]] = {
+#: Each step kind and the model of its body (`wait` is a union: a REST poll or a wait in time).
+STEP_KINDS: dict[str, Any] = {
     "task": TaskStep,
     "script": ScriptStep,
     "form": FormStep,
@@ -597,7 +768,7 @@ STEP_KINDS: dict[str, type[BaseModel]] = {
     "notify": NotifySpec,
     "ticket": TicketStep,
     "pipe": PipeStep,
-    "wait": WaitStep,
+    "wait": WaitSpec,
     "use": UseStep,
     "metric": MetricStep,
 }
@@ -622,6 +793,11 @@ class Step(Strict):
     retry_delay: Duration | None = None
     timeout: Duration | None = None
     trigger_rule: Literal[TRIGGER_RULES] | None = None  # type: ignore[valid-type]
+    outlets: list[AssetCondition] = Field(
+        default_factory=list,
+        description="Airflow assets this step updates when it succeeds (URIs or `{uri, name}`): DAGs and "
+        "workflows scheduled on them run.",
+    )
 
     task: TaskStep | None = None
     script: ScriptStep | None = None
@@ -631,7 +807,7 @@ class Step(Strict):
     notify: NotifySpec | None = None
     ticket: TicketStep | None = None
     pipe: PipeStep | None = None
-    wait: WaitStep | None = None
+    wait: WaitSpec | None = None
     use: UseStep | None = None
     metric: MetricStep | None = None
 
@@ -639,6 +815,19 @@ class Step(Strict):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("wait", mode="before")
+    @classmethod
+    def _one_wait_shape(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            rest = [k for k in value if k in REST_WAIT_FIELDS]
+            time = [k for k in value if k in TIME_WAIT_FIELDS]
+            if rest and time:
+                raise ValueError(
+                    "a wait is either a REST poll (api, operation, until, every, timeout, ...) or a wait in time "
+                    f"(one of until, for, window); this one mixes {', '.join(rest)} with {', '.join(time)}"
+                )
+        return value
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> Step:
@@ -663,10 +852,23 @@ class Step(Strict):
 
 
 class Schedule(Strict):
-    cron: str = Field(description="A cron expression or a preset such as `@daily`.")
+    """When runs start: on a `cron`, when Airflow `assets` are updated, or on either."""
+
+    cron: str | None = Field(None, description="A cron expression or a preset such as `@daily`.")
+    assets: list[AssetCondition] | AssetCondition | None = Field(
+        None,
+        description="Run when these Airflow assets are updated (by a DAG's outlet, a step's `outlets` or an "
+        "asset event): a list means all of them, `{any: [...]}` any one, `{all: [...]}` each; they nest.",
+    )
     timezone: str = "UTC"
     start_date: str | None = Field(None, description="ISO date; default: the date the workflow was first loaded.")
     catchup: bool = False
+
+    @model_validator(mode="after")
+    def _cron_or_assets(self) -> Schedule:
+        if self.cron is None and self.assets is None:
+            raise ValueError("a schedule needs cron, assets or both")
+        return self
 
 
 class Timer(Strict):
@@ -700,7 +902,9 @@ class Workflow(Header):
     kind: Literal["Workflow"]
     owner: str | None = Field(None, description="Who owns the workflow, e.g. `group:storage`.")
     tags: list[str] = Field(default_factory=list)
-    schedule: str | Schedule | None = Field(None, description="Cron, a preset like `@daily`, or null (manual).")
+    schedule: str | Schedule | None = Field(
+        None, description="Cron, a preset like `@daily`, `{assets: [...]}` (see Schedule), or null (manual)."
+    )
     form: Form = Field(default_factory=Form)
     defaults: StepDefaults = Field(default_factory=StepDefaults)
     steps: list[Step] = Field(min_length=1)
@@ -739,6 +943,9 @@ class Group(Strict):
     members: list[str] = Field(default_factory=list, description="Person ids.")
     email: str | None = None
     slack_channel: str | None = None
+    maintenance_windows: list[MaintenanceWindow] = Field(
+        default_factory=list, description="Windows `wait: {window: {group: ID}}` steps wait for."
+    )
 
 
 class Contacts(Header):
@@ -753,6 +960,9 @@ class Resource(Strict):
     name: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+    maintenance_windows: list[MaintenanceWindow] = Field(
+        default_factory=list, description="Windows `wait: {window: {resource: ID}}` steps wait for."
+    )
 
 
 class Resources(Header):

@@ -24,7 +24,7 @@ def definition_schema() -> dict[str, Any]:
 
 def step_schemas() -> dict[str, Any]:
     """Per step kind, the schema of its body — used by the designer's property panels."""
-    return {kind: model.model_json_schema(by_alias=True) for kind, model in m.STEP_KINDS.items()}
+    return {kind: TypeAdapter(model).json_schema(by_alias=True) for kind, model in m.STEP_KINDS.items()}
 
 
 def schema_files() -> dict[str, str]:

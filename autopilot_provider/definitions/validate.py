@@ -18,11 +18,13 @@ import jsonschema
 from pydantic import BaseModel, ValidationError
 
 from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.assets import asset_problems
 from autopilot_provider.definitions.bounded import linear_time
 from autopilot_provider.definitions.code import env_name_problem
 from autopilot_provider.definitions.durations import parse_duration
 from autopilot_provider.definitions.errors import Diagnostic, suggest
 from autopilot_provider.definitions.graph import dependencies, stray_decision_children
+from autopilot_provider.definitions.moments import cron_problem, parse_moment, zone_problem
 from autopilot_provider.definitions.source import Located, YamlError, parse
 from autopilot_provider.definitions.templating import check_template
 
@@ -136,6 +138,8 @@ def validate(loaded: Loaded, functions: FunctionLookup) -> Loaded:
         checker.function(definition)
     elif isinstance(definition, m.Contacts):
         checker.contacts(definition)
+    elif isinstance(definition, m.Resources):
+        checker.resources(definition)
     elif isinstance(definition, m.Alert):
         checker.alert(definition)
     elif isinstance(definition, m.Trigger):
@@ -164,6 +168,10 @@ def _pydantic_diagnostics(exc: ValidationError, model: type[BaseModel], located:
         elif kind == "missing":
             message = f"missing required field '{loc[-1]}'"
             loc, key = loc[:-1], False
+        elif kind == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == m.DURATION:
+            where = _dotted(_within_step(loc))
+            message = f"{where}: invalid duration {error['input']!r}: use forms like 30s, 5m, 2h, 3d or PT2H"
+            key = False
         else:
             text = error["msg"].removeprefix("Value error, ")
             where = _dotted(_within_step(loc))
@@ -194,7 +202,7 @@ def _clean_loc(loc: tuple, data: Any) -> tuple:
         elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
             current = current[part]
             cleaned.append(part)
-        elif last and isinstance(current, dict):
+        elif last and isinstance(current, dict) and part not in m.UNION_TAGS:
             cleaned.append(part)
     return tuple(cleaned)
 
@@ -335,6 +343,21 @@ class _Checker:
                         ("groups", i, "members", j),
                         f"group '{group.id}': unknown person '{member}'{suggest(member, people)}",
                     )
+            self.maintenance_windows(group.maintenance_windows, ("groups", i), f"group '{group.id}'")
+
+    def resources(self, resources: m.Resources) -> None:
+        for i, item in enumerate(resources.items):
+            self.maintenance_windows(item.maintenance_windows, ("items", i), f"item '{item.id}'")
+
+    def maintenance_windows(self, windows: list[m.MaintenanceWindow], loc: tuple, owner: str) -> None:
+        ids: set[str] = set()
+        for j, window in enumerate(windows):
+            where = loc + ("maintenance_windows", j)
+            if window.id is not None:
+                if window.id in ids:
+                    self.error(where + ("id",), f"{owner}: duplicate maintenance window id '{window.id}'")
+                ids.add(window.id)
+            self.window(window.cron, window.duration, window.timezone, where, f"{owner}: ")
 
     def alert(self, alert: m.Alert) -> None:
         """Every expression and template of an alert compiles in the sandbox and names only what a
@@ -442,9 +465,14 @@ class _Checker:
                     )
 
     def _schedule(self, spec: m.Schedule, loc: tuple, *, detailed: bool) -> None:
-        """The cron expression (or preset) and, written as a mapping (``detailed``), the timezone and
-        the start date."""
-        if spec.cron not in CRON_PRESETS:
+        """The cron expression (or preset), the assets and, written as a mapping (``detailed``), the
+        timezone and the start date."""
+        if spec.assets is not None:
+            for where, message in asset_problems(spec.assets, ("schedule", "assets"), conditions=True):
+                self.error(where, f"schedule: {message}")
+            if spec.cron in ("@once", "@continuous"):
+                self.error(loc, f"schedule: {spec.cron} cannot be combined with assets (use a cron, or assets alone)")
+        if spec.cron is not None and spec.cron not in CRON_PRESETS:
             from croniter import croniter
 
             if spec.cron.startswith("@") or not croniter.is_valid(spec.cron):
@@ -501,6 +529,10 @@ class _Checker:
                 self.use(step, loc + (i, "use"))
             if step.script is not None:
                 self.script(step, loc + (i, "script"))
+            if isinstance(step.wait, m.TimeWaitStep):
+                self.time_wait(step, step.wait, loc + (i, "wait"))
+            for where, message in asset_problems(step.outlets, loc + (i, "outlets"), conditions=False):
+                self.error(where, f"step '{step.id}': {message}")
             for fld in ("retry_delay", "timeout"):
                 self._duration(getattr(step, fld), loc + (i, fld))
         if not self.diagnostics:
@@ -520,6 +552,39 @@ class _Checker:
                 parse_duration(value)
             except ValueError as exc:
                 self.error(loc, str(exc))
+
+    def time_wait(self, step: m.Step, spec: m.TimeWaitStep, loc: tuple) -> None:
+        """A wait in time: a zone that exists, a duration, a literal `until` that is a date-time (a
+        template is checked with the others), an inline window that opens and closes."""
+        where = f"step '{step.id}': "
+        if spec.timezone is not None and zone_problem(spec.timezone):
+            self.error(loc + ("timezone",), where + str(zone_problem(spec.timezone)))
+        if spec.for_ is not None:
+            self._duration(spec.for_, loc + ("for",))
+        if spec.until is not None and not _is_template(spec.until):
+            try:
+                parse_moment(spec.until)
+            except ValueError as exc:
+                hint = "; a REST wait (an expression over response) also needs api and operation"
+                self.error(loc + ("until",), f"{where}until: {exc}" + (hint if "response" in spec.until else ""))
+        window = spec.window
+        if window is not None and window.reference is None:
+            assert window.cron is not None and window.duration is not None
+            self.window(window.cron, window.duration, window.timezone, loc + ("window",), where)
+
+    def window(self, cron: str, duration: str, timezone: str | None, loc: tuple, where: str) -> None:
+        problem = cron_problem(cron)
+        if problem:
+            self.error(loc + ("cron",), where + problem)
+        try:
+            length = parse_duration(duration)
+        except ValueError as exc:
+            self.error(loc + ("duration",), where + str(exc))
+        else:
+            if length.total_seconds() <= 0:
+                self.error(loc + ("duration",), f"{where}a window must stay open for some time, not {duration!r}")
+        if timezone is not None and zone_problem(timezone):
+            self.error(loc + ("timezone",), where + str(zone_problem(timezone)))
 
     def decision(self, step: m.Step, loc: tuple, known: set[str]) -> None:
         spec = step.decision
@@ -635,7 +700,10 @@ class _Checker:
             for key, child in value.items():
                 if loc[-1:] and (loc[-1], key) in UNTEMPLATED:
                     continue
-                if key in EXPRESSION_KEYS and isinstance(child, str) and _in_expression_owner(loc):
+                if key == "until" and loc[-1:] == ("wait",) and m.REST_WAIT_FIELDS.isdisjoint(value):
+                    if isinstance(child, str) and _is_template(child):  # a wait in time: a date-time template
+                        self._check_text(child, loc + (key,), scope, expression=False)
+                elif key in EXPRESSION_KEYS and isinstance(child, str) and _in_expression_owner(loc):
                     with_response = key in RESPONSE_EXPRESSION_KEYS
                     self._check_text(
                         child, loc + (key,), {**scope, "response": None} if with_response else scope, expression=True

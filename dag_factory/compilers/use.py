@@ -34,6 +34,7 @@ def compile_use(step: m.Step, ctx: BuildContext) -> TaskGroup:
             values=dict(function.outputs),
             scope=inner.scope(),
             trigger_rule="none_failed_min_one_success",
+            outlets=ctx.outlets(step),  # the function call updates them when it completes
         )
         roots = [nodes[s.id] for s in function.steps if not inner.dependencies[s.id]]
         inputs >> roots

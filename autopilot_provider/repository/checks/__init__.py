@@ -29,6 +29,7 @@ from autopilot_provider.repository.checks.problems import (
 from autopilot_provider.repository.checks.rest import rest_step_problems
 from autopilot_provider.repository.checks.ticket import ticket_problems
 from autopilot_provider.repository.checks.trigger import trigger_problems, trigger_source_problems
+from autopilot_provider.repository.checks.wait import wait_problems
 from autopilot_provider.repository.protocol import Definitions
 
 Check = Callable[[Any, Any], Iterable[tuple]]
@@ -38,7 +39,8 @@ CHECKS: list[tuple[Check, bool]] = [
     (unsupported_problems, False),  # kinds and script languages that do not run yet
     (ticket_problems, False),  # ticket
     (options_diagnostics, False),  # form fields' dynamic options (more with the project)
-    (rest_step_problems, True),  # task, wait
+    (rest_step_problems, True),  # task, wait (REST)
+    (wait_problems, True),  # wait (in time): window references
     (people_problems, True),  # notify, approval, form, notifications, timers
     (answerable_problems, True),  # approval, form
 ]
