@@ -492,7 +492,7 @@ def test_trigger_fields_are_checked_like_every_kind(tmp_path):
     ]
     text = TRIGGER.replace("for: 10m", "for: 10 minutes")
     (found,) = trigger_errors(tmp_path, text)
-    assert found.startswith("defs/trigger.yaml:12:6: for: String should match pattern")
+    assert found == "defs/trigger.yaml:12:6: for: invalid duration '10 minutes': use forms like 30s, 5m, 2h, 3d or PT2H"
 
 
 def test_trigger_schedule_expressions_and_templates_are_compiled_and_located(tmp_path):
