@@ -135,11 +135,11 @@ def test_form_view_has_schema_ui_schema_and_sections():
     assert ui["justification"] == {"ui:widget": "textarea"}
     assert ui["hostname"]["ui:enumNames"] == ["localhost (lab)", "db01 (Paris database)", "old01 (retired)"]
     assert ui["policy"]["ui:enumNames"][0] == "Gold (daily, 90 days)"
-    assert ui["ui:order"] == ["hostname", "policy", "retention_days", "justification", "requester"]
+    assert ui["ui:order"] == ["hostname", "policy", "retention_days", "justification", "requester", "ticket"]
     assert view["sections"] == [
         {"title": "Machine", "fields": ["hostname"]},
         {"title": "Backup", "fields": ["policy", "retention_days", "justification"]},
-        {"title": "Request", "fields": ["requester"]},
+        {"title": "Request", "fields": ["requester", "ticket"]},
     ]
 
 
@@ -200,6 +200,7 @@ def test_validation_names_each_field_applies_defaults_and_rejects_unknown_fields
         "retention_days": None,
         "justification": "a new lab machine",
         "requester": None,
+        "ticket": None,
     }
     with pytest.raises(forms.FormInvalid) as caught:
         forms.validate_form(wf.form, ["not", "an", "object"], choices)
