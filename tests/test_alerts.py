@@ -450,6 +450,18 @@ def test_the_same_delivery_twice_starts_one_run(stack, sender):
     assert sorted(statuses) == ["accepted", "duplicate"]
 
 
+def test_a_reused_delivery_id_with_another_body_is_answered_with_the_first_run(stack, sender):
+    body = encode({"action": "opened", "host": "db03.example.com", "policy": "silver", "count": 1})
+    headers = github(body)
+    first = post(sender, "gh_events", body, headers)
+    other = encode({"action": "opened", "host": "db04.example.com", "policy": "gold", "count": 1})
+    again = post(sender, "gh_events", other, github(other, delivery=headers["X-GitHub-Delivery"]))
+    assert (first.status_code, again.status_code) == (202, 200), again.text
+    assert again.json()["status"] == "duplicate" and again.json()["runs"] == first.json()["runs"]
+    logged_again = [d for d in logged(stack, alert="gh_events") if d["delivery_id"] == headers["X-GitHub-Delivery"]]
+    assert any(d["status"] == "duplicate" and "other values" in d["reason"] for d in logged_again), logged_again
+
+
 def test_200_concurrent_deliveries_with_20_duplicates_start_exactly_180_runs(stack):
     """50 senders at a time; each duplicate is sent right after its original, so the two race."""
     before = run_count(stack, "alert_bulk")

@@ -460,12 +460,6 @@ class Deliveries:
             )
             return self._record(outcome, headers, None)
         delivery_id = delivery_id_of(alert, headers, payload, body)
-        prior = self._accepted(alert.id, delivery_id)
-        if prior is not None:
-            outcome = Outcome(
-                "duplicate", 200, alert.id, delivery_id, f"delivery {delivery_id} was accepted before", runs=prior
-            )
-            return self._record(outcome, headers, payload)
         outcome = self.process(alert, payload, headers, delivery_id)
         return self._record(outcome, headers, payload)
 
@@ -504,7 +498,10 @@ class Deliveries:
         if not plans:
             outcome.reason = "no route applies" + (f" ({'; '.join(skipped)})" if skipped else "")
             return outcome
-        created = 0
+        # A repeated delivery is known by its runs: each (alert, delivery id, route, item) names one
+        # run id, so a repeat — sequential or racing the first — finds the runs started before and
+        # starts nothing (no look-up of the log first: one transaction per new delivery's run).
+        created = conflicts = 0
         for plan in plans:
             run_id = run_id_for(alert.id, delivery_id, plan.route.id, plan.item)
             note = f"Started by alert '{alert.id}', delivery {delivery_id} (route '{plan.route.id}'{_item(plan.item if alert.for_each else None)})"
@@ -512,18 +509,11 @@ class Deliveries:
                 run = requests_service.start_run(
                     plan.workflow, plan.values, user_name=plan.username, note=note, run_id=run_id
                 )
-            except requests_service.IdempotencyConflict:
-                # the same delivery id, other values (a sender reusing ids, racing itself): its run stands
-                outcome.errors.append(
-                    _error(
-                        plan.route,
-                        plan.item if alert.for_each else None,
-                        "delivery_id",
-                        f"delivery {delivery_id} started run {run_id} with other values before: use a new delivery "
-                        "id for a new event",
-                    )
-                )
-                continue
+            except requests_service.IdempotencyConflict as exc:
+                # the same delivery id, other values (a sender reusing ids): the first run stands and
+                # the repeat is answered with it, like any repeat
+                run = exc.run
+                conflicts += 1
             except Refused as exc:
                 failures.append(f"route '{plan.route.id}'{_item(plan.item if alert.for_each else None)}: {exc.message}")
                 continue
@@ -555,7 +545,9 @@ class Deliveries:
             )
         else:
             outcome.status, outcome.http_status = "duplicate", 200
-            outcome.reason = "every run of this delivery was started before"
+            outcome.reason = f"delivery {delivery_id} was accepted before: every run of it was started then" + (
+                f" ({conflicts} with other values than this repeat's; the first stands)" if conflicts else ""
+            )
         return outcome
 
     def _events(self, alert: m.Alert, scope: dict[str, Any], outcome: Outcome) -> list[Any] | None:
@@ -729,16 +721,6 @@ class Deliveries:
             level, "alert %s delivery %s: %s (%s)", outcome.alert, outcome.delivery_id, outcome.status, outcome.reason
         )
         return outcome
-
-    def _accepted(self, alert_id: str, delivery_id: str) -> list[dict[str, Any]] | None:
-        with self._session() as session:
-            runs = session.scalar(
-                select(D.c.runs)
-                .where(D.c.alert == alert_id, D.c.delivery_id == delivery_id, D.c.status == "accepted")
-                .order_by(D.c.id)
-                .limit(1)
-            )
-        return None if runs is None else json.loads(runs)
 
     def _row(self, delivery: int) -> Any:
         with self._session() as session:

@@ -93,10 +93,9 @@ def start_run(
     from sqlalchemy.exc import IntegrityError
 
     dag_id = workflow.id
-    if run_id is not None:
-        existing = _existing_run(dag_id, run_id, conf)
-        if existing is not None:
-            return existing
+    # A repeated run id needs no look-up of its own: trigger_dag looks for it (DagRun.find_duplicate)
+    # and raises DagRunAlreadyExists, answered below with the run that exists — one transaction per
+    # start, as Airflow's own POST dagRuns.
     try:
         with create_session() as session:
             model = session.get(DagModel, dag_id)
@@ -116,6 +115,9 @@ def start_run(
                     triggered_by=DagRunTriggeredByType.REST_API,
                     triggering_user_name=user_name,
                     conf=conf,
+                    # set on the new run as it is built (DagRun's note proxy takes (content, user_id)),
+                    # not afterwards, which would load the empty note first
+                    note=None if not note else (note if user_id is None else (note, user_id)),  # type: ignore[arg-type]
                     session=session,
                 )
             except DagNotFound:
@@ -129,8 +131,6 @@ def start_run(
                 raise FormInvalid([FieldError(_param_name(str(exc)), str(exc))]) from None
             if dag_run is None:  # pragma: no cover - trigger_dag returns the run or raises
                 raise RunNotPossible(f"workflow '{dag_id}': Airflow created no run")
-            if note:
-                dag_run.note = (note, user_id)
             session.flush()
             return {
                 "dag_id": dag_id,
@@ -150,9 +150,14 @@ def start_run(
 
 
 class IdempotencyConflict(Refused):
-    """A repeated idempotency key with other values than the run it started: 409."""
+    """A repeated idempotency key with other values than the run it started: 409. ``run`` is that
+    run, as :func:`start_run` returns it (``created: False``)."""
 
     status = 409
+
+    def __init__(self, message: str, *, field: str, run: dict[str, Any]):
+        super().__init__(message, field=field)
+        self.run = run
 
 
 def _existing_run(dag_id: str, run_id: str, conf: dict[str, Any]) -> dict[str, Any] | None:
@@ -166,19 +171,21 @@ def _existing_run(dag_id: str, run_id: str, conf: dict[str, Any]) -> dict[str, A
         dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
         if dag_run is None:
             return None
-        if (dag_run.conf or {}) != (conf or {}):
-            raise IdempotencyConflict(
-                f"this request repeats the idempotency key of run {run_id!r} of '{dag_id}' with other values; "
-                "use a new key for a new request",
-                field="Idempotency-Key",
-            )
-        return {
+        found = {
             "dag_id": dag_id,
             "run_id": dag_run.run_id,
             "state": str(getattr(dag_run.state, "value", dag_run.state)),
             "url": run_url(dag_id, dag_run.run_id),
             "created": False,
         }
+        if (dag_run.conf or {}) != (conf or {}):
+            raise IdempotencyConflict(
+                f"this request repeats the idempotency key of run {run_id!r} of '{dag_id}' with other values; "
+                "use a new key for a new request",
+                field="Idempotency-Key",
+                run=found,
+            )
+        return found
 
 
 def _param_name(message: str) -> str:
