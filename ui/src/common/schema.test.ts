@@ -62,3 +62,22 @@ describe("the schema of one kind of definition", () => {
     expect(definitionKinds({})).toEqual([]);
   });
 });
+
+describe("a recursive schema (an asset condition inside an asset condition)", () => {
+  const bundle = {
+    $defs: {
+      Expr: {
+        type: "object",
+        properties: { any: { type: "array", items: { oneOf: [{ type: "string" }, { $ref: "#/$defs/Expr" }] } } },
+      },
+      Thing: { type: "object", properties: { kind: { const: "Thing" }, when: { $ref: "#/$defs/Expr" } } },
+    },
+    anyOf: [{ $ref: "#/$defs/Thing" }],
+  };
+  it("resolves once and leaves the nested repetition as an object edited in YAML, with no dangling $ref", () => {
+    const s = kindSchema(bundle, "Thing")!;
+    const member = s.properties.when.properties.any.items.oneOf[1];
+    expect(member).toMatchObject({ type: "object", title: "Expr" });
+    expect(JSON.stringify(s)).not.toContain("$ref");
+  });
+});

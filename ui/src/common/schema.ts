@@ -19,8 +19,19 @@ function resolve(schema: Schema, root: Schema): Schema {
   return schema;
 }
 
-function simplifyOne(schema: any, root: Schema, depth: number): any {
-  if (!schema || typeof schema !== "object" || Array.isArray(schema) || depth > 12) return schema;
+/** What a recursive part of a schema (an asset condition inside an asset condition, …) becomes in a
+ * form: any object, edited in the YAML tab — a renderer would otherwise follow it forever or fail on
+ * the `$ref` whose `$defs` are gone. */
+function nested(ref: string): Schema {
+  return { type: "object", additionalProperties: true, title: ref.split("/").pop(), description: "Nested: edit it in the YAML tab." };
+}
+
+function simplifyOne(schema: any, root: Schema, depth: number, refs: string[] = []): any {
+  if (!schema || typeof schema !== "object" || Array.isArray(schema)) return schema;
+  const ref: string | undefined = typeof schema.$ref === "string" ? schema.$ref : undefined;
+  if (ref && (refs.includes(ref) || depth > 12)) return nested(ref);
+  if (depth > 12) return schema;
+  if (ref) refs = [...refs, ref];
   let s: Schema = resolve(schema, root);
   const { default: _default, ...rest } = s;
   s = rest;
@@ -37,13 +48,13 @@ function simplifyOne(schema: any, root: Schema, depth: number): any {
   }
   const out: Schema = { ...s };
   if (s.properties) {
-    out.properties = Object.fromEntries(Object.entries(s.properties).map(([k, v]) => [k, simplifyOne(v, root, depth + 1)]));
+    out.properties = Object.fromEntries(Object.entries(s.properties).map(([k, v]) => [k, simplifyOne(v, root, depth + 1, refs)]));
   }
-  if (s.items && typeof s.items === "object") out.items = simplifyOne(s.items, root, depth + 1);
+  if (s.items && typeof s.items === "object") out.items = simplifyOne(s.items, root, depth + 1, refs);
   if (s.additionalProperties && typeof s.additionalProperties === "object")
-    out.additionalProperties = simplifyOne(s.additionalProperties, root, depth + 1);
-  if (Array.isArray(s.anyOf)) out.anyOf = s.anyOf.map((m: Schema) => simplifyOne(m, root, depth + 1));
-  if (Array.isArray(s.oneOf)) out.oneOf = s.oneOf.map((m: Schema) => simplifyOne(m, root, depth + 1));
+    out.additionalProperties = simplifyOne(s.additionalProperties, root, depth + 1, refs);
+  if (Array.isArray(s.anyOf)) out.anyOf = s.anyOf.map((m: Schema) => simplifyOne(m, root, depth + 1, refs));
+  if (Array.isArray(s.oneOf)) out.oneOf = s.oneOf.map((m: Schema) => simplifyOne(m, root, depth + 1, refs));
   if (!out.type && !out.anyOf && !out.oneOf && !out.enum && !out.properties && !out.const) out.type = "string"; // `Any`
   return out;
 }

@@ -53,8 +53,40 @@ describe("an Alert in the designer", () => {
 
   it("says to use the YAML tab for a kind the server does not know", () => {
     const html = renderToStaticMarkup(
-      <DefinitionPanel doc={parse(newDefinitionText("Trigger", "t", "t"))} kind="Trigger" schema={null} isNew readOnly={false} diagnostics={[]} onChange={() => {}} />,
+      <DefinitionPanel doc={parse(newDefinitionText("Gadget", "t", "t"))} kind="Gadget" schema={null} isNew readOnly={false} diagnostics={[]} onChange={() => {}} />,
     );
-    expect(html).toContain("no kind <code>Trigger</code>");
+    expect(html).toContain("no kind <code>Gadget</code>");
+  });
+});
+
+describe("a Trigger in the designer", () => {
+  const schema = kindSchema(BUNDLE.definition ?? BUNDLE, "Trigger");
+  const TRIGGER = readFileSync(join(__dirname, "..", "..", "..", "definitions", "triggers", "backup_capacity.yaml"), "utf-8");
+
+  it("has its form from the Trigger kind of the definition schema", () => {
+    expect(schema).not.toBeNull();
+    expect(Object.keys(schema!.properties)).toEqual(expect.arrayContaining(["schedule", "rest", "value", "condition", "for", "resolve", "alert", "notify"]));
+  });
+
+  it("shows the example trigger's values, the data point first and the unsupported sources read-only", () => {
+    const html = renderToStaticMarkup(
+      <DefinitionPanel doc={parse(TRIGGER)} kind="Trigger" schema={schema} isNew={false} readOnly={false} diagnostics={[]} onChange={() => {}} />,
+    );
+    expect(html).toContain('data-kind="Trigger"');
+    expect(html).toContain('value="getCapacity"');
+    expect(html).toContain('value="value &gt;= 90"');
+    expect(html).toContain('value="30m"');
+    expect(html).toContain("DAG <code>backup_capacity</code>");
+    const ui = kindUiSchema("Trigger", schema, false);
+    const order = ui["ui:order"] as string[];
+    expect(order.indexOf("rest")).toBeLessThan(order.indexOf("condition"));
+    expect(order.indexOf("condition")).toBeLessThan(order.indexOf("resolve"));
+    expect(ui.sql).toMatchObject({ "ui:disabled": true });
+  });
+
+  it("starts a new trigger from a template the server's validation can complete", () => {
+    const data = parse(newDefinitionText("Trigger", "disk_full", "Disk full")).toJS();
+    expect(data).toMatchObject({ kind: "Trigger", id: "disk_full", start_paused: true, condition: "value >= 90" });
+    expect(data.rest).toEqual({ api: "", operation: "" });
   });
 });

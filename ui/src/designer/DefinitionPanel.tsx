@@ -34,6 +34,14 @@ export function kindUiSchema(kind: string, schema: Record<string, any> | null, i
     for (const [key, title] of Object.entries(titles)) if (schema?.properties?.[key]) ui[key] = { ...(ui[key] ?? {}), "ui:title": title };
     if (schema?.properties?.routes) ui.routes = { ...ui.routes, items: { "ui:title": "Route" } };
   }
+  if (kind === "Trigger") {
+    const order = ["id", "title", "description", "owner", "schedule", "start_paused", "rest", "sql", "metric", "value", "condition", "for", "resolve", "alert", "notify"];
+    ui["ui:order"] = [...order.filter((k) => schema?.properties?.[k]), "*"];
+    const titles: Record<string, string> = { rest: "Data point: REST operation", sql: "Data point: SQL query", metric: "Data point: metric", for: "Holds for", resolve: "Resolves when", alert: "Alert raised", notify: "Notify" };
+    for (const [key, title] of Object.entries(titles)) if (schema?.properties?.[key]) ui[key] = { ...(ui[key] ?? {}), "ui:title": title };
+    // not supported yet by the server: shown, but read-only, so nobody fills in what validation refuses
+    for (const key of ["sql", "metric"]) if (schema?.properties?.[key]) ui[key] = { ...ui[key], "ui:disabled": true };
+  }
   return ui;
 }
 
@@ -47,6 +55,14 @@ export function DefinitionPanel({ doc, kind, schema, isNew, readOnly, diagnostic
           A sender posts to <code>/autopilot/api/v1/alerts/{data.id ?? "<id>"}</code>, authenticated by the secret of the Airflow
           connection named in <em>auth</em>; each route maps the payload to a workflow's form. Its deliveries are in{" "}
           <Link to={`alerts?alert=${encodeURIComponent(data.id ?? "")}`}>Alerts</Link>.
+        </p>
+      )}
+      {kind === "Trigger" && (
+        <p className="muted small">
+          Airflow runs this trigger as the DAG <code>{data.id ?? "<id>"}</code> on its schedule: it reads the data point, and when the
+          condition has held for the given time it fires once — raising the alert (whose routes start workflows) and notifying people — and
+          resolves once the resolve condition holds. Its firing and resolving show in{" "}
+          <Link to={`alerts?alert=${encodeURIComponent(data.alert ?? "")}`}>Alerts</Link>.
         </p>
       )}
       {diagnostics.length > 0 && (

@@ -31,7 +31,10 @@ type DesignerProps = {
 };
 
 /** Kinds besides Workflow that the designer lists and edits as one schema-driven form. */
-const FORM_KINDS = [{ kind: "Alert", label: "Alerts", folder: "alerts", noun: "alert" }];
+const FORM_KINDS = [
+  { kind: "Alert", label: "Alerts", folder: "alerts", noun: "alert" },
+  { kind: "Trigger", label: "Triggers", folder: "triggers", noun: "trigger" },
+];
 
 export function Designer(props: DesignerProps) {
   return (

@@ -42,6 +42,20 @@ export function newDefinitionText(kind: string, id: string, title: string): stri
       auth: { scheme: "github", connection: `alert_${id}` },
       routes: [{ id: "start", workflow: "" }],
     }).toString();
+  if (kind === "Trigger")
+    // a valid start: a REST data point read every 10 minutes, paused until someone switches it on
+    return new Document({
+      apiVersion: "autopilot/v1",
+      kind,
+      id,
+      title,
+      schedule: "*/10 * * * *",
+      start_paused: true,
+      rest: { api: "", operation: "" },
+      value: "response.body",
+      condition: "value >= 90",
+      alert: "",
+    }).toString();
   return new Document({ apiVersion: "autopilot/v1", kind, id, title }).toString();
 }
 
