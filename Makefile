@@ -56,14 +56,18 @@ run: $(STAMP) $(UI_STAMP)
 
 # In `make test` the UI's browser tests and the packaging test fail instead of skipping when chromium,
 # node or the built UI is missing.
+# Each pass runs on TEST_WORKERS processes (pytest-xdist), a whole test module per process, so one
+# module's Airflow stack waits on its scheduler while the other's runs; the slowest tests are listed.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile --durations=15
 test: export AUTOPILOT_REQUIRE_E2E = 1
 test: $(STAMP) $(UI_STAMP)
 	@scripts/ensure-services.sh
 	@scripts/ensure-chromium.sh
 	@scripts/ensure-compose.sh
 	cd ui && npm test
-	$(PY) -m pytest -q
-	AUTOPILOT_TEST_DB=postgres $(PY) -m pytest -q -m "not sqlite_only and not db_independent"
+	$(PY) -m pytest -q $(PYTEST_PARALLEL)
+	AUTOPILOT_TEST_DB=postgres $(PY) -m pytest -q $(PYTEST_PARALLEL) -m "not sqlite_only and not db_independent"
 
 # The distributed topology on this machine (docs/deploy.md): PostgreSQL, Redis, the API server on
 # http://localhost:8011, the scheduler, dag-processor, triggerer and two Celery workers, each a process

@@ -39,6 +39,11 @@ def test_make_run_serves_the_examples_and_runs_one(tmp_path: Path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "AUTOPILOT_DEFINITIONS"}
     env.update(AIRFLOW_HOME=str(home), AUTOPILOT_DEFINITIONS=str(definitions), AIRFLOW__API__PORT=str(port))
+    # log servers off the defaults 8793/8794, which a stack in another test process may hold
+    env.update(
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
+        AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(_free_port()),
+    )
     log = (tmp_path / "standalone.log").open("w")
     proc = subprocess.Popen(
         [str(REPO / "scripts/standalone.sh")], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
