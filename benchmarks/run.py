@@ -19,14 +19,14 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import approvals, parse_cost, run_start, validation
+from benchmarks import approvals, parse_cost, run_start, validation, waits
 from benchmarks.harness import Context, loadavg, machine
 from benchmarks.parse_cost import VARIANT_LABELS, VARIANTS, indicative_reasons
 from benchmarks.shape import SHAPE
 from benchmarks.workloads import CONTENDERS, LABELS
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("parse", "run_start", "approvals", "validation")
+SECTIONS = ("parse", "run_start", "approvals", "validation", "waits")
 #: Issue 14: a signed webhook starts runs at least as fast as Airflow's own POST dagRuns.
 WEBHOOK_TARGET = 1.0
 #: --only name → (key in the results, the section's run())
@@ -35,6 +35,7 @@ RUNNERS = {
     "run_start": ("run_start", run_start.run),
     "approvals": ("approvals", approvals.run),
     "validation": ("validation", validation.run),
+    "waits": ("waits", waits.run),
 }
 #: lines of a failed section's traceback kept in the results
 TRACEBACK_LINES = 15
@@ -95,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         results["duration_s"] = round(time.perf_counter() - t0, 1)
         results["machine"]["load_average_at_end"] = loadavg()
         results["machine"]["postgresql"] = next(
-            (results[k]["postgresql"] for k in ("run_start", "approvals") if (results.get(k) or {}).get("postgresql")),
+            (
+                results[k]["postgresql"]
+                for k in ("run_start", "approvals", "waits")
+                if (results.get(k) or {}).get("postgresql")
+            ),
             None,
         )
         results["failed_sections"] = failed
@@ -197,6 +202,8 @@ def render(r: dict) -> str:
             f"{v['ms_per_definition']:.2f} ms/definition; fixed cost {_s(v['fixed_cost_s'])} s, "
             f"marginal {v['marginal_ms_per_definition']:.2f} ms/definition; errors reported: {v['errors_reported']}",
         ]
+    if "waits" in r:
+        lines += _render_waits(r["waits"])
     problems = (pc or {}).get("problems", []) + (v or {}).get("problems", [])
     problems += [f"section {name} failed — no measurements (see above)" for name in r.get("failed_sections", [])]
     for c, by in (r.get("run_start") or {}).get("by_concurrency", {}).items():
@@ -213,9 +220,41 @@ def render(r: dict) -> str:
             f"approvals: only {pending['pending_reached']} of {pending['pending_requested']} approvals were pending "
             "when the window was measured"
         )
+    for dag_id, d in ((r.get("waits") or {}).get("by_contender") or {}).items():
+        if d["deferred_reached"] < d["waiting_requested"]:
+            problems.append(
+                f"waits: only {d['deferred_reached']} of {d['waiting_requested']} {dag_id} waits were deferred"
+            )
     if problems:
         lines += ["", "PROBLEMS (these cells are not valid measurements):"] + [f"  ! {p}" for p in problems]
     return "\n".join(lines)
+
+
+def _render_waits(w: dict) -> list[str]:
+    title = "5. Waits in time — M runs waiting until a moment, scheduler (4 slots) + triggerer on PostgreSQL"
+    if w.get("status") == "failed":
+        return _failed(title, w)
+    lines = ["", title]
+    if w.get("status") != "measured":
+        return lines + [f"  {w['message']}"]
+    lines.append(
+        f"  {'contender':<34}{'deferred':>9}{'ramp s':>8}{'slots':>7}{'triggers':>9}"
+        f"{'trg CPU %':>10}{'idle %':>8}{'trg RSS MiB':>12}{'growth':>8}"
+    )
+    labels = {waits.AUTOPILOT_DAG: "Autopilot wait: until", waits.AIRFLOW_DAG: "Airflow DateTimeSensorAsync"}
+    for dag_id, d in w["by_contender"].items():
+        t = d["waiting"]["processes"]["triggerer"]
+        lines.append(
+            f"  {labels.get(dag_id, dag_id):<34}{d['deferred_reached']:>9}{d['ramp_s']:>8.0f}"
+            f"{d['waiting']['running_max']:>7}{d['waiting']['triggers_max']:>9}{d['triggerer_cpu_percent']:>10.1f}"
+            f"{d['triggerer_cpu_percent_idle']:>8.1f}{t['rss_mib_max']:>12.0f}{d['triggerer_rss_growth_mib']:>8.0f}"
+        )
+    ra = w["ratios"]
+    lines.append(
+        f"  Autopilot/Airflow: triggerer CPU {_x(ra['triggerer_cpu'])}, triggerer RSS growth "
+        f"{_x(ra['triggerer_rss_growth'])}, ramp {_x(ra['ramp'])} (informational)"
+    )
+    return lines
 
 
 def _render_run_start(rs: dict) -> list[str]:
