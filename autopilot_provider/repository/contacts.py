@@ -110,10 +110,10 @@ def owner_contact(owner: str | None) -> str | None:
 def _not_a_contact(owner: str | None, of: str = "") -> str:
     """Why an owner (``of`` what, when not the definition's own) reaches nobody."""
     if not owner:
-        return f"no owner is set{of}"
+        return f"{of} has no owner" if of else "no owner is set"
     return (
-        f"the owner {owner!r}{of} is free text, not a contact: make it a reference such as group:ID or "
-        "person:ID to reach it"
+        f"the owner {owner!r}{' of ' + of if of else ''} is free text, not a contact: make it a reference such as "
+        "group:ID or person:ID to reach it"
     )
 
 
@@ -320,7 +320,7 @@ class Directory:
             raise ContactError(f"{ref}: no inventory item '{item_id}'{hint}")
         contact = owner_contact(item.owner)
         if contact is None:
-            raise ContactError(f"{ref}: {_not_a_contact(item.owner, f' of inventory item {item.id!r}')}")
+            raise ContactError(f"{ref}: {_not_a_contact(item.owner, f'inventory item {item.id!r}')}")
         return contact
 
 
@@ -437,7 +437,7 @@ def _owner_of_problems(ref: str, value: str, directory: Directory, item_fields: 
     if item is None:
         yield f"{ref}: unknown inventory item '{value}'{suggest(value, directory.resources)}{directory._why_unknown_item()}"
     elif owner_contact(item.owner) is None:
-        yield f"{ref}: {_not_a_contact(item.owner, f' of inventory item {value!r}')}"
+        yield f"{ref}: {_not_a_contact(item.owner, f'inventory item {value!r}')}"
 
 
 def owner_problems(owner: str | None, project: Definitions, directory: Directory | None = None) -> list[str]:
