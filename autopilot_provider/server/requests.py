@@ -295,9 +295,12 @@ def cancel_request(dag_id: str, run_id: str, *, user_name: str, user_id: str | N
         if dag is not None:  # the steps skipped and Airflow's listeners told, as Airflow's own "mark failed"
             patch_dag_run_state(dag=dag, dag_run=dag_run, state=DagRunMutableStates.FAILED, session=session)
         when = (scheduled_for(dag_run) or dag_run.run_after).replace(microsecond=0).isoformat()
-        previous = dag_run.note
         text = f"Cancelled by {user_name} before it started (it was to start at {when})."
-        dag_run.note = (f"{text}\n\n{previous}" if previous else text, user_id)
+        if dag_run.dag_run_note is None:
+            dag_run.note = (text, user_id)
+        else:  # the request's own note stays, under the cancellation (as Airflow's note route updates one)
+            dag_run.dag_run_note.content = f"{text}\n\n{dag_run.dag_run_note.content or ''}".rstrip()
+            dag_run.dag_run_note.user_id = user_id
         session.flush()
         return {**_run_answer(dag_run), "cancelled": True, "cancelled_by": user_name}
 
