@@ -93,7 +93,12 @@ def test_nobody_else_can_name_someone_else_as_the_requester(directory):
         ("team:x", None, "invalid contact reference 'team:x'"),
         ("owner", _scope(), "owner: no owner is set"),
         ("owner", {"run": {"owner": "Storage team"}}, "owner: the owner 'Storage team' is free text, not a contact"),
-        ("owner_of:localhost", None, "owner_of:localhost: inventory item 'localhost' has no owner"),
+        (
+            "owner_of:localhost",
+            None,
+            "owner_of:localhost: the owner 'Lab team' of inventory item 'localhost' is free text, not a contact",
+        ),
+        ("owner_of:no-such-host.invalid", None, "inventory item 'no-such-host.invalid' has no owner"),
         (
             "owner_of:db01.exmaple.com",
             None,
@@ -134,6 +139,8 @@ def test_owner_and_owner_of_reach_the_contacts_the_owners_name(directory):
         ("dave", "owner_of:web01"),
     ]
     assert owned.resolve("owner", {"run": {"owner": "person:dave"}}).email == "dave@example.com"
+    # the example inventory: the SAN belongs to storage
+    assert directory.resolve("owner_of:san01").email == "storage@example.com"
 
 
 _CONTACTS = {
