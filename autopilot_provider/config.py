@@ -104,6 +104,11 @@ def fetch_allowlist() -> str:
     return get("fetch_allowlist") or ""
 
 
+def request_max_ahead_days() -> int:
+    """How many days ahead a request may ask to start (``start_at``)."""
+    return get_int("request_max_ahead_days")
+
+
 def choices_cache_seconds() -> float:
     """How long a form field's choices fetched from an API are kept."""
     return get_float("choices_cache_seconds")

@@ -190,6 +190,12 @@ def get_provider_info() -> dict:
                         "",
                         example="servicenow_bot",
                     ),
+                    "request_max_ahead_days": _option(
+                        "How far ahead a request may ask to start (`start_at` in the portal and in POST "
+                        "/autopilot/api/v1/workflows/{id}/runs), in days; a later start is refused (422 on `start_at`).",
+                        "90",
+                        kind="integer",
+                    ),
                     "choices_cache_seconds": _option(
                         "How long a form field's choices fetched from an API operation are cached.", "30", kind="float"
                     ),

@@ -86,7 +86,9 @@ def build_dag(workflow: m.Workflow, project: Definitions, *, source: str = "") -
     if workflow.owner:
         default_args["owner"] = workflow.owner
 
-    context = BuildContext(project, project.root, workflow.defaults, COMPILERS, timezone=timezone_name)
+    context = BuildContext(
+        project, project.root, workflow.defaults, COMPILERS, timezone=timezone_name, owner=workflow.owner
+    )
     with DAG(
         dag_id=workflow.id,
         description=workflow.title,

@@ -37,6 +37,7 @@ class BuildContext:
         group_id: str | None = None,
         inputs_task: str | None = None,
         timezone: str = "UTC",
+        owner: str | None = None,
     ):
         self.project = project
         self.definitions = definitions
@@ -45,6 +46,7 @@ class BuildContext:
         self.group_id = group_id
         self.inputs_task = inputs_task
         self.timezone = timezone  # the workflow schedule's: what a naive date-time in a step means
+        self.owner = owner  # the workflow's owner as written: what the contact reference `owner` reaches
         self.steps: list[m.Step] = []
         self.dependencies: dict[str, list[str]] = {}
         self._after_decision: set[str] = set()
@@ -67,6 +69,7 @@ class BuildContext:
             inputs_task=self.inputs_task,
             definitions=str(self.definitions),
             tickets=self.ticket_tasks(),
+            owner=self.owner,
         ).as_dict()
 
     def ticket_tasks(self) -> list[str]:
@@ -123,6 +126,7 @@ class BuildContext:
             group_id=group_id,
             inputs_task=inputs_task,
             timezone=self.timezone,
+            owner=self.owner,
         )
 
     def compile_steps(self, steps: list[m.Step]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import shutil
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -348,6 +349,125 @@ def test_a_workflow_airflow_has_not_parsed_yet_is_409(portal, editor):
     response = editor.post(f"{API}/workflows/portal_unparsed/runs", json={"form": GOOD_BACKUP})
     assert response.status_code == 409, response.text
     assert "has no DAG in Airflow yet" in response.json()["detail"]["message"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests for later: start_at, My requests, cancelling before it starts
+# ---------------------------------------------------------------------------------------------
+
+
+def _ahead(**delta) -> datetime:
+    return (datetime.now(UTC) + timedelta(**delta)).replace(microsecond=0)
+
+
+def _utc(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def test_a_request_for_later_waits_queued_and_my_requests_says_when_it_starts(portal, editor, admin):
+    url = f"{API}/workflows/portal_hosts/runs"
+    start_at = _ahead(hours=1)
+    paris = start_at.astimezone(timezone(timedelta(hours=2)))  # any offset: the same moment
+    response = editor.post(url, json={"form": GOOD_BACKUP, "start_at": paris.isoformat()})
+    assert response.status_code == 201, response.text
+    run = response.json()
+    assert run["state"] == "queued" and _utc(run["scheduled_for"]) == start_at
+    # Airflow's own run_after: the scheduler starts no queued run before it
+    stored = admin.get(f"/api/v2/dags/portal_hosts/dagRuns/{run['run_id']}").json()
+    assert _utc(stored["run_after"]) == start_at and stored["state"] == "queued"
+    assert stored["start_date"] is None and stored["triggering_user_name"] == "editor"
+
+    # two requests for the same moment are two runs (Airflow would name both after the moment)
+    twin = editor.post(url, json={"form": GOOD_BACKUP, "start_at": start_at.isoformat()})
+    assert twin.status_code == 201 and twin.json()["run_id"] != run["run_id"]
+
+    mine = {r["run_id"]: r for r in editor.get(f"{API}/requests", params={"limit": 500}).json()["requests"]}
+    later = mine[run["run_id"]]
+    assert _utc(later["scheduled_for"]) == start_at and later["state"] == "queued"
+    assert later["cancellable"] is True and later["cancelled"] is False and later["start_date"] is None
+    # a request to start now is not scheduled for later
+    now = editor.post(url, json={"form": GOOD_BACKUP}).json()
+    assert now["scheduled_for"] is None
+    assert editor.get(f"{API}/requests").json()["requests"][0]["scheduled_for"] is None
+    # someone else sees the request, but may not cancel it
+    everybody = admin.get(f"{API}/requests", params={"mine": "false", "limit": 500}).json()["requests"]
+    assert next(r for r in everybody if r["run_id"] == run["run_id"])["cancellable"] is False
+
+    # a retried submission names the same moment; the same key for another moment is a conflict
+    keyed = {"form": GOOD_BACKUP, "start_at": start_at.isoformat()}
+    first = editor.post(url, json=keyed, headers={"Idempotency-Key": "later-0001"})
+    again = editor.post(url, json=keyed, headers={"Idempotency-Key": "later-0001"})
+    assert (first.status_code, again.status_code) == (201, 200) and again.json()["run_id"] == first.json()["run_id"]
+    moved = {**keyed, "start_at": (start_at + timedelta(minutes=5)).isoformat()}
+    conflict = editor.post(url, json=moved, headers={"Idempotency-Key": "later-0001"})
+    assert conflict.status_code == 409 and conflict.json()["detail"]["field"] == "Idempotency-Key"
+
+
+@pytest.mark.parametrize(
+    ("start_at", "message"),
+    [
+        ("2020-01-01T09:00:00+00:00", "start_at 2020-01-01T09:00:00+00:00 has passed"),
+        ("{far}", "is more than 90 days ahead ([autopilot] request_max_ahead_days)"),
+        ("{naive}", "start_at needs a time zone"),
+    ],
+    ids=["past", "too far ahead", "no time zone"],
+)
+def test_a_start_in_the_past_or_too_far_ahead_is_422_naming_the_field(portal, editor, admin, start_at, message):
+    before = len(runs(admin, "portal_hosts"))
+    start_at = start_at.format(far=_ahead(days=91).isoformat(), naive=_ahead(hours=1).replace(tzinfo=None).isoformat())
+    response = editor.post(f"{API}/workflows/portal_hosts/runs", json={"form": GOOD_BACKUP, "start_at": start_at})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail["field"] == "start_at" and message in detail["message"], detail
+    # not a date at all: FastAPI's own 422, naming the field too
+    garbage = editor.post(f"{API}/workflows/portal_hosts/runs", json={"form": GOOD_BACKUP, "start_at": "soon"})
+    assert garbage.status_code == 422 and garbage.json()["detail"][0]["loc"] == ["body", "start_at"]
+    assert len(runs(admin, "portal_hosts")) == before
+
+
+def test_only_the_requester_cancels_a_request_and_only_before_it_starts(portal, editor, viewer, admin):
+    url = f"{API}/workflows/portal_hosts/runs"
+    start_at = _ahead(hours=2)
+    run_id = editor.post(url, json={"form": GOOD_BACKUP, "start_at": start_at.isoformat()}).json()["run_id"]
+    cancel = f"{API}/requests/portal_hosts/{run_id}/cancel"
+
+    assert viewer.post(cancel).status_code == 403  # may not even request it
+    refused = admin.post(cancel)  # may request it, but it is not theirs
+    assert refused.status_code == 403 and refused.json()["detail"]["field"] == "run_id", refused.text
+    missing = editor.post(f"{API}/requests/portal_hosts/no_such_run/cancel")
+    assert missing.status_code == 404 and missing.json()["detail"]["field"] == "run_id"
+    assert admin.get(f"/api/v2/dags/portal_hosts/dagRuns/{run_id}").json()["state"] == "queued"
+
+    done = editor.post(cancel)
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert (body["state"], body["cancelled"], body["cancelled_by"]) == ("failed", True, "editor")
+    assert _utc(body["scheduled_for"]) == start_at
+    # in Airflow: failed and never started, its steps skipped, the note says who and what
+    stored = admin.get(f"/api/v2/dags/portal_hosts/dagRuns/{run_id}").json()
+    assert stored["state"] == "failed" and stored["start_date"] is None and stored["end_date"] is not None
+    assert stored["note"] == f"Cancelled by editor before it started (it was to start at {start_at.isoformat()})."
+    tis = admin.get(f"/api/v2/dags/portal_hosts/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+    assert {ti["state"] for ti in tis} == {"skipped"}
+    mine = next(
+        r for r in editor.get(f"{API}/requests", params={"limit": 500}).json()["requests"] if r["run_id"] == run_id
+    )
+    assert (mine["state"], mine["cancelled"], mine["cancellable"]) == ("failed", True, False)
+
+    again = editor.post(cancel)
+    assert again.status_code == 409 and "cancelled already" in again.json()["detail"]["message"]
+
+    # a request that has ended (here: marked success in Airflow) cannot be cancelled
+    ended = editor.post(url, json={"form": GOOD_BACKUP, "note": "keep this note"}).json()["run_id"]
+    marked = admin.patch(f"/api/v2/dags/portal_hosts/dagRuns/{ended}", json={"state": "success"})
+    assert marked.status_code == 200, marked.text
+    late = editor.post(f"{API}/requests/portal_hosts/{ended}/cancel")
+    assert late.status_code == 409 and "has ended (success)" in late.json()["detail"]["message"], late.text
+    # one queued now, cancelled: its own note is kept under the cancellation
+    queued = editor.post(url, json={"form": GOOD_BACKUP, "note": "for ticket 7"}).json()["run_id"]
+    assert editor.post(f"{API}/requests/portal_hosts/{queued}/cancel").status_code == 200
+    note = admin.get(f"/api/v2/dags/portal_hosts/dagRuns/{queued}").json()["note"]
+    assert note.startswith("Cancelled by editor before it started") and note.endswith("\n\nfor ticket 7"), note
 
 
 # ---------------------------------------------------------------------------------------------

@@ -350,6 +350,7 @@ def test_a_workflow_with_api_choices_renders_its_check_task(definitions_dir, wri
 def test_bad_options_fail_validation_with_positions(tmp_path):
     shutil.copytree(REPO / "definitions" / "apis", tmp_path / "apis")
     shutil.copy(REPO / "definitions" / "inventory.yaml", tmp_path / "inventory.yaml")
+    shutil.copy(REPO / "definitions" / "contacts.yaml", tmp_path / "contacts.yaml")  # the items' owners
     (tmp_path / "wf.yaml").write_text(
         textwrap.dedent("""\
         apiVersion: autopilot/v1

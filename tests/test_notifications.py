@@ -91,11 +91,62 @@ def test_nobody_else_can_name_someone_else_as_the_requester(directory):
         ("requester", _scope("servicenow_bot", "nobody"), "the form's requester 'nobody' is not a person"),
         ("requester", _scope(), "this run has no requester"),
         ("team:x", None, "invalid contact reference 'team:x'"),
+        ("owner", _scope(), "owner: no owner is set"),
+        ("owner", {"run": {"owner": "Storage team"}}, "owner: the owner 'Storage team' is free text, not a contact"),
+        (
+            "owner_of:localhost",
+            None,
+            "owner_of:localhost: the owner 'Lab team' of inventory item 'localhost' is free text, not a contact",
+        ),
+        ("owner_of:no-such-host.invalid", None, "inventory item 'no-such-host.invalid' has no owner"),
+        (
+            "owner_of:db01.exmaple.com",
+            None,
+            "owner_of:db01.exmaple.com: no inventory item 'db01.exmaple.com' (did you mean 'db01.example.com'?)",
+        ),
+        ("owner_of:form.hostname", _scope(), "owner_of:form.hostname: the form's 'hostname' names no inventory item"),
     ],
 )
 def test_unknown_references_fail_clearly(directory, ref, scope, message):
     with pytest.raises(ContactError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
         directory.resolve(ref, scope)
+
+
+def test_owner_and_owner_of_reach_the_contacts_the_owners_name(directory):
+    """`owner` is the run's workflow owner (``run.owner``); `owner_of:` an inventory item's."""
+    from autopilot_provider.definitions import models as m
+
+    items = m.Resources(
+        apiVersion="autopilot/v1",
+        kind="Resources",
+        id="owned",
+        items=[{"id": "web01", "type": "machine", "owner": "person:dave"}, {"id": "san01", "type": "array"}],
+    )
+    owned = Directory(
+        [m.Contacts.model_validate({"apiVersion": "autopilot/v1", "kind": "Contacts", "id": "c", **_CONTACTS})],
+        resources=[items],
+    )
+    scope = {"run": {"owner": "group:storage"}, "form": {"host": "web01"}}
+    storage = owned.resolve("owner", scope)
+    assert (storage.kind, storage.id, storage.ref, storage.email) == (
+        "group",
+        "storage",
+        "owner",
+        "storage@example.com",
+    )
+    assert [(r.id, r.ref) for r in owned.resolve_all(["owner_of:form.host", "owner_of:web01"], scope)] == [
+        ("dave", "owner_of:form.host"),
+        ("dave", "owner_of:web01"),
+    ]
+    assert owned.resolve("owner", {"run": {"owner": "person:dave"}}).email == "dave@example.com"
+    # the example inventory: the SAN belongs to storage
+    assert directory.resolve("owner_of:san01").email == "storage@example.com"
+
+
+_CONTACTS = {
+    "people": [{"id": "dave", "name": "Dave", "email": "dave@example.com", "username": "dave", "slack": "U0DAVE"}],
+    "groups": [{"id": "storage", "members": ["dave"], "email": "storage@example.com", "slack_channel": "#storage"}],
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,3 +561,56 @@ def test_render_writes_notifications_back_out(definitions_dir, write_definition)
     assert dag.get_task("check").upstream_task_ids == {"_notify_start"}
     assert dag.on_success_callback.arguments()["template"] == "request_done"
     assert dag.on_failure_callback.arguments()["to"] == ["requester", "group:operations"]
+
+
+OWNED = """\
+apiVersion: autopilot/v1
+kind: Workflow
+id: notify_owners
+owner: group:storage
+form:
+  properties:
+    host: {type: string, options: {resources: owned_machine}}
+  required: [host]
+notifications:
+  on_start: {to: [owner], subject: "Started for {{ run.owner }}"}
+steps:
+  - id: tell_owners
+    notify:
+      to: [owner, owner_of:form.host]
+      via: [email, slack]
+      subject: "{{ form.host }} changes"
+"""
+
+OWNED_INVENTORY = """\
+apiVersion: autopilot/v1
+kind: Resources
+id: owned_inventory
+items:
+  - {id: web-o1, type: owned_machine, owner: person:dave}
+  - {id: web-o2, type: owned_machine, owner: The web team}
+"""
+
+
+def test_notifications_reach_the_workflows_owner_and_the_owner_of_the_item_the_form_picked(
+    run_workflow, write_definition, smtp_server, slack_webhook, capfd
+):
+    write_definition("notify_owners.yaml", OWNED)
+    write_definition("owned_inventory.yaml", OWNED_INVENTORY)
+    dag_run = run_workflow("notify_owners", {"host": "web-o1"})
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    start, tell = smtp_server.wait_for(2)
+    # the workflow's owner (group:storage: its list address), at the start and in the step
+    assert (start.subject, start.rcpt_tos) == ("Started for group:storage", ["storage@example.com"])
+    # ... and the owner of the machine the form picked (web-o1: person:dave)
+    assert (tell.subject, tell.rcpt_tos) == ("web-o1 changes", ["storage@example.com", "dave@example.com"])
+    assert sorted(p.channel for p in slack_webhook.wait_for(2)) == ["#storage", "U0DAVE"]
+
+    # an item whose owner is free text reaches nobody: the step fails saying why, and sends nothing
+    smtp_server.clear()
+    capfd.readouterr()
+    dag_run = run_workflow("notify_owners", {"host": "web-o2"})
+    assert task_states(dag_run)["tell_owners"] == "failed"
+    out, err = capfd.readouterr()  # the task logs
+    assert "the owner 'The web team' of inventory item 'web-o2' is free text, not a contact" in out + err
+    assert [m.subject for m in smtp_server.wait_for(1)] == ["Started for group:storage"]

@@ -317,12 +317,23 @@ steps:
 '''
 
 
+TRICKY_CONTACTS = """\
+apiVersion: autopilot/v1
+kind: Contacts
+id: tricky_contacts
+people:
+  - {id: alice, name: Alice, email: alice@example.com}
+"""
+
+
 @pytest.fixture(scope="module")
 def tricky_project(tmp_path_factory) -> Project:
     root = tmp_path_factory.mktemp("tricky") / "definitions"
     (root / "functions").mkdir(parents=True)
     (root / "functions" / "fan.yaml").write_text(TRICKY_FUNCTION, encoding="utf-8")
     (root / "tricky.yaml").write_text(TRICKY_WORKFLOW, encoding="utf-8")
+    # the owner is a contact reference: it must name someone of the contacts
+    (root / "contacts.yaml").write_text(TRICKY_CONTACTS, encoding="utf-8")
     project = Project(root)
     loaded = project.load("tricky.yaml")
     assert loaded.diagnostics == []

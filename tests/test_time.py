@@ -5,7 +5,8 @@ A `wait` in time is deferred to Airflow's ``DateTimeTrigger``: while it waits it
 ``deferred`` (no worker slot, none of the pool's slots), it completes once the moment has passed, it
 survives a triggerer that is stopped through the moment and started again, and a cleared task (a
 new try) waits for the moment the first try worked out. A window referenced on an inventory item
-resolves there. Asset schedules chain both ways with plain Airflow DAGs (a second DAG bundle holds
+resolves there. A request for later (``start_at``) starts at its time, and one its requester
+cancelled never starts. Asset schedules chain both ways with plain Airflow DAGs (a second DAG bundle holds
 two hand-written ones): a plain DAG's outlet starts an Autopilot workflow, and an Autopilot step's
 ``outlets`` start a plain DAG scheduled on that asset.
 """
@@ -19,6 +20,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fixtures.airflow_stack import AirflowStack
@@ -60,6 +62,19 @@ WORKFLOWS = {
         steps:
           - id: in_window
             wait: {window: {resource: maint01, id: often}}
+        """,
+    "time_later": """\
+        apiVersion: autopilot/v1
+        kind: Workflow
+        id: time_later
+        form:
+          properties:
+            label: {type: string, default: x}
+        steps:
+          - id: go
+            script:
+              env: {LABEL: "{{ form.label }}"}
+              bash: echo "started $LABEL"
         """,
     "time_asset_consumer": """\
         apiVersion: autopilot/v1
@@ -258,3 +273,53 @@ def test_a_steps_outlets_start_a_plain_dag_scheduled_on_the_asset(stack):
     assert run["run_type"] == "asset_triggered" and run["state"] == "success", run
     events = stack.client("admin").get("/api/v2/assets/events", params={"source_dag_id": "time_asset_producer"})
     assert [e["source_task_id"] for e in events.json()["asset_events"]] == ["publish"]
+
+
+def test_a_request_for_later_starts_at_its_time_and_a_cancelled_one_never_does(stack):
+    stack.wait_for_dag("time_later")
+    alice, admin = stack.client("alice"), stack.client("admin")
+    url = "/autopilot/api/v1/workflows/time_later/runs"
+
+    # The cancellation must land before the first request's time; a loaded machine can be slower
+    # than that, so a request that started first is not a verdict: try again with more time ahead.
+    def post(path: str, body: dict | None = None, key: str | None = None) -> httpx.Response:
+        # Airflow on SQLite under load has answered a rolled back "Database error" (see
+        # AirflowStack.trigger): the Idempotency-Key makes a retry of a request safe, and a retried
+        # cancellation finds the first one done
+        for attempt in range(3):
+            response = alice.post(path, json=body, headers={"Idempotency-Key": key} if key else None)
+            if response.status_code != 500 or attempt == 2:
+                return response
+            print(f"{path} answered 500, retrying: {stack.api_error(response.text) or response.text}")
+        raise AssertionError("unreachable")
+
+    for ahead in (20, 60, 180):
+        cancelled_at = (datetime.now(UTC) + timedelta(seconds=ahead)).replace(microsecond=0)
+        kept_at = cancelled_at + timedelta(seconds=5)  # after the cancelled one's time
+        dropped = post(url, {"form": {"label": "dropped"}, "start_at": cancelled_at.isoformat()}, f"dropped-{ahead}")
+        kept = post(url, {"form": {"label": "kept"}, "start_at": kept_at.isoformat()}, f"kept-{ahead}")
+        assert dropped.status_code in (200, 201) and kept.status_code in (200, 201), dropped.text + kept.text
+        dropped_id, kept_id = dropped.json()["run_id"], kept.json()["run_id"]
+        mine = {r["run_id"]: r for r in alice.get("/autopilot/api/v1/requests").json()["requests"]}
+        assert _when(mine[kept_id]["scheduled_for"]) == kept_at and mine[kept_id]["cancellable"]
+        cancel = post(f"/autopilot/api/v1/requests/time_later/{dropped_id}/cancel")
+        if cancel.status_code == 200 or "cancelled already" in cancel.text:
+            break
+        assert cancel.status_code == 409, cancel.text  # it had started already: again, further ahead
+    else:
+        raise AssertionError("the request started before it could be cancelled, even 180 s ahead")
+
+    # the kept request runs, starting no earlier than its time (Airflow's run_after)
+    assert stack.wait_for_run("time_later", kept_id, timeout=ahead + 240) == "success", stack.explain(
+        "time_later", kept_id
+    )
+    started = admin.get(f"/api/v2/dags/time_later/dagRuns/{kept_id}").json()
+    assert _when(started["start_date"]) >= kept_at, started
+    assert stack.task_states("time_later", kept_id) == {"go": "success"} and started["conf"] == {"label": "kept"}
+    # the cancelled one's time came before the kept one's: it never started and never will
+    gone = admin.get(f"/api/v2/dags/time_later/dagRuns/{dropped_id}").json()
+    assert gone["state"] == "failed" and gone["start_date"] is None, gone
+    assert stack.task_states("time_later", dropped_id) == {"go": "skipped"}
+    mine = {r["run_id"]: r for r in alice.get("/autopilot/api/v1/requests").json()["requests"]}
+    assert (mine[dropped_id]["cancelled"], mine[kept_id]["cancelled"]) == (True, False)
+    assert mine[kept_id]["state"] == "success" and not mine[kept_id]["cancellable"]

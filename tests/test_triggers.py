@@ -108,7 +108,7 @@ DEFINITIONS = {
         resolve: value < 70
         alert: {ALERT}
         notify:
-          to: [person:alice]
+          to: [owner]   # the trigger's owner: person:alice
           subject: "{{{{ trigger.title }}}}: {{{{ trigger.status }}}} ({{{{ trigger.value }}}}%)"
         retries: 1
         retry_delay: 1s

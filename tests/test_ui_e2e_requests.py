@@ -1,7 +1,8 @@
 """The form portal and the approvals inbox end to end, in headless chromium against a whole Airflow
 deployment (API server with the plugin, dag-processor, scheduler): alice requests a firewall change
 through the portal, bob (group operations in definitions/contacts.yaml) approves it in the inbox, and
-the run goes on to its change step.
+the run goes on to its change step; then alice asks for a change tomorrow and cancels it in My
+requests before it starts.
 
 The browser scenario is tests/e2e/requests.mjs (see tests/test_ui_e2e.py for how scenarios run).
 """
@@ -103,3 +104,10 @@ def test_a_request_from_the_portal_runs_and_continues_when_approved_in_the_inbox
     assert approval["step_id"] == "approve" and approval["state"] == "approved"
     assert approval["slots"] == [{"label": approval["slots"][0]["label"], "state": "approved", "decided_by": "bob"}]
     assert [(v["user"], v["decision"]) for v in approval["votes"]] == [("bob", "approve")]
+
+    # the request for tomorrow she cancelled: failed in Airflow without ever starting, noted
+    later_id = re.search(r"^LATER_RUN_ID=(.+)$", output, re.M).group(1)
+    later = stack.client("admin").get(f"/api/v2/dags/{WORKFLOW_ID}/dagRuns/{later_id}").json()
+    assert later["conf"]["host"] == "later01.example.com"
+    assert later["state"] == "failed" and later["start_date"] is None, later
+    assert later["note"].startswith("Cancelled by alice before it started")

@@ -649,3 +649,108 @@ def test_examples_validate_against_the_published_schema(rel):
     schema = json.loads((REPO / "definitions/schema/definition.schema.json").read_text())
     document = yaml.safe_load((REPO / "definitions" / rel).read_text())
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(document)) == []
+
+
+# -- owners are contacts ---------------------------------------------------------------------------
+
+OWNERS_FOLDER = {
+    "contacts.yaml": """\
+        apiVersion: autopilot/v1
+        kind: Contacts
+        id: people
+        people:
+          - {id: dave, name: Dave, email: dave@example.com, username: dave}
+        groups:
+          - {id: storage, members: [dave], email: storage@example.com}
+        """,
+    "inventory.yaml": """\
+        apiVersion: autopilot/v1
+        kind: Resources
+        id: inventory
+        items:
+          - {id: web01, type: machine, owner: person:dave}
+          - {id: web02, type: machine, owner: The web team}
+        """,
+}
+
+OWNED = """\
+    apiVersion: autopilot/v1
+    kind: Workflow
+    id: wf
+    owner: group:storage
+    form:
+      properties:
+        host: {type: string, options: {resources: machine}}
+        note: {type: string, default: ""}
+    steps:
+      - id: tell
+        notify: {to: [owner, owner_of:form.host, owner_of:web01]}
+    """
+
+
+def test_owners_that_are_contacts_are_reached_and_free_text_owners_stay_valid(tmp_path):
+    assert errors(tmp_path, OWNED, extra=OWNERS_FOLDER) == []
+    # free text is Airflow's owner field as before: valid, as long as nothing asks to reach it
+    free = OWNED.replace("owner: group:storage", "owner: Storage team (Paris)").replace("to: [owner, ", "to: [")
+    assert errors(tmp_path, free, extra=OWNERS_FOLDER) == []
+    assert errors(tmp_path, OWNED.replace("owner: group:storage", "owner: airflow"), extra=OWNERS_FOLDER) == [
+        "defs/wf.yaml:11:19: step 'tell': 'owner': the owner 'airflow' is free text, not a contact: make it a "
+        "reference such as group:ID or person:ID to reach it"
+    ]
+    assert errors(tmp_path, OWNED.replace("    owner: group:storage\n", ""), extra=OWNERS_FOLDER) == [
+        "defs/wf.yaml:10:19: step 'tell': 'owner': no owner is set"
+    ]
+
+
+def test_an_owner_naming_nobody_known_is_an_error_with_a_suggestion(tmp_path):
+    assert errors(tmp_path, OWNED.replace("owner: group:storage", "owner: group:storag"), extra=OWNERS_FOLDER) == [
+        "defs/wf.yaml:4:8: owner: unknown group 'storag' (did you mean 'storage'?)"
+    ]
+    # a reference with a misspelt kind is not taken for free text
+    assert errors(tmp_path, OWNED.replace("owner: group:storage", "owner: grop:storage"), extra=OWNERS_FOLDER)[0] == (
+        "defs/wf.yaml:4:8: owner: unknown reference kind 'grop' (did you mean 'group'?): write a contact "
+        "reference, or free text without 'kind:'"
+    )
+    # an owner is the same for every run
+    assert errors(tmp_path, OWNED.replace("owner: group:storage", "owner: requester"), extra=OWNERS_FOLDER)[0] == (
+        "defs/wf.yaml:4:8: owner: 'requester' depends on the run; an owner is a fixed contact (person:ID, "
+        "group:ID, user:NAME, email:ADDRESS) or free text"
+    )
+
+
+def test_owner_of_names_an_inventory_item_with_an_owner_or_a_field_that_picks_one(tmp_path):
+    text = OWNED.replace(
+        "[owner, owner_of:form.host, owner_of:web01]",
+        "[owner_of:form.hots, owner_of:form.note, owner_of:web1, owner_of:web02]",
+    )
+    assert errors(tmp_path, text, extra=OWNERS_FOLDER) == [
+        "defs/wf.yaml:11:19: step 'tell': owner_of:form.hots: 'hots' is not a form field that picks an inventory "
+        "item (options: {resources: TYPE}) (did you mean 'host'?)",
+        "defs/wf.yaml:11:39: step 'tell': owner_of:form.note: 'note' is not a form field that picks an inventory "
+        "item (options: {resources: TYPE})",
+        "defs/wf.yaml:11:59: step 'tell': owner_of:web1: unknown inventory item 'web1' (did you mean 'web01'?)",
+        "defs/wf.yaml:11:74: step 'tell': owner_of:web02: the owner 'The web team' of inventory item 'web02' is "
+        "free text, not a contact: make it a reference such as group:ID or person:ID to reach it",
+    ]
+
+
+def test_an_inventory_items_owner_is_checked_like_a_workflows(tmp_path):
+    folder = dict(OWNERS_FOLDER)
+    folder["inventory.yaml"] = folder["inventory.yaml"].replace("person:dave", "person:dav")
+    for rel, body in folder.items():
+        (tmp_path / rel).write_text(textwrap.dedent(body))
+    found = [str(d) for d in Project(tmp_path, display_root="defs").load("inventory.yaml").diagnostics]
+    assert found == ["defs/inventory.yaml:5:39: item 'web01': owner: unknown person 'dav' (did you mean 'dave'?)"]
+
+
+def test_a_functions_owner_references_are_resolved_where_it_is_used(tmp_path):
+    """A function has no owner or form of its own: `owner` is the calling workflow's, at run time."""
+    function = """\
+        apiVersion: autopilot/v1
+        kind: Function
+        id: tell_owner
+        steps:
+          - id: tell
+            notify: {to: [owner, owner_of:form.host]}
+        """
+    assert errors(tmp_path, function, name="fn.yaml", extra=OWNERS_FOLDER) == []

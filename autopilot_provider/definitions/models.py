@@ -45,9 +45,10 @@ Expression = Annotated[
 ContactRef = Annotated[
     str,
     Field(
-        pattern=r"^(person|group|manager_of|user|email):.+$|^requester$",
+        pattern=r"^(person|group|manager_of|user|email|owner_of):.+$|^(requester|owner)$",
         description="`person:ID`, `group:ID`, `manager_of:requester`, `user:AIRFLOW_USERNAME`, "
-        "`email:ADDRESS` or `requester`.",
+        "`email:ADDRESS`, `requester`, `owner` (the workflow's owner), `owner_of:RESOURCE_ID` or "
+        "`owner_of:form.FIELD` (the owner of an inventory item, or of the one a form field picked).",
     ),
 ]
 TRIGGER_RULES = (
@@ -900,7 +901,11 @@ class Header(Strict):
 
 class Workflow(Header):
     kind: Literal["Workflow"]
-    owner: str | None = Field(None, description="Who owns the workflow, e.g. `group:storage`.")
+    owner: str | None = Field(
+        None,
+        description="Who owns the workflow: a contact (`group:storage`, `person:dave`, `user:NAME`, "
+        "`email:ADDRESS`) that `to: [owner]` reaches, or free text. Airflow shows it as the DAG's owner.",
+    )
     tags: list[str] = Field(default_factory=list)
     schedule: str | Schedule | None = Field(
         None, description="Cron, a preset like `@daily`, `{assets: [...]}` (see Schedule), or null (manual)."
@@ -958,6 +963,11 @@ class Resource(Strict):
     id: str
     type: str = Field(description="machine, device, subnet, array, ...")
     name: str | None = None
+    owner: str | None = Field(
+        None,
+        description="Who owns the item: a contact (`group:ID`, `person:ID`, `user:NAME`, `email:ADDRESS`) that "
+        "`owner_of:ID` and `owner_of:form.FIELD` reach, or free text.",
+    )
     attributes: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     maintenance_windows: list[MaintenanceWindow] = Field(

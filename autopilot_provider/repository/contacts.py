@@ -14,16 +14,27 @@ References (``ContactRef`` in the definition format):
                             Anybody else who names someone else there is refused
 ``user:NAME``               the person whose Airflow ``username`` is NAME (else just that user)
 ``email:ADDRESS``           a bare e-mail address
+``owner``                   the workflow's (a trigger's) ``owner``, when it is one of the fixed
+                            references above (``run.owner`` in the scope: the DAG's own, from
+                            the compile-time ``ScopeSpec``)
+``owner_of:ID``             the ``owner`` of the inventory item ``ID`` (a ``Resources`` item)
+``owner_of:form.FIELD``     the ``owner`` of the inventory item the form field ``FIELD`` picked
 ==========================  ===============================================================
 
-Resolution happens at run time (``Directory.resolve``); ``check_contact_refs`` finds unknown people
-and groups when a definition is validated.
+An ``owner`` (of a workflow, an inventory item, an alert, a trigger) is a contact when it is a fixed
+reference — ``person:``, ``group:``, ``user:``, ``email:`` or ``manager_of:ID`` (:func:`owner_contact`);
+anything else is free text, which stays valid as Airflow's ``owner`` but reaches nobody.
+
+Resolution happens at run time (``Directory.resolve``), here and only here — steps, workflow
+notifications, approvals and timers all call it; ``check_contact_refs`` and ``owner_problems`` find
+unknown people, groups and items when a definition is validated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autopilot_provider import config
@@ -31,7 +42,13 @@ from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import suggest
 from autopilot_provider.repository.protocol import Definitions
 
-REF_KINDS = ("person", "group", "manager_of", "user", "email")
+REF_KINDS = ("person", "group", "manager_of", "user", "email", "owner_of")
+#: The references that name the same contact whatever the run: what an ``owner`` may be.
+FIXED_KINDS = ("person", "group", "manager_of", "user", "email")
+#: ``owner_of:form.FIELD``: the owner of the inventory item a form field picked.
+FORM_PREFIX = "form."
+#: Free text that looks like a reference with a misspelt kind (``grop:storage``).
+_KIND_LIKE = re.compile(r"^([A-Za-z_]+):(\S+)$")
 
 
 class ContactError(ValueError):
@@ -67,22 +84,46 @@ class Recipient:
 
 def split_ref(ref: str) -> tuple[str, str]:
     """``person:alice`` → (``person``, ``alice``); ``requester`` → (``requester``, ``""``)."""
-    if ref == "requester":
-        return "requester", ""
+    if ref in ("requester", "owner"):
+        return ref, ""
     kind, sep, value = ref.partition(":")
     if not sep or kind not in REF_KINDS or not value:
         raise ContactError(
             f"invalid contact reference {ref!r}: expected person:ID, group:ID, manager_of:requester, "
-            f"user:NAME, email:ADDRESS or requester"
+            f"user:NAME, email:ADDRESS, requester, owner or owner_of:ID"
         )
     return kind, value
+
+
+def owner_contact(owner: str | None) -> str | None:
+    """The contact reference an ``owner`` field names — ``person:``, ``group:``, ``user:``,
+    ``email:`` or ``manager_of:ID``, the same whatever the run —, else None (no owner, or free text,
+    which Airflow shows as the DAG's owner and which reaches nobody)."""
+    if not owner:
+        return None
+    kind, sep, value = owner.partition(":")
+    if sep and value and kind in FIXED_KINDS and value != "requester":
+        return owner
+    return None
+
+
+def _not_a_contact(owner: str | None, of: str = "") -> str:
+    """Why an owner (``of`` what, when not the definition's own) reaches nobody."""
+    if not owner:
+        return f"{of} has no owner" if of else "no owner is set"
+    return (
+        f"the owner {owner!r}{' of ' + of if of else ''} is free text, not a contact: make it a reference such as "
+        "group:ID or person:ID to reach it"
+    )
 
 
 class Directory:
     """Every person and group of the project's ``Contacts`` definitions (the first definition of an
     id wins). ``broken`` lists Contacts files that have errors (their entries are not included)."""
 
-    def __init__(self, contacts: Iterable[m.Contacts] = (), broken: Iterable[str] = ()):
+    def __init__(
+        self, contacts: Iterable[m.Contacts] = (), broken: Iterable[str] = (), resources: Iterable[m.Resources] = ()
+    ):
         self.people: dict[str, m.Person] = {}
         self.groups: dict[str, m.Group] = {}
         for definition in contacts:
@@ -91,19 +132,39 @@ class Directory:
             for group in definition.groups:
                 self.groups.setdefault(group.id, group)
         self.broken = list(broken)
+        #: the inventory's items by id (the first definition of an id wins), for ``owner_of:``
+        self.resources: dict[str, m.Resource] = {}
+        self.broken_inventories: list[str] = []
+        for inventory in resources:
+            for item in inventory.items:
+                self.resources.setdefault(item.id, item)
 
     @classmethod
-    def from_project(cls, project: Definitions) -> Directory:
+    def from_project(cls, project: Definitions, *, inventory: bool = True) -> Directory:
+        """The project's people and groups and (``inventory``) its inventory items. Checks of the
+        inventory itself leave it out: they must not load the file they check."""
         good, broken = [], []
         for loaded in project.of_kind("Contacts"):
             if loaded.ok and isinstance(loaded.definition, m.Contacts):
                 good.append(loaded.definition)
             else:
                 broken.append(loaded.path)
-        return cls(good, broken)
+        inventories, broken_inventories = [], []
+        for loaded in project.of_kind("Resources") if inventory else []:
+            if loaded.ok and isinstance(loaded.definition, m.Resources):
+                inventories.append(loaded.definition)
+            else:
+                broken_inventories.append(loaded.path)
+        directory = cls(good, broken, inventories)
+        directory.broken_inventories = broken_inventories
+        return directory
 
     def _why_unknown(self) -> str:
         return f" (Contacts with errors, not read: {', '.join(self.broken)})" if self.broken else ""
+
+    def _why_unknown_item(self) -> str:
+        broken = self.broken_inventories
+        return f" (Resources with errors, not read: {', '.join(broken)})" if broken else ""
 
     def person(self, person_id: str, ref: str | None = None) -> Recipient:
         person = self.people.get(person_id)
@@ -218,6 +279,14 @@ class Directory:
             return Recipient(ref=ref, kind="user", username=value, name=value)
         if kind == "requester":
             return self.requester(*_requester_inputs(scope), ref=ref)
+        if kind == "owner":
+            owner = ((scope or {}).get("run") or {}).get("owner")
+            contact = owner_contact(owner)
+            if contact is None:
+                raise ContactError(f"owner: {_not_a_contact(owner)}")
+            return replace(self.resolve(contact, scope), ref=ref)
+        if kind == "owner_of":
+            return replace(self.resolve(self._item_owner(ref, value, scope), scope), ref=ref)
         # manager_of
         if value == "requester":
             subject = self.requester(*_requester_inputs(scope))
@@ -235,6 +304,24 @@ class Directory:
 
     def resolve_all(self, refs: Iterable[str], scope: Mapping[str, Any] | None = None) -> list[Recipient]:
         return [self.resolve(ref, scope) for ref in refs]
+
+    def _item_owner(self, ref: str, value: str, scope: Mapping[str, Any] | None) -> str:
+        """The contact that owns the inventory item ``owner_of:`` names (by id, or through a form field)."""
+        item_id: Any = value
+        if value.startswith(FORM_PREFIX):
+            name = value[len(FORM_PREFIX) :]
+            form = (scope or {}).get("form") or {}
+            item_id = form.get(name) if hasattr(form, "get") else None
+            if item_id in (None, ""):
+                raise ContactError(f"{ref}: the form's '{name}' names no inventory item")
+        item = self.resources.get(str(item_id))
+        if item is None:
+            hint = suggest(str(item_id), self.resources) + self._why_unknown_item()
+            raise ContactError(f"{ref}: no inventory item '{item_id}'{hint}")
+        contact = owner_contact(item.owner)
+        if contact is None:
+            raise ContactError(f"{ref}: {_not_a_contact(item.owner, f'inventory item {item.id!r}')}")
+        return contact
 
 
 def _requester_inputs(scope: Mapping[str, Any] | None) -> tuple[str | None, Any]:
@@ -283,16 +370,33 @@ def _reach(recipients: Iterable[Recipient], channel: str) -> tuple[list[str], li
 # ---------------------------------------------------------------------------------------------
 
 
+#: ``check_contact_refs``: the owner (or the form) is not known where the references are written (a
+#: function's steps: the calling workflow's), so ``owner`` (``owner_of:form.``) is resolved at run time only.
+UNKNOWN: Any = object()
+
+
 def check_contact_refs(
-    refs: Iterable[str], project: Definitions, directory: Directory | None = None
+    refs: Iterable[str],
+    project: Definitions,
+    directory: Directory | None = None,
+    *,
+    owner: Any = UNKNOWN,
+    item_fields: Any = UNKNOWN,
 ) -> list[tuple[int, str]]:
     """Validation-time check of contact references: (index in ``refs``, message) for each reference
-    to an unknown person or group (or a person without a manager in ``manager_of:ID``).
-    ``requester``, ``user:`` and ``email:`` are only known at run time and always pass."""
+    to an unknown person, group or inventory item (or a person without a manager in
+    ``manager_of:ID``, an item without an owner contact in ``owner_of:ID``). ``owner`` is the owner of
+    the definition the references are in (``to: [owner]`` needs it to be a contact);
+    ``item_fields`` the form fields that pick inventory items (``owner_of:form.FIELD``). Either
+    :data:`UNKNOWN`: not checked. ``requester``, ``user:`` and ``email:`` are only known at run time
+    and always pass."""
 
     problems: list[tuple[int, str]] = []
     refs = list(refs)
-    if not any(ref.split(":", 1)[0] in ("person", "group", "manager_of") for ref in refs):
+    for index, ref in enumerate(refs):
+        if ref == "owner" and owner is not UNKNOWN and owner_contact(owner) is None:
+            problems.append((index, f"'owner': {_not_a_contact(owner)}"))
+    if not any(ref.split(":", 1)[0] in ("person", "group", "manager_of", "owner_of") for ref in refs):
         return problems
     directory = directory or Directory.from_project(project)
     extra = directory._why_unknown()
@@ -302,7 +406,9 @@ def check_contact_refs(
         except ContactError as exc:
             problems.append((index, str(exc)))
             continue
-        if kind == "person" and value not in directory.people:
+        if kind == "owner_of":
+            problems.extend((index, message) for message in _owner_of_problems(ref, value, directory, item_fields))
+        elif kind == "person" and value not in directory.people:
             problems.append((index, f"unknown person '{value}'{suggest(value, directory.people)}{extra}"))
         elif kind == "group" and value not in directory.groups:
             problems.append((index, f"unknown group '{value}'{suggest(value, directory.groups)}{extra}"))
@@ -316,3 +422,44 @@ def check_contact_refs(
         elif kind == "email" and "@" not in value:
             problems.append((index, f"invalid e-mail address {value!r}"))
     return problems
+
+
+def _owner_of_problems(ref: str, value: str, directory: Directory, item_fields: Any) -> Iterator[str]:
+    if value.startswith(FORM_PREFIX):
+        name = value[len(FORM_PREFIX) :]
+        if item_fields is not UNKNOWN and name not in (item_fields or ()):
+            hint = suggest(name, item_fields or ())
+            yield (
+                f"{ref}: '{name}' is not a form field that picks an inventory item (options: {{resources: TYPE}}){hint}"
+            )
+        return
+    item = directory.resources.get(value)
+    if item is None:
+        yield f"{ref}: unknown inventory item '{value}'{suggest(value, directory.resources)}{directory._why_unknown_item()}"
+    elif owner_contact(item.owner) is None:
+        yield f"{ref}: {_not_a_contact(item.owner, f'inventory item {value!r}')}"
+
+
+def owner_problems(owner: str | None, project: Definitions, directory: Directory | None = None) -> list[str]:
+    """Validation of an ``owner`` field (a workflow's, an inventory item's, an alert's, a trigger's):
+    a contact reference must name someone known; free text is fine (Airflow's owner field), unless
+    it looks like a reference with a misspelt kind (``grop:storage``); references that depend on a
+    run (``requester``, ``owner``, ``manager_of:requester``, ``owner_of:``) are no owner."""
+    if not owner:
+        return []
+    if owner in ("requester", "owner") or owner == "manager_of:requester" or owner.startswith("owner_of:"):
+        return [
+            f"{owner!r} depends on the run; an owner is a fixed contact (person:ID, group:ID, user:NAME, "
+            "email:ADDRESS) or free text"
+        ]
+    if owner_contact(owner) is not None:
+        return [message for _, message in check_contact_refs([owner], project, directory)]
+    looks = _KIND_LIKE.match(owner)
+    if looks and looks.group(1) not in REF_KINDS:
+        hint = suggest(looks.group(1), FIXED_KINDS)
+        if hint:
+            return [
+                f"unknown reference kind '{looks.group(1)}'{hint}: write a contact reference, or free text "
+                "without 'kind:'"
+            ]
+    return []

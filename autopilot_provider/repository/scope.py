@@ -1,7 +1,8 @@
 """The names user templates see at run time: ``form``, ``steps``, ``inputs``, ``run``, ``resources``,
 ``contacts``. Built from the Airflow task context; step outputs are read from XCom lazily, so a
 template pays only for the steps it mentions. ``run.ticket`` is the run's first ticket (the outputs of
-the first `create` ticket step that opened one), so its number travels with the run."""
+the first `create` ticket step that opened one), so its number travels with the run; ``run.owner``
+is the workflow's owner as its DAG version has it (what the contact reference ``owner`` reaches)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ class ScopeSpec:
     inputs_task: str | None = None  # inside a function: the task holding the rendered inputs
     definitions: str | None = None  # the definitions folder (for resources and contacts)
     tickets: list[str] = field(default_factory=list)  # task ids of the `create` ticket steps, in order
+    owner: str | None = None  # the workflow's (trigger's) owner as written: `run.owner`, what `owner` reaches
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"steps": self.steps, "inputs_task": self.inputs_task, "definitions": self.definitions}
         if self.tickets:
             data["tickets"] = list(self.tickets)
+        if self.owner:
+            data["owner"] = self.owner
         return data
 
     @classmethod
@@ -36,6 +40,7 @@ class ScopeSpec:
             inputs_task=data.get("inputs_task"),
             definitions=data.get("definitions"),
             tickets=list(data.get("tickets", [])),
+            owner=data.get("owner"),
         )
 
 
@@ -101,6 +106,7 @@ def build_scope(context: Mapping[str, Any], spec: ScopeSpec, *, eager: bool = Fa
         "conf": dict(getattr(dag_run, "conf", None) or {}),
         "try_number": getattr(ti, "try_number", None),
         "ticket": first_ticket(ti, spec.tickets),
+        "owner": spec.owner,
     }
     resources = _Lazy(["items", "by_id"], lambda key: _resources(spec.definitions)[key])
     contacts = _Lazy(["people", "groups"], lambda key: _contacts(spec.definitions)[key])

@@ -334,7 +334,7 @@ class ApprovalRecords:
         approvers (``from``/``escalate_to``) differ, they are resolved here from that version's
         references. Returns the request and the event to record (``rules_pinned``, ``rules_changed``
         or ``rules_unpinned`` when the run has no serialized DAG version)."""
-        rules = _run_rules(session, r.dag_id, r.run_id, r.task_id)
+        rules, owner = _run_rules(session, r.dag_id, r.run_id, r.task_id)
         if rules is None:
             log.warning("%s %s: no DAG version for the run; using the rules the task sent", r.dag_id, r.run_id)
             return sent, {"event": "rules_unpinned"}
@@ -347,7 +347,8 @@ class ApprovalRecords:
             refs["escalate_to"] = ([s.ref for s in sent.escalate_to], rules.escalate_to)
         moved = [k for k, (refs_sent, refs_kept) in refs.items() if refs_sent != refs_kept]
         if moved:
-            scope = {"run": {"requester": _triggering_user(session, r.dag_id, r.run_id)}, "form": sent.request}
+            run = {"requester": _triggering_user(session, r.dag_id, r.run_id), "owner": owner}
+            scope = {"run": run, "form": sent.request}
             folder = config.definitions_dir()
             if "from" in moved:
                 pinned.slots = resolve_slots(rules.from_, scope, folder)
@@ -399,10 +400,12 @@ class ApprovalRecords:
                     self._event(session, approval_id, "closed", {"task_state": state})
 
 
-def _run_rules(session, dag_id: str, run_id: str, task_id: str) -> HitlRules | None:
+def _run_rules(session, dag_id: str, run_id: str, task_id: str) -> tuple[HitlRules | None, str | None]:
     """A step's rules in the serialized DAG of the version the run was created with (Airflow keeps a
     DagVersion per change of the serialized DAG once a run used it; ``dag_run.created_dag_version_id``
-    names the run's). None when the run has no version, or the task carries no rules."""
+    names the run's), and the task's Airflow ``owner`` there (the workflow's owner as written: what
+    the contact reference ``owner`` reaches). None when the run has no version, or the task carries
+    no rules."""
     from airflow.models.dagrun import DagRun
     from airflow.models.serialized_dag import SerializedDagModel
 
@@ -410,15 +413,15 @@ def _run_rules(session, dag_id: str, run_id: str, task_id: str) -> HitlRules | N
         select(DagRun.created_dag_version_id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
     )
     if version_id is None:
-        return None
+        return None, None
     serialized = session.scalar(select(SerializedDagModel).where(SerializedDagModel.dag_version_id == version_id))
     if serialized is None:
-        return None
+        return None, None
     for task in serialized.data["dag"]["tasks"]:
         fields = task.get("__var", task)
         if fields.get("task_id") == task_id and isinstance(fields.get(RULES_FIELD), str):
-            return HitlRules.model_validate_json(fields[RULES_FIELD])
-    return None
+            return HitlRules.model_validate_json(fields[RULES_FIELD]), fields.get("owner")
+    return None, None
 
 
 def _align_backstop(session, r: Any, hitl: HitlRequest) -> None:

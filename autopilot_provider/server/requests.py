@@ -1,13 +1,23 @@
-"""Requests: starting the run a form asks for (as the calling user), and listing requests with their
-steps, approvals and tickets — what the plugin's portal serves."""
+"""Requests: starting the run a form asks for (as the calling user) — now or at a later time —,
+cancelling a request for later before it starts, and listing requests with their steps, approvals
+and tickets — what the plugin's portal serves.
+
+A request for later is Airflow's own mechanism: a manual run created ``queued`` with ``run_after`` at
+the requested time. The scheduler starts only queued runs whose ``run_after`` has come
+(``DagRun.get_queued_dag_runs_to_set_running``), so the run waits without a task, a worker slot or
+anything of Autopilot's. Cancelling it marks the still-queued run ``failed`` (its steps ``skipped``)
+through Airflow's own mark-as-failed, with a note naming who cancelled it: the run stays on record,
+and a run that ended without ever starting is what *My requests* calls cancelled."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from autopilot_provider import config
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.hooks.choices import resolve_choices
@@ -23,6 +33,7 @@ from autopilot_provider.repository.forms import (
 )
 from autopilot_provider.repository.scope import TICKET_XCOM_KEY
 from autopilot_provider.server.approvals import Approvals, slot_state
+from autopilot_provider.server.errors import Conflict, Forbidden, NotFound, Unprocessable
 
 
 class RunNotPossible(Refused):
@@ -68,6 +79,33 @@ def idempotent_run_id(user_name: str, key: str) -> str:
     return f"request__{digest}"
 
 
+def check_start_at(start_at: datetime | None, *, now: datetime | None = None) -> datetime | None:
+    """A request's ``start_at`` (None: start now) as an aware UTC time, else 422 on ``start_at``: a
+    time zone is required, the time may not have passed and may be at most ``[autopilot]
+    request_max_ahead_days`` ahead."""
+    if start_at is None:
+        return None
+    if start_at.tzinfo is None or start_at.utcoffset() is None:
+        raise Unprocessable(
+            "start_at needs a time zone, e.g. 2030-01-31T09:00:00+01:00 or 2030-01-31T08:00:00Z", field="start_at"
+        )
+    now = now or datetime.now(UTC)
+    start_at = start_at.astimezone(UTC)
+    if start_at < now:
+        raise Unprocessable(
+            f"start_at {start_at.isoformat()} has passed (it is {now.replace(microsecond=0).isoformat()} now); "
+            "leave it out to start now",
+            field="start_at",
+        )
+    days = config.request_max_ahead_days()
+    if start_at > now + timedelta(days=days):
+        raise Unprocessable(
+            f"start_at {start_at.isoformat()} is more than {days} days ahead ([autopilot] request_max_ahead_days)",
+            field="start_at",
+        )
+    return start_at
+
+
 def start_run(
     workflow: m.Workflow,
     conf: dict[str, Any],
@@ -76,26 +114,32 @@ def start_run(
     user_id: str | None = None,
     note: str | None = None,
     run_id: str | None = None,
+    start_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Create a manual run of the workflow's DAG with ``conf`` (validated values), triggered by
     ``user_name`` — Airflow's own ``trigger_dag``, as the REST API's trigger endpoint does it. The
-    scheduler picks it up like any other run. Raises :class:`RunNotPossible` when the DAG is not
-    parsed yet or has import errors.
+    scheduler picks it up like any other run; with ``start_at`` (checked by :func:`check_start_at`)
+    it is the run's ``run_after``, before which the scheduler does not start it. Raises
+    :class:`RunNotPossible` when the DAG is not parsed yet or has import errors.
 
     With ``run_id`` the start is idempotent: when that run exists already (a repeat, or a concurrent
     request that won the race) it is returned with ``created: False`` and nothing is started; when it
-    exists with other values, :class:`IdempotencyConflict` (409)."""
+    exists with other values (or another ``start_at``), :class:`IdempotencyConflict` (409)."""
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.exceptions import DagNotFound, DagRunAlreadyExists, ParamValidationError
-    from airflow.models import DagModel
+    from airflow.models import DagModel, DagRun
     from airflow.utils.session import create_session
-    from airflow.utils.types import DagRunTriggeredByType
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
     from sqlalchemy.exc import IntegrityError
 
     dag_id = workflow.id
     # A repeated run id needs no look-up of its own: trigger_dag looks for it (DagRun.find_duplicate)
     # and raises DagRunAlreadyExists, answered below with the run that exists — one transaction per
     # start, as Airflow's own POST dagRuns.
+    if run_id is None and start_at is not None:
+        # Airflow names a manual run after its run_after: two requests for the same minute would
+        # collide, so a request for later gets Airflow's id with a random suffix
+        run_id = DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=None, run_after=start_at)
     try:
         with create_session() as session:
             model = session.get(DagModel, dag_id)
@@ -118,6 +162,7 @@ def start_run(
                     # set on the new run as it is built (DagRun's note proxy takes (content, user_id)),
                     # not afterwards, which would load the empty note first
                     note=None if not note else (note if user_id is None else (note, user_id)),  # type: ignore[arg-type]
+                    run_after=start_at,
                     session=session,
                 )
             except DagNotFound:
@@ -132,18 +177,12 @@ def start_run(
             if dag_run is None:  # pragma: no cover - trigger_dag returns the run or raises
                 raise RunNotPossible(f"workflow '{dag_id}': Airflow created no run")
             session.flush()
-            return {
-                "dag_id": dag_id,
-                "run_id": dag_run.run_id,
-                "state": str(getattr(dag_run.state, "value", dag_run.state)),
-                "url": run_url(dag_id, dag_run.run_id),
-                "created": True,
-            }
+            return {**_run_answer(dag_run), "created": True}
     except (DagRunAlreadyExists, IntegrityError):
         if run_id is None:
             raise
         # a concurrent request with the same run id inserted it first: answer with that run
-        existing = _existing_run(dag_id, run_id, conf)
+        existing = _existing_run(dag_id, run_id, conf, start_at)
         if existing is None:  # pragma: no cover - the row that collided is committed before we read
             raise RunNotPossible(f"workflow '{dag_id}': run {run_id!r} collided but cannot be read") from None
         return existing
@@ -160,9 +199,12 @@ class IdempotencyConflict(Refused):
         self.run = run
 
 
-def _existing_run(dag_id: str, run_id: str, conf: dict[str, Any]) -> dict[str, Any] | None:
+def _existing_run(
+    dag_id: str, run_id: str, conf: dict[str, Any], start_at: datetime | None = None
+) -> dict[str, Any] | None:
     """The run ``run_id`` of ``dag_id`` as :func:`start_run` returns it (``created: False``), None
-    when there is none; :class:`IdempotencyConflict` when it was started with other values."""
+    when there is none; :class:`IdempotencyConflict` when it was started with other values or, for a
+    request for later, at another time."""
     from airflow.models import DagRun
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -171,14 +213,8 @@ def _existing_run(dag_id: str, run_id: str, conf: dict[str, Any]) -> dict[str, A
         dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
         if dag_run is None:
             return None
-        found = {
-            "dag_id": dag_id,
-            "run_id": dag_run.run_id,
-            "state": str(getattr(dag_run.state, "value", dag_run.state)),
-            "url": run_url(dag_id, dag_run.run_id),
-            "created": False,
-        }
-        if (dag_run.conf or {}) != (conf or {}):
+        found = {**_run_answer(dag_run), "created": False}
+        if (dag_run.conf or {}) != (conf or {}) or scheduled_for(dag_run) != start_at:
             raise IdempotencyConflict(
                 f"this request repeats the idempotency key of run {run_id!r} of '{dag_id}' with other values; "
                 "use a new key for a new request",
@@ -186,6 +222,104 @@ def _existing_run(dag_id: str, run_id: str, conf: dict[str, Any]) -> dict[str, A
                 run=found,
             )
         return found
+
+
+def _run_answer(dag_run: Any) -> dict[str, Any]:
+    """A run as the start and cancel routes answer with it."""
+    return {
+        "dag_id": dag_run.dag_id,
+        "run_id": dag_run.run_id,
+        "state": _state(dag_run),
+        "url": run_url(dag_run.dag_id, dag_run.run_id),
+        "scheduled_for": scheduled_for(dag_run),
+    }
+
+
+def _state(dag_run: Any) -> str:
+    return str(getattr(dag_run.state, "value", dag_run.state))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def scheduled_for(dag_run: Any) -> datetime | None:
+    """When a request for later asked to start (its ``run_after``); None for a run requested to start
+    at once. Airflow sets an immediate manual run's ``run_after`` to the moment it is triggered,
+    before the row's ``created_at``; only a run asked for later has it after."""
+    run_after, created = _utc(dag_run.run_after), _utc(dag_run.created_at)
+    if dag_run.run_type != "manual" or run_after is None or created is None or run_after <= created:
+        return None
+    return run_after
+
+
+def cancelled(dag_run: Any) -> bool:
+    """A run that ended without ever starting: cancelled before it started (by
+    :func:`cancel_request`, or marked failed in Airflow while it was queued)."""
+    return _state(dag_run) == "failed" and dag_run.start_date is None
+
+
+class NotCancellable(Conflict):
+    """The request has started (or ended) already: too late to cancel it (409)."""
+
+
+def cancel_request(dag_id: str, run_id: str, *, user_name: str, user_id: str | None = None) -> dict[str, Any]:
+    """Cancel ``user_name``'s own request before it starts: the run must still be ``queued`` (a
+    request for later waiting for its time, or one the scheduler has not started yet). It is marked
+    ``failed`` with Airflow's own mark-as-failed (its steps ``skipped``, Airflow's listeners told)
+    and a note saying who cancelled it. The queued → failed change is one conditional UPDATE, so a
+    scheduler starting the run at the same moment and this cancellation cannot both win: whichever
+    commits first decides (409 when the scheduler did). 404 for no such run, 403 for someone else's."""
+    from airflow.api_fastapi.core_api.datamodels.dag_run import DagRunMutableStates
+    from airflow.api_fastapi.core_api.services.public.dag_run import patch_dag_run_state
+    from airflow.models import DagRun
+    from airflow.models.dagbag import DBDagBag
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    with create_session() as session:
+        dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        if dag_run is None:
+            raise NotFound(f"workflow '{dag_id}' has no request {run_id!r}", field="run_id")
+        if dag_run.triggering_user_name != user_name:
+            raise Forbidden(
+                f"request {run_id!r} of '{dag_id}' is not yours: only its requester may cancel it", field="run_id"
+            )
+        if _state(dag_run) != "queued":
+            raise NotCancellable(_too_late(dag_run), field="run_id")
+        claimed = session.execute(
+            update(DagRun)
+            .where(DagRun.id == dag_run.id, DagRun._state == "queued")
+            .values({DagRun._state: "failed", DagRun.end_date: datetime.now(UTC)})
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not claimed:  # the scheduler started it between the read and the update
+            raise NotCancellable(f"request {run_id!r} of '{dag_id}' has just started: too late to cancel it")
+        session.refresh(dag_run)
+        dag = DBDagBag().get_dag_for_run(dag_run, session=session)
+        if dag is not None:  # the steps skipped and Airflow's listeners told, as Airflow's own "mark failed"
+            patch_dag_run_state(dag=dag, dag_run=dag_run, state=DagRunMutableStates.FAILED, session=session)
+        when = (scheduled_for(dag_run) or dag_run.run_after).replace(microsecond=0).isoformat()
+        text = f"Cancelled by {user_name} before it started (it was to start at {when})."
+        if dag_run.dag_run_note is None:
+            dag_run.note = (text, user_id)
+        else:  # the request's own note stays, under the cancellation (as Airflow's note route updates one)
+            dag_run.dag_run_note.content = f"{text}\n\n{dag_run.dag_run_note.content or ''}".rstrip()
+            dag_run.dag_run_note.user_id = user_id
+        session.flush()
+        return {**_run_answer(dag_run), "cancelled": True, "cancelled_by": user_name}
+
+
+def _too_late(dag_run: Any) -> str:
+    state = _state(dag_run)
+    what = f"request {dag_run.run_id!r} of '{dag_run.dag_id}'"
+    if cancelled(dag_run):
+        return f"{what} is cancelled already"
+    if state in ("success", "failed"):
+        return f"{what} has ended ({state}): only a request that has not started can be cancelled"
+    return f"{what} has started ({state}): only a request that has not started can be cancelled"
 
 
 def _param_name(message: str) -> str:
@@ -312,11 +446,14 @@ def list_requests(
     *,
     user_name: str | None,
     may_read: Any,
+    caller: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
     """Runs of the project's workflows, newest first: ``user_name``'s only, or everybody's when
-    ``None``; only of DAGs for which ``may_read(dag_id)`` is true. Returns (page, total)."""
+    ``None``; only of DAGs for which ``may_read(dag_id)`` is true. Returns (page, total). Each says
+    when it was asked to start (``scheduled_for``, requests for later), when it started, whether it
+    was cancelled before it started and whether ``caller`` may still cancel it (their own, queued)."""
     from airflow.models import DagRun, TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import func, select
@@ -371,9 +508,15 @@ def list_requests(
                     "dag_id": run.dag_id,
                     "run_id": run.run_id,
                     "title": (workflow.title or workflow.id) if workflow else run.dag_id,
-                    "state": str(getattr(run.state, "value", run.state)),
+                    "state": _state(run),
                     "requester": run.triggering_user_name,
                     "created_at": run.created_at or run.queued_at or run.run_after,
+                    "scheduled_for": scheduled_for(run),
+                    "start_date": run.start_date,
+                    "cancelled": cancelled(run),
+                    "cancellable": caller is not None
+                    and run.triggering_user_name == caller
+                    and _state(run) == "queued",
                     "form": dict(run.conf or {}),
                     "steps": run_steps(workflow, tis.get((run.dag_id, run.run_id), [])),
                     "url": run_url(run.dag_id, run.run_id),

@@ -45,6 +45,7 @@ def _workflow_scope(workflow: m.Workflow, ctx: BuildContext) -> dict[str, Any]:
         steps={s.id: ctx.output_task(s) for s in workflow.steps},
         definitions=str(ctx.definitions),
         tickets=[ctx.output_task(s) for s in workflow.steps if s.ticket is not None and s.ticket.action == "create"],
+        owner=ctx.owner,
     ).as_dict()
 
 

@@ -72,7 +72,7 @@ def build_trigger_dag(trigger: m.Trigger, project: Definitions, *, source: str =
             hold=seconds(trigger.for_) if trigger.for_ else 0.0,
             alert=trigger.alert,
             notify=notify,
-            scope=ScopeSpec(definitions=str(project.root)).as_dict(),
+            scope=ScopeSpec(definitions=str(project.root), owner=trigger.owner).as_dict(),
             retries=trigger.retries,
             retry_delay=parse_duration(trigger.retry_delay),
             execution_timeout=parse_duration(trigger.timeout) if trigger.timeout else None,

@@ -1,6 +1,8 @@
 // A requester submits a form in the portal (inside Airflow's UI) and follows it in "My requests";
-// an approver approves it in the inbox (at the UI's own URL) and finds it in their decisions.
-// Prints RUN_ID=<run id> for tests/test_ui_e2e_requests.py, which checks the run in Airflow.
+// an approver approves it in the inbox (at the UI's own URL) and finds it in their decisions; then
+// the requester asks for something tomorrow and cancels it in "My requests" before it starts.
+// Prints RUN_ID=<run id> and LATER_RUN_ID=<run id> for tests/test_ui_e2e_requests.py, which checks
+// the runs in Airflow.
 import { BASE_URL, env, login, scenario } from "./lib.mjs";
 
 const title = env("WORKFLOW_TITLE");
@@ -45,4 +47,26 @@ await scenario("portal-request-and-inbox-approval", async ({ browser, track }) =
   await mine.getByText("bob approved").waitFor({ timeout: 30000 });
   await inbox.getByRole("link", { name: "My decisions" }).click();
   await inbox.locator("table.list tr", { hasText: subject }).filter({ hasText: "Looks fine" }).waitFor();
+
+  // -- a request for later: the requester picks a start, My requests shows it scheduled, and she
+  // cancels it there before it starts
+  await page.goto(`${BASE_URL}/plugin/autopilot-requests`);
+  await portal.getByLabel("Search").fill("firewall");
+  await portal.locator(".card", { hasText: title }).getByRole("link", { name: "Request" }).click();
+  await portal.getByLabel("Host").fill("later01.example.com");
+  const tomorrow = new Date(Date.now() + 24 * 3600 * 1000);
+  const pad = (n) => String(n).padStart(2, "0");
+  const local = `${tomorrow.getFullYear()}-${pad(tomorrow.getMonth() + 1)}-${pad(tomorrow.getDate())}T09:30`;
+  await portal.getByTestId("start-at").fill(local);
+  await portal.getByTestId("submit-request").click();
+  const scheduled = portal.getByTestId("request-started");
+  await scheduled.getByText("scheduled for").waitFor();
+  console.log(`LATER_RUN_ID=${(await scheduled.locator("code").innerText()).trim()}`);
+  await portal.getByRole("link", { name: "My requests" }).first().click();
+  const later = portal.getByTestId("request").filter({ hasText: "later01.example.com" }).first();
+  await later.getByTestId("schedule").getByText("scheduled for").waitFor();
+  page.once("dialog", (dialog) => dialog.accept()); // "Cancel this request …? It will not start."
+  await later.getByTestId("cancel-request").click();
+  await later.getByTestId("schedule").getByText("cancelled (was scheduled for").waitFor();
+  await later.getByTestId("cancel-request").waitFor({ state: "detached" });
 });

@@ -135,12 +135,17 @@ export type WorkflowEntry = {
   can_request: boolean;
 };
 export type WorkflowForm = { workflow: WorkflowEntry; schema: any; ui_schema: any; sections: { title: string; fields: string[] }[] };
-export type RunStarted = { dag_id: string; run_id: string; state: string; url: string };
+export type RunStarted = { dag_id: string; run_id: string; state: string; url: string; scheduled_for?: string | null };
+export type RequestCancelled = { dag_id: string; run_id: string; state: string; url: string; scheduled_for: string | null; cancelled: boolean; cancelled_by: string };
 export type RequestStep = { id: string; task_id: string; title: string | null; state: string | null; start_date: string | null; end_date: string | null };
 export type RequestEntry = {
   dag_id: string; run_id: string; title: string | null; state: string; requester: string | null; created_at: string;
   form: Record<string, unknown>; steps: RequestStep[]; url: string; approvals: RequestApproval[]; tickets?: string[];
   ticket_links?: { number: string; url?: string | null; table?: string | null }[];
+  /** a request for later: when it was asked to start (it waits queued until then) */
+  scheduled_for?: string | null; start_date?: string | null;
+  /** ended without ever starting; the caller may cancel it now (theirs, still queued) */
+  cancelled?: boolean; cancellable?: boolean;
 };
 /** An approval or mid-flow form as one request of GET /requests carries it. */
 export type RequestApproval = {
@@ -206,9 +211,16 @@ export const api = {
   workflows: (q?: string, tag?: string) =>
     request<{ workflows: WorkflowEntry[]; total_entries: number }>("GET", `${API}/workflows${qs({ q, tag })}`),
   workflowForm: (id: string) => request<WorkflowForm>("GET", `${API}/workflows/${enc(id)}/form`),
-  submit: (id: string, form: Record<string, unknown>, idempotencyKey?: string) =>
-    request<RunStarted>("POST", `${API}/workflows/${enc(id)}/runs`, { form }, idempotencyKey ? { "Idempotency-Key": idempotencyKey } : undefined),
+  submit: (id: string, form: Record<string, unknown>, idempotencyKey?: string, startAt?: string | null) =>
+    request<RunStarted>(
+      "POST",
+      `${API}/workflows/${enc(id)}/runs`,
+      startAt ? { form, start_at: startAt } : { form },
+      idempotencyKey ? { "Idempotency-Key": idempotencyKey } : undefined,
+    ),
   myRequests: () => request<{ requests: RequestEntry[]; total_entries: number }>("GET", `${API}/requests${qs({ mine: true })}`),
+  cancelRequest: (dagId: string, runId: string) =>
+    request<RequestCancelled>("POST", `${API}/requests/${enc(dagId)}/${enc(runId)}/cancel`),
 
   approvals: (state: "pending" | "decided" | "all", mine = true, dagId?: string) =>
     request<{ approvals: Approval[]; total_entries: number }>("GET", `${API}/approvals${qs({ state, mine, dag_id: dagId })}`),

@@ -19,7 +19,7 @@ from autopilot_provider.definitions.validate import Loaded
 from autopilot_provider.repository.checks.alert import alert_problems
 from autopilot_provider.repository.checks.approval import answerable_problems
 from autopilot_provider.repository.checks.forms import options_diagnostics
-from autopilot_provider.repository.checks.people import people_problems
+from autopilot_provider.repository.checks.people import people_problems, resource_owner_problems
 from autopilot_provider.repository.checks.problems import (
     NOT_YET,
     SCRIPT_LANGUAGES_NOT_YET,
@@ -41,7 +41,7 @@ CHECKS: list[tuple[Check, bool]] = [
     (options_diagnostics, False),  # form fields' dynamic options (more with the project)
     (rest_step_problems, True),  # task, wait (REST)
     (wait_problems, True),  # wait (in time): window references
-    (people_problems, True),  # notify, approval, form, notifications, timers
+    (people_problems, True),  # owner; notify, approval, form, notifications, timers
     (answerable_problems, True),  # approval, form
 ]
 
@@ -52,6 +52,7 @@ KIND_CHECKS: dict[str, list[tuple[Check, bool]]] = {
         (trigger_source_problems, False),  # data points that are not read yet (sql, metric)
         (trigger_problems, True),  # data point (Api operation), alert, owner, notify
     ],
+    "Resources": [(resource_owner_problems, True)],  # items' owners
 }
 
 __all__ = ["CHECKS", "KIND_CHECKS", "NOT_YET", "SCRIPT_LANGUAGES_NOT_YET", "Problem", "project_diagnostics"]

@@ -13,7 +13,7 @@ from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.bounded import linear_time
 from autopilot_provider.definitions.errors import suggest
 from autopilot_provider.repository.checks.problems import Problem
-from autopilot_provider.repository.contacts import Directory, check_contact_refs
+from autopilot_provider.repository.contacts import Directory, owner_problems
 from autopilot_provider.repository.forms import field_schema, format_checker, resource_choices
 from autopilot_provider.repository.protocol import Definitions
 
@@ -43,9 +43,8 @@ def alert_problems(definition: m.Alert, project: Definitions) -> Iterator[Proble
             directory = Directory.from_project(project)
         return directory
 
-    if definition.owner is not None:
-        for _, message in check_contact_refs([definition.owner], project):
-            yield Problem(("owner",), f"owner: {message}")
+    for message in owner_problems(definition.owner, project):
+        yield Problem(("owner",), f"owner: {message}")
     workflows = project.ids("Workflow")
     for i, route in enumerate(definition.routes):
         loc = ("routes", i)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from autopilot_provider import config
 from autopilot_provider.definitions import models as m
 from autopilot_provider.repository.checks.problems import Problem
-from autopilot_provider.repository.contacts import ContactError, Directory, split_ref
+from autopilot_provider.repository.contacts import ContactError, Directory, owner_contact, split_ref
 from autopilot_provider.repository.protocol import Definitions
 
 
@@ -36,6 +36,8 @@ def answerable_problems(definition: m.Workflow | m.Function, project: Definition
         for key, refs in lists:
             for j, ref in enumerate(refs):
                 loc = ("steps", i, step.kind, key, j)
+                if ref == "owner" and isinstance(definition, m.Workflow):
+                    ref = owner_contact(definition.owner) or ref  # the contacts check reports an owner that is none
                 try:
                     kind, value = split_ref(ref)
                 except ContactError:

@@ -1,4 +1,5 @@
-"""Checks of the places that name people (``to``/``from``/``escalate_to``) and of notification templates."""
+"""Checks of the places that name people (``to``/``from``/``escalate_to``, owners of workflows and
+inventory items) and of notification templates."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.templating import FileTemplate, TemplateFileError
 from autopilot_provider.repository.checks.problems import NOT_YET, Problem
-from autopilot_provider.repository.contacts import Directory, check_contact_refs
+from autopilot_provider.repository.contacts import UNKNOWN, Directory, check_contact_refs, owner_problems
 from autopilot_provider.repository.protocol import Definitions
 
 
@@ -55,20 +56,33 @@ def _label(definition: m.Workflow | m.Function, loc: tuple) -> str:
     return f"timer '{definition.timers[loc[1]].id}': " if isinstance(definition, m.Workflow) else ""
 
 
+def item_fields(form: m.Form) -> list[str]:
+    """The form fields whose value is an inventory item's id (``options: {resources: TYPE}``): what
+    ``owner_of:form.FIELD`` may name."""
+    return [name for name, f in form.properties.items() if f.options is not None and f.options.resources is not None]
+
+
 def people_problems(definition: m.Workflow | m.Function, project: Definitions) -> list[Problem]:
-    """(location, message) for unknown people and groups in ``to``/``from``/``escalate_to``, and for
-    notification templates that are missing, unsafe or broken. Reads the Contacts definitions only
-    when a definition names people."""
+    """(location, message) for a workflow's owner that names nobody known, unknown people, groups and
+    inventory items in ``to``/``from``/``escalate_to`` (``owner`` where the workflow's owner is no
+    contact), and notification templates that are missing, unsafe or broken. Reads the Contacts
+    definitions only when a definition names people."""
     if not isinstance(definition, (m.Workflow, m.Function)):
         return []
     problems: list[tuple[tuple, str]] = []
     directory: Directory | None = None
+    # a function's steps reach the owner and the form of whichever workflow uses it: checked at run time
+    owner, fields = UNKNOWN, UNKNOWN
+    if isinstance(definition, m.Workflow):
+        owner, fields = definition.owner, item_fields(definition.form)
+        problems.extend((("owner",), f"owner: {message}") for message in owner_problems(definition.owner, project))
     for loc, refs in _ref_lists(definition, set(NOT_YET)):
         if not refs:
             continue
-        if directory is None and any(r.split(":", 1)[0] in ("person", "group", "manager_of") for r in refs):
+        if directory is None and any(r.split(":", 1)[0] in ("person", "group", "manager_of", "owner_of") for r in refs):
             directory = Directory.from_project(project)
-        for index, message in check_contact_refs(refs, project, directory=directory):
+        found = check_contact_refs(refs, project, directory=directory, owner=owner, item_fields=fields)
+        for index, message in found:
             problems.append((loc + (index,), _label(definition, loc) + message))
     if isinstance(definition, m.Workflow):
         names: dict[str, set[str] | None] = {
@@ -94,4 +108,17 @@ def people_problems(definition: m.Workflow | m.Function, project: Definitions) -
             problems.append((loc, f"{label}{exc}"))
             continue
         problems.extend((loc, f"{label}template {name!r}: {issue}") for issue in issues)
+    return problems
+
+
+def resource_owner_problems(definition: m.Resources, project: Definitions) -> list[Problem]:
+    """(location, message) for inventory items whose ``owner`` names nobody known (free text is fine)."""
+    directory: Directory | None = None
+    problems: list[Problem] = []
+    for i, item in enumerate(definition.items):
+        if not item.owner:
+            continue
+        directory = directory or Directory.from_project(project, inventory=False)
+        for message in owner_problems(item.owner, project, directory):
+            problems.append((("items", i, "owner"), f"item '{item.id}': owner: {message}"))
     return problems

@@ -12,7 +12,7 @@ from autopilot_provider.definitions.templating import FileTemplate, TemplateFile
 from autopilot_provider.definitions.validate import TRIGGER_NOTIFY_SCOPE
 from autopilot_provider.repository.checks.problems import TRIGGER_SOURCES_NOT_YET, Problem
 from autopilot_provider.repository.checks.rest import rest_call_problems
-from autopilot_provider.repository.contacts import check_contact_refs
+from autopilot_provider.repository.contacts import check_contact_refs, owner_problems
 from autopilot_provider.repository.protocol import Definitions
 
 #: Contact references that need a requester, which a trigger's scheduled run does not have.
@@ -38,11 +38,10 @@ def trigger_problems(definition: m.Trigger, project: Definitions) -> Iterator[Pr
         yield from _body_problem(definition.rest, project)
     if definition.alert is not None:
         yield from _alert_problems(definition.alert, project)
-    if definition.owner is not None:
-        for _, message in check_contact_refs([definition.owner], project):
-            yield Problem(("owner",), f"owner: {message}")
+    for message in owner_problems(definition.owner, project):
+        yield Problem(("owner",), f"owner: {message}")
     if definition.notify is not None:
-        yield from _notify_problems(definition.notify, project)
+        yield from _notify_problems(definition.notify, definition.owner, project)
 
 
 def _alert_problems(alert_id: str, project: Definitions) -> Iterator[Problem]:
@@ -74,7 +73,7 @@ def _body_problem(call: m.RestOperation, project: Definitions) -> Iterator[Probl
         )
 
 
-def _notify_problems(spec: m.NotifySpec, project: Definitions) -> Iterator[Problem]:
+def _notify_problems(spec: m.NotifySpec, owner: str | None, project: Definitions) -> Iterator[Problem]:
     for index, ref in enumerate(spec.to):
         if ref in REQUESTER_REFS:
             yield Problem(
@@ -82,7 +81,8 @@ def _notify_problems(spec: m.NotifySpec, project: Definitions) -> Iterator[Probl
                 f"notify: '{ref}': a trigger's run has no requester; name people or groups (e.g. the owner)",
             )
     refs = [ref for ref in spec.to if ref not in REQUESTER_REFS]
-    for index, message in check_contact_refs(refs, project):
+    # a trigger's run has no form: owner_of:form.FIELD names nothing
+    for index, message in check_contact_refs(refs, project, owner=owner, item_fields=()):
         yield Problem(("notify", "to", spec.to.index(refs[index])), f"notify: {message}")
     if spec.template:
         try:

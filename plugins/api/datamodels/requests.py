@@ -29,6 +29,14 @@ class RequestOut(BaseModel):
     requester: str | None = Field(description="The Airflow user who started the run.")
     created_at: datetime | None
     form: dict[str, Any] = Field(description="The run's form values (its conf).")
+    scheduled_for: datetime | None = Field(
+        None, description="A request for later: when it was asked to start (the run waits `queued` until then)."
+    )
+    start_date: datetime | None = Field(None, description="When the run started; null: not yet (or never).")
+    cancelled: bool = Field(False, description="Ended without ever starting: cancelled before it started.")
+    cancellable: bool = Field(
+        False, description="The caller may cancel it now: their own request, not started yet (`queued`)."
+    )
     steps: list[StepOut]
     url: str
 

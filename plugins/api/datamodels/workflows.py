@@ -3,6 +3,7 @@ starting a run."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +53,13 @@ class FormOut(BaseModel):
 class RunRequest(BaseModel):
     form: Any = Field(default_factory=dict, description="Field name → value (a JSON object).")
     note: str | None = Field(None, description="A note on the run (Airflow's run note).")
+    start_at: datetime | None = Field(
+        None,
+        description="Start the run at this time instead of now (ISO 8601 with a time zone, e.g. "
+        "`2030-01-31T09:00:00+01:00`): the form is validated now, the run waits queued until then and its "
+        "requester may cancel it before it starts. Not in the past, at most `[autopilot] request_max_ahead_days` "
+        "ahead.",
+    )
 
 
 class RunOut(BaseModel):
@@ -62,3 +70,16 @@ class RunOut(BaseModel):
     created: bool = Field(
         True, description="False when an earlier request with the same Idempotency-Key started this run."
     )
+    scheduled_for: datetime | None = Field(
+        None, description="A request for later: when it starts (the run's `run_after`); null: it starts now."
+    )
+
+
+class CancelOut(BaseModel):
+    dag_id: str
+    run_id: str
+    state: str = Field(description="`failed`: Airflow's state of a run cancelled before it started.")
+    url: str = Field(description="The run in Airflow's grid view.")
+    scheduled_for: datetime | None = Field(description="When the request was to start.")
+    cancelled: bool = True
+    cancelled_by: str = Field(description="Who cancelled it (its requester).")

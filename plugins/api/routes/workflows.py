@@ -34,7 +34,8 @@ errors = ErrorDocs(
     {
         404: "No such workflow",
         409: "The workflow's DAG is not parsed by Airflow yet, or has import errors",
-        422: "Invalid form values: `errors` lists each field and what is wrong; no run was created",
+        422: "Invalid form values (`errors` lists each field and what is wrong) or `start_at` (`field`); no run "
+        "was created",
     }
 )
 
@@ -99,8 +100,10 @@ def start_run(
     ] = None,
 ) -> RunOut:
     """Validate the form (types, required fields, formats, ranges, choices — unknown fields are
-    errors) and start a run with the values (defaults applied) as its conf, triggered by the caller.
-    Nothing is created when the form is invalid."""
+    errors) and start a run with the values (defaults applied) as its conf, triggered by the caller —
+    now, or with `start_at` at that time (the run waits queued until then; its requester may cancel it
+    with `POST /requests/{workflow_id}/{run_id}/cancel`). Nothing is created
+    when the form or `start_at` is invalid."""
     project = store.project()
     workflow = service.find(project, workflow_id)
     run_id = None
@@ -116,6 +119,7 @@ def start_run(
         user_id=str(user.get_id()),
         note=body.note,
         run_id=run_id,
+        start_at=body.start_at,
     )
     if not run["created"]:
         response.status_code = status.HTTP_200_OK

@@ -8,6 +8,7 @@ The rules are :mod:`autopilot_provider.repository.forms` (the same code the DAG 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -44,10 +45,15 @@ def start_run(
     user_id: str,
     note: str | None,
     run_id: str | None = None,
+    start_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Validate ``form`` against the workflow's form (choices fetched now, unknown fields refused,
-    the requester checked) and start a run with the values as its conf, triggered by the caller."""
+    """Validate ``start_at`` and ``form`` against the workflow's form (choices fetched now, unknown
+    fields refused, the requester checked) and start a run with the values as its conf, triggered by
+    the caller — now, or at ``start_at``."""
+    start_at = requests_service.check_start_at(start_at)
     choices = form_choices.resolve_choices(workflow.form, project)
     values = forms.validate_form(workflow.form, form, choices)
     requests_service.check_requester(project, values, user_name)
-    return requests_service.start_run(workflow, values, user_name=user_name, user_id=user_id, note=note, run_id=run_id)
+    return requests_service.start_run(
+        workflow, values, user_name=user_name, user_id=user_id, note=note, run_id=run_id, start_at=start_at
+    )

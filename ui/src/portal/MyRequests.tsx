@@ -1,12 +1,36 @@
-import { api, type Session } from "../api";
+import { useState } from "react";
+import { api, ApiError, type RequestEntry, type Session } from "../api";
 import { LoadError, State, usePolling, when } from "../common/util";
 import { stepNote } from "./steps";
+import { schedule } from "./submission";
 
 /** My requests, each with its live step states and its approvals (the server includes them). */
 const loadMine = () => api.myRequests();
 
+/** Cancel a request for later (or one still queued) — only its requester sees the button. */
+function CancelButton({ request, onDone }: { request: RequestEntry; onDone: () => void }) {
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState<string | null>(null);
+  const cancel = () => {
+    if (!window.confirm(`Cancel this request of ${request.title || request.dag_id}? It will not start.`)) return;
+    setBusy(true);
+    setProblem(null);
+    api
+      .cancelRequest(request.dag_id, request.run_id)
+      .then(onDone)
+      .catch((e) => setProblem(e instanceof ApiError ? e.detail.message : String(e)))
+      .finally(() => setBusy(false));
+  };
+  return (
+    <>
+      <button className="small" onClick={cancel} disabled={busy} data-testid="cancel-request">{busy ? "Cancelling…" : "Cancel request"}</button>
+      {problem && <span className="small" role="alert" style={{ color: "var(--error)" }}>{problem}</span>}
+    </>
+  );
+}
+
 export function MyRequests(_: { session: Session }) {
-  const { data, error } = usePolling(loadMine, 5000);
+  const { data, error, reload } = usePolling(loadMine, 5000);
   return (
     <div>
       <h1>My requests</h1>
@@ -16,9 +40,11 @@ export function MyRequests(_: { session: Session }) {
         <div className="card" key={`${r.dag_id}/${r.run_id}`} style={{ marginBottom: 12 }} data-testid="request">
           <div className="row">
             <h3 style={{ margin: 0 }}>{r.title || r.dag_id}</h3>
-            <State state={r.state} />
+            <State state={r.cancelled ? "cancelled" : r.state} />
             <span className="muted small">{when(r.created_at)}</span>
+            {schedule(r, when) && <span className="small" data-testid="schedule">{schedule(r, when)}</span>}
             <span className="spacer" />
+            {r.cancellable && <CancelButton request={r} onDone={reload} />}
             <a href={r.url} target="_top" className="small">Open in Airflow</a>
           </div>
           {r.tickets && r.tickets.length > 0 && (
