@@ -32,6 +32,9 @@ from autopilot_provider.definitions.errors import suggest
 from autopilot_provider.repository.protocol import Definitions
 
 REF_KINDS = ("person", "group", "manager_of", "user", "email")
+#: The form field that names who a request is for, when someone files it on their behalf
+#: (:meth:`Directory.requester`).
+REQUESTER_FIELD = "requester"
 
 
 class ContactError(ValueError):
