@@ -781,7 +781,8 @@ class WorkflowStep(Strict):
         if not self.wait:
             given = [k for k in ("on_failure", "every") if k in self.model_fields_set]
             if given:
-                raise ValueError(f"{' and '.join(given)} belong to a step that waits (wait: true)")
+                verb = "belongs" if len(given) == 1 else "belong"
+                raise ValueError(f"{' and '.join(given)} {verb} to a step that waits (wait: true)")
         return self
 
 

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.standard.operators.trigger_dagrun import XCOM_RUN_ID, DagIsPaused, TriggerDagRunOperator
+from airflow.providers.standard.operators.trigger_dagrun import XCOM_RUN_ID, TriggerDagRunOperator
 from airflow.providers.standard.triggers.external_task import DagStateTrigger
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowRuntimeError
 
 from autopilot_provider.definitions.templating import render_value
 from autopilot_provider.hooks.choices import ChoicesUnavailable, resolve_choices
@@ -63,7 +63,6 @@ class StartWorkflowOperator(TriggerDagRunOperator):
             "wait_for_completion",
             "deferrable",
             "poke_interval",
-            "fail_when_dag_is_paused",
             "openlineage_inject_parent_info",
         }
     )
@@ -86,7 +85,6 @@ class StartWorkflowOperator(TriggerDagRunOperator):
             wait_for_completion=wait,
             deferrable=True,
             poke_interval=every,
-            fail_when_dag_is_paused=True,
             openlineage_inject_parent_info=False,  # the conf is the form's values, nothing else
             **kwargs,
         )
@@ -116,18 +114,29 @@ class StartWorkflowOperator(TriggerDagRunOperator):
         if ti.get_dr_count(dag_id=self.workflow, run_ids=[self.trigger_run_id]):
             return self._attach(context)
         self.conf = self._checked_form(self.conf or {})
+        self._check_startable(ti)
         self.log.info("Starting workflow '%s' as run %s", self.workflow, self.trigger_run_id)
         if not self.wait:
             # the run is started after execute() ends (the task runner acts on the exception
             # below): the outputs are pushed now, since the task returns nothing
             ti.xcom_push(key="return_value", value=self._outputs("queued"))
+        return super().execute(context)  # raises Airflow's DagRunTriggerException
+
+    def _check_startable(self, ti: Any) -> None:
+        """Airflow knows the workflow's DAG and it is not paused (a run of a paused DAG would wait
+        until someone unpauses it); else the step fails, and a retry may start the run."""
         try:
-            return super().execute(context)  # raises Airflow's DagRunTriggerException
-        except DagIsPaused:
+            dag = ti.get_dag(self.workflow)
+        except AirflowRuntimeError as exc:
+            raise AirflowException(
+                f"workflow '{self.workflow}' has no DAG in Airflow yet (the dag-processor has not parsed it, or "
+                f"it has import errors): {exc}"
+            ) from None
+        if dag.is_paused:
             raise AirflowException(
                 f"workflow '{self.workflow}' is paused in Airflow: a run started now would wait until someone "
                 "unpauses it; unpause it (a retry of this step then starts the run)"
-            ) from None
+            )
 
     def _checked_form(self, values: dict[str, Any]) -> dict[str, Any]:
         """The values as the portal would start the run with them: checked against the workflow's
