@@ -221,6 +221,21 @@ def _log_says(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, text:
     raise AssertionError(f"{task_id} try {try_number} never logged {text!r}:\n{log[-3000:]}")
 
 
+def _clear(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> None:
+    cleared = stack.client("admin").post(
+        f"/api/v2/dags/{dag_id}/clearTaskInstances",
+        json={"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id], "only_failed": False},
+    )
+    assert cleared.status_code == 200, cleared.text
+
+
+def _wait_for_try(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, try_number: int) -> None:
+    deadline = time.monotonic() + 240
+    while _ti(stack, dag_id, run_id, task_id)["try_number"] < try_number:
+        assert time.monotonic() < deadline, f"try {try_number} never started: {stack.explain(dag_id, run_id)}"
+        time.sleep(1)
+
+
 def test_a_waiting_step_holds_no_slot_and_hands_the_outcome_and_outputs_on(stack, tmp_path):
     flag = tmp_path / "provision.go"
     run_id = stack.trigger("sub_order", {"size": 4, "flag": str(flag)}, as_user="alice")
@@ -242,9 +257,15 @@ def test_a_waiting_step_holds_no_slot_and_hands_the_outcome_and_outputs_on(stack
     mine = stack.client("alice").get("/autopilot/api/v1/requests", params={"mine": True}).json()["requests"]
     assert {(r["dag_id"], r["run_id"]) for r in mine} >= {("sub_order", run_id), ("sub_provision", child)}
 
+    # a step cleared while it waits (a new try) waits again for the same run
+    _clear(stack, "sub_order", run_id, "provision")
+    _wait_for_try(stack, "sub_order", run_id, "provision", 2)
+    stack.wait_for_task("sub_order", run_id, "provision", {"deferred"})
+
     flag.touch()
     assert stack.wait_for_run("sub_order", run_id) == "success", stack.explain("sub_order", run_id)
     assert stack.run_state("sub_provision", child) == "success"
+    assert _ti(stack, "sub_order", run_id, "provision")["try_number"] == 2
     outputs = stack.xcom("sub_order", run_id, "provision")
     assert outputs == {
         "workflow": "sub_provision",
@@ -255,19 +276,10 @@ def test_a_waiting_step_holds_no_slot_and_hands_the_outcome_and_outputs_on(stack
     states = stack.task_states("sub_order", run_id)
     assert (states["record"], states["mismatch"]) == ("success", "skipped"), states
 
-    # a cleared (retried) step finds the run it started: no second run, the same outcome
-    cleared = stack.client("admin").post(
-        "/api/v2/dags/sub_order/clearTaskInstances",
-        json={"dry_run": False, "dag_run_id": run_id, "task_ids": ["provision"], "only_failed": False},
-    )
-    assert cleared.status_code == 200, cleared.text
-    deadline = time.monotonic() + 240
-    while (
-        _ti(stack, "sub_order", run_id, "provision")["try_number"] < 2
-        or stack.run_state("sub_order", run_id) != "success"
-    ):
-        assert time.monotonic() < deadline, stack.explain("sub_order", run_id)
-        time.sleep(1)
+    # cleared after the run ended, it reads how that run ended: no second run, the same outcome
+    _clear(stack, "sub_order", run_id, "provision")
+    _wait_for_try(stack, "sub_order", run_id, "provision", 3)
+    assert stack.wait_for_run("sub_order", run_id) == "success", stack.explain("sub_order", run_id)
     assert stack.xcom("sub_order", run_id, "provision") == outputs
     assert [r["dag_run_id"] for r in _runs(stack, "sub_provision") if "sub_order" in r["dag_run_id"]] == [child]
 

@@ -193,13 +193,9 @@ class StartWorkflowOperator(TriggerDagRunOperator):
     def _ended(self, context: Any, state: str) -> dict[str, Any]:
         ti = context["ti"]
         if state != "success":
+            states = ti.get_task_states(dag_id=self.workflow, run_ids=[self.trigger_run_id])
             failed = sorted(
-                task
-                for task, task_state in (
-                    ti.get_task_states(dag_id=self.workflow, run_ids=[self.trigger_run_id]).get(self.trigger_run_id)
-                    or {}
-                ).items()
-                if task_state in ("failed", "upstream_failed")
+                task for task, task_state in (states.get(self.trigger_run_id) or {}).items() if task_state == "failed"
             )
             where = f" (failed: {', '.join(failed)})" if failed else ""
             message = f"workflow '{self.workflow}' ended {state}: run {self.trigger_run_id}{where}"
