@@ -141,6 +141,7 @@ def get_provider_info() -> dict:
                     "autopilot_provider.operators.notify",
                     "autopilot_provider.operators.ticket",
                     "autopilot_provider.operators.trigger",
+                    "autopilot_provider.operators.workflow",
                 ],
             }
         ],

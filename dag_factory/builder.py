@@ -13,6 +13,7 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 from autopilot_provider.definitions import models as m
 from autopilot_provider.definitions.durations import parse_duration
 from autopilot_provider.operators.check_form import CheckFormOperator
+from autopilot_provider.operators.use import ValuesOperator
 from autopilot_provider.repository.forms import (
     CHECK_TASK_ID,
     api_fields,
@@ -21,7 +22,7 @@ from autopilot_provider.repository.forms import (
     resource_choices,
 )
 from autopilot_provider.repository.protocol import Definitions
-from autopilot_provider.repository.scope import ScopeSpec
+from autopilot_provider.repository.scope import OUTPUTS_TASK_ID, ScopeSpec
 from dag_factory.assets import condition
 from dag_factory.compilers.approval import guard_approvals
 from dag_factory.compilers.notify import connect_start, start_notification, workflow_callbacks
@@ -104,6 +105,7 @@ def build_dag(workflow: m.Workflow, project: Definitions, *, source: str = "") -
         start = start_notification(workflow, context)
         nodes = context.compile_steps(workflow.steps)
         connect_start(start, workflow, context, nodes)
+        outputs_task(workflow, context, nodes)
         guard_approvals(dag)
         if check is not None:
             check >> (
@@ -121,6 +123,23 @@ def asset_schedule(spec: m.Schedule) -> Any:
     if spec.cron is None:
         return assets
     return AssetOrTimeSchedule(timetable=CronTriggerTimetable(spec.cron, timezone=spec.timezone), assets=assets)
+
+
+def outputs_task(workflow: m.Workflow, ctx: BuildContext, nodes: dict[str, Any]) -> ValuesOperator | None:
+    """A last task ``_outputs`` when the workflow declares ``outputs``: it renders them once the
+    steps are done (after the last ones, whichever branch ran), and a `workflow` step that started
+    the run reads them — as a function call's ``_outputs`` task does for its step."""
+    if not workflow.outputs:
+        return None
+    outputs = ValuesOperator(
+        task_id=OUTPUTS_TASK_ID,
+        values=dict(workflow.outputs),
+        scope=ctx.scope(),
+        trigger_rule="none_failed_min_one_success",
+        doc_md="Work out the workflow's outputs (what a workflow that started this run reads).",
+    )
+    [nodes[s] for s in ctx.leaves()] >> outputs
+    return outputs
 
 
 def check_form_task(workflow: m.Workflow, ctx: BuildContext) -> CheckFormOperator | None:

@@ -129,6 +129,11 @@ class BuildContext:
             owner=self.owner,
         )
 
+    def leaves(self) -> list[str]:
+        """The ids of the compiled steps no other step waits for (sorted): the last ones."""
+        waited_for = {d for deps in self.dependencies.values() for d in deps}
+        return sorted(s.id for s in self.steps if s.id not in waited_for)
+
     def compile_steps(self, steps: list[m.Step]) -> dict[str, Any]:
         self.steps = steps
         self.dependencies = dependencies(steps)

@@ -48,6 +48,7 @@ COMPILERS: Mapping[str, Compiler] = _Lazy(
         "approval": "dag_factory.compilers.approval:compile_approval",
         "form": "dag_factory.compilers.form:compile_form",
         "ticket": "dag_factory.compilers.ticket:compile_ticket",
+        "workflow": "dag_factory.compilers.workflow:compile_workflow",
     }
 )
 

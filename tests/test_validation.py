@@ -65,7 +65,7 @@ def test_a_step_needs_exactly_one_kind(tmp_path):
     text = HEADER + "steps:\n  - id: a\n    script: {bash: echo}\n    use: {function: f}\n"
     assert errors(tmp_path, text) == [
         "defs/wf.yaml:5:5: step 'a': a step needs exactly one of task, script, form, approval, decision, notify,"
-        " ticket, pipe, wait, use, metric (got script, use)"
+        " ticket, pipe, wait, use, workflow, metric (got script, use)"
     ]
 
 

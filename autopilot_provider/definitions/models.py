@@ -753,6 +753,40 @@ class UseStep(Strict):
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
 
 
+class WorkflowStep(Strict):
+    """Start a run of another workflow, as this run's requester (it shows in their *My requests*),
+    with form values mapped from this run; wait for it to end (in Airflow's triggerer: no worker slot
+    is held) or not. The step's outputs are `workflow`, `run_id`, `state` (the run's state: `success`
+    or `failed` once waited for, `queued` without waiting) and `outputs` (the run's workflow's
+    declared `outputs`). A retried or cleared step finds the run it started and does not start
+    another."""
+
+    id: Identifier = Field(description="The workflow to start (its id).")
+    form: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Its form values: constants, or templates over this run (`{{ form.size }}`, "
+        "`{{ steps.check.outputs.host }}`; a value that is exactly one `{{ expr }}` keeps its type). Checked "
+        "against its form; a field left out takes its default. Its `requester` field, if it has one, is "
+        "this run's requester and is not mapped.",
+    )
+    wait: bool = Field(True, description="Wait until the run ends (`false`: start it and go on at once).")
+    on_failure: Literal["fail", "continue"] = Field(
+        "fail",
+        description="When the run fails: `fail` this step (and this run), or `continue` with `state: failed` "
+        "in the outputs, for a decision to act on.",
+    )
+    every: Duration = Field("10s", description="How often the triggerer looks at the run while waiting.")
+
+    @model_validator(mode="after")
+    def _waiting_only(self) -> WorkflowStep:
+        if not self.wait:
+            given = [k for k in ("on_failure", "every") if k in self.model_fields_set]
+            if given:
+                verb = "belongs" if len(given) == 1 else "belong"
+                raise ValueError(f"{' and '.join(given)} {verb} to a step that waits (wait: true)")
+        return self
+
+
 class MetricStep(Strict):
     name: str
     value: Template
@@ -771,6 +805,7 @@ STEP_KINDS: dict[str, Any] = {
     "pipe": PipeStep,
     "wait": WaitSpec,
     "use": UseStep,
+    "workflow": WorkflowStep,
     "metric": MetricStep,
 }
 
@@ -810,6 +845,7 @@ class Step(Strict):
     pipe: PipeStep | None = None
     wait: WaitSpec | None = None
     use: UseStep | None = None
+    workflow: WorkflowStep | None = None
     metric: MetricStep | None = None
 
     @field_validator("after", mode="before")
@@ -913,6 +949,11 @@ class Workflow(Header):
     form: Form = Field(default_factory=Form)
     defaults: StepDefaults = Field(default_factory=StepDefaults)
     steps: list[Step] = Field(min_length=1)
+    outputs: dict[Identifier, Template] = Field(
+        default_factory=dict,
+        description="What a run gives the workflow that started it with a `workflow` step (its `outputs`): name → "
+        "template over `form`, `steps` and `run`, worked out when the steps are done (the task `_outputs`).",
+    )
     timers: list[Timer] = Field(default_factory=list)
     notifications: Notifications = Field(default_factory=Notifications)
 

@@ -49,6 +49,9 @@ FIXED_KINDS = ("person", "group", "manager_of", "user", "email")
 FORM_PREFIX = "form."
 #: Free text that looks like a reference with a misspelt kind (``grop:storage``).
 _KIND_LIKE = re.compile(r"^([A-Za-z_]+):(\S+)$")
+#: The form field that names who a request is for, when someone files it on their behalf
+#: (:meth:`Directory.requester`).
+REQUESTER_FIELD = "requester"
 
 
 class ContactError(ValueError):

@@ -153,6 +153,7 @@ class Project:
         self._cached_misnamed: list[str] = []
         self._loaded: dict[str, Loaded] = {}
         self._loading: list[str] = []
+        self._parsed: dict[str, Loaded] = {}
 
     # -- files and index ---------------------------------------------------------------------
 
@@ -355,6 +356,17 @@ class Project:
             return []
         problem = spec_file_problem(self.root, rel, loaded.definition.spec)
         return [loaded.located.diagnostic(("spec",), problem)] if problem else []
+
+    def parsed(self, rel: str) -> Loaded:
+        """The file's model without the checks (cached): what a check needs to follow references
+        between definitions that may lead back to the one being checked (a workflow that starts
+        another), where :meth:`load` would check that one again."""
+        if rel in self._loaded:
+            return self._loaded[rel]
+        found = self._parsed.get(rel)
+        if found is None:
+            found = self._parsed[rel] = load_text(read_text(self.root / rel), self.display(rel))
+        return found
 
     def function(self, function_id: str) -> Loaded | None:
         rel = self.find("Function", function_id)

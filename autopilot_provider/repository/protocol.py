@@ -30,6 +30,10 @@ class Definitions(Protocol):
     def load(self, rel: str) -> Loaded:
         """The definition at ``rel`` (relative to ``root``), validated."""
 
+    def parsed(self, rel: str) -> Loaded:
+        """The definition at ``rel``, its model only (no checks): for following references that may
+        lead back to the definition being checked."""
+
     def function(self, function_id: str) -> Loaded | None: ...
 
     def api_spec(self, api_id: str) -> tuple[Loaded, Spec | None] | None:

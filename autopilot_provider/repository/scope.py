@@ -77,6 +77,11 @@ def _pull(ti: Any, task_id: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
+#: The task that works out a workflow's declared ``outputs`` when its steps are done: what a
+#: `workflow` step that started the run reads (its return value).
+OUTPUTS_TASK_ID = "_outputs"
+
+
 #: The XCom key under which every ticket step also pushes ``{number, sys_id, url, table, state}``.
 TICKET_XCOM_KEY = "autopilot_ticket"
 

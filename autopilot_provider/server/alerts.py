@@ -55,7 +55,8 @@ from autopilot_provider.definitions.errors import Refused
 from autopilot_provider.definitions.signatures import signature_problem
 from autopilot_provider.definitions.templating import evaluate, render, render_value
 from autopilot_provider.hooks.choices import resolve_choices
-from autopilot_provider.repository.checks.alert import is_template, requester_key
+from autopilot_provider.repository.checks.alert import requester_key
+from autopilot_provider.repository.checks.forms import is_template
 from autopilot_provider.repository.contacts import Directory
 from autopilot_provider.repository.folder import Project, tree_fingerprint
 from autopilot_provider.repository.forms import FormInvalid, check_form, find_workflow

@@ -38,6 +38,5 @@ def compile_use(step: m.Step, ctx: BuildContext) -> TaskGroup:
         )
         roots = [nodes[s.id] for s in function.steps if not inner.dependencies[s.id]]
         inputs >> roots
-        leaves = set(nodes) - {d for deps in inner.dependencies.values() for d in deps}
-        [nodes[s] for s in sorted(leaves)] >> outputs
+        [nodes[s] for s in inner.leaves()] >> outputs
     return group

@@ -30,6 +30,7 @@ from autopilot_provider.repository.checks.rest import rest_step_problems
 from autopilot_provider.repository.checks.ticket import ticket_problems
 from autopilot_provider.repository.checks.trigger import trigger_problems, trigger_source_problems
 from autopilot_provider.repository.checks.wait import wait_problems
+from autopilot_provider.repository.checks.workflow import workflow_problems
 from autopilot_provider.repository.protocol import Definitions
 
 Check = Callable[[Any, Any], Iterable[tuple]]
@@ -43,6 +44,7 @@ CHECKS: list[tuple[Check, bool]] = [
     (wait_problems, True),  # wait (in time): window references
     (people_problems, True),  # owner; notify, approval, form, notifications, timers
     (answerable_problems, True),  # approval, form
+    (workflow_problems, True),  # workflow: the workflow it starts, its form, cycles
 ]
 
 #: The checks of the kinds that are not workflows or functions, by kind (same shape as CHECKS).

@@ -1,16 +1,29 @@
-"""Checks of form fields' dynamic ``options`` (an inventory type, or an API operation that lists the choices)."""
+"""Checks of form fields' dynamic ``options`` (an inventory type, or an API operation that lists the
+choices), and of form values mapped onto another workflow's form (an alert route's, a `workflow` step's)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterator, Mapping
+from typing import Any
+
+import jsonschema
 
 from autopilot_provider.definitions import models as m
+from autopilot_provider.definitions.bounded import linear_time
 from autopilot_provider.definitions.errors import suggest
 from autopilot_provider.openapi.request import (
     check_params,
     parameter_names,
 )
-from autopilot_provider.repository.forms import choices_from_items, inventory_items
+from autopilot_provider.repository.checks.problems import Problem
+from autopilot_provider.repository.forms import (
+    choices_from_items,
+    field_schema,
+    format_checker,
+    inventory_items,
+    resource_choices,
+)
 from autopilot_provider.repository.protocol import Definitions
 
 
@@ -161,3 +174,65 @@ def _api_problems(project: Definitions, source, loc, where, suggest) -> list[tup
             at = loc + ("params",) if "params" in source.model_fields_set else loc
         problems.append((at, f"{where}: options {problem}", name in source.params and name not in names))
     return problems
+
+
+def is_template(value: Any) -> bool:
+    """Whether a mapped value is computed per run or delivery (holds a template anywhere inside)."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(is_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(is_template(v) for v in value)
+    return False
+
+
+def mapped_form_problems(
+    values: Mapping[str, Any],
+    loc: tuple,
+    label: str,
+    workflow: m.Workflow,
+    project: Definitions,
+    *,
+    written: bool,
+    carried: Collection[str] = (),
+) -> Iterator[Problem]:
+    """Values mapped onto ``workflow``'s form under ``loc + ("form",)`` (``written``: whether that key
+    is in the file): fields the form does not have, constants that do not fit their field's JSON
+    Schema, and required fields without a default left out — except the ``carried`` ones, which the
+    caller fills in itself. Templates are checked when they are rendered."""
+    form = workflow.form
+    for name, value in values.items():
+        field = form.properties.get(name)
+        if field is None:
+            known = list(form.properties)
+            hint = suggest(name, known) or (
+                f"; its fields: {', '.join(known)}" if known else " (the workflow's form has no fields)"
+            )
+            yield Problem(
+                loc + ("form", name), f"{label}workflow '{workflow.id}' has no form field '{name}'{hint}", key=True
+            )
+            continue
+        if is_template(value) or value is None:
+            continue
+        choices = None
+        if field.options is not None and field.options.resources is not None:
+            choices = resource_choices(project, field.options)
+        schema = field_schema(field, choices)
+        validator = linear_time(jsonschema.validators.validator_for(schema))(schema, format_checker=format_checker())
+        error = next(iter(validator.iter_errors(value)), None)
+        if error is not None:
+            yield Problem(
+                loc + ("form", name),
+                f"{label}{value!r} does not fit field '{name}' of workflow '{workflow.id}': {error.message}",
+            )
+    for name in form.required:
+        field = form.properties.get(name)
+        if field is None or name in values or name in carried:
+            continue
+        if field.const is not None or ("default" in field.model_fields_set and field.default is not None):
+            continue
+        yield Problem(
+            loc + ("form",) if written else loc,
+            f"{label}workflow '{workflow.id}' requires form field '{name}' (it has no default): map it in `form`",
+        )

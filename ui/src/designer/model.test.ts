@@ -64,6 +64,12 @@ describe("graph edits", () => {
     expect(toText(connected)).toContain("# a comment that stays");
   });
 
+  it("adds a workflow step with the id of the workflow to start left to fill in", () => {
+    const [d, id] = addStep(parse(TWO), "workflow");
+    expect(id).toBe("workflow_1");
+    expect(parseYaml(toText(d)).steps[2].workflow).toEqual({ id: "" });
+  });
+
   it("connects and disconnects with explicit after", () => {
     const [d1, c] = addStep(parse(TWO), "script");
     const d2 = connect(d1, "a", c);

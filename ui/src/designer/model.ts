@@ -267,6 +267,8 @@ export function defaultBody(kind: string): any {
       return { from: [] };
     case "ticket":
       return { action: "create" };
+    case "workflow":
+      return { id: "" };
     case "pipe":
       return { sql: { connection: "", query: "" } };
     case "metric":
