@@ -1,16 +1,21 @@
 """The ``autopilot`` command: validate definitions, render a workflow as Python, export the schema,
 import an OpenAPI document, delete a definition (through the definition store, so a revision keeps
-it), migrate the Autopilot tables and create Autopilot's FAB permissions. Runs where Airflow is
+it), migrate the Autopilot tables and create Autopilot's FAB permissions and roles. Runs where Airflow is
 installed (an admin's shell, the deployment's start-up); the top layer, beside the plugin."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import sys
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from autopilot_provider import config
 from autopilot_provider.definitions.errors import Refused
@@ -25,7 +30,14 @@ from autopilot_provider.repository.folder import (
 )
 from autopilot_provider.server.definition_store import DefinitionStore
 from autopilot_provider.server.errors import InvalidDocument
-from autopilot_provider.server.fab_permissions import fab_is_auth_manager, sync_fab_permissions
+from autopilot_provider.server.fab_permissions import (
+    RESOURCES,
+    ROLES,
+    RoleChange,
+    fab_is_auth_manager,
+    sync_fab_permissions,
+    sync_fab_roles,
+)
 from autopilot_provider.server.openapi_import import import_openapi
 from autopilot_provider.server.tables import migrate
 from dag_factory.bundle import refresh_bundles
@@ -150,16 +162,48 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_permissions_sync(args: argparse.Namespace) -> int:
+    """Create Autopilot's FAB permissions and grant them to Admin."""
+    return _fab_sync(
+        sync_fab_permissions, lambda permission: f"FAB permission ready (and granted to Admin): {permission}"
+    )
 
+
+NOT_FAB = (
+    "the auth manager is not FAB: nothing to create (with SimpleAuthManager the roles come from "
+    "[autopilot] designer_roles, code_author_roles and alert_admin_roles, and Airflow's own roles)"
+)
+
+
+def cmd_roles_sync(args: argparse.Namespace) -> int:
+    """Create or update Autopilot's FAB roles so that each holds exactly its permissions."""
+    return _fab_sync(sync_fab_roles, RoleChange.describe)
+
+
+def _fab_sync(sync: Callable[[], list[Any]], describe: Callable[[Any], str]) -> int:
+    """Run ``sync`` when FAB is the auth manager and print a line per thing it did."""
     if not fab_is_auth_manager():
-        print(
-            "the auth manager is not FAB: nothing to create (with SimpleAuthManager the roles come from "
-            "[autopilot] designer_roles and code_author_roles)"
-        )
+        print(NOT_FAB)
         return 0
-    for permission in sync_fab_permissions():
-        print(f"FAB permission ready (and granted to Admin): {permission}")
+    with _quiet_fab():
+        done = sync()
+    for item in done:
+        print(describe(item))
     return 0
+
+
+@contextmanager
+def _quiet_fab():
+    """FAB logs each permission and role it touches at INFO, and the libraries of its Flask app warn
+    as it starts: the sync commands print what they did themselves."""
+    fab_log = logging.getLogger("airflow.providers.fab")
+    level = fab_log.level
+    fab_log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        fab_log.setLevel(level)
 
 
 def cmd_import_openapi(args: argparse.Namespace) -> int:
@@ -272,10 +316,19 @@ def build_parser() -> argparse.ArgumentParser:
     permissions_sub = permissions.add_subparsers(dest="permissions_command", required=True)
     permissions_sync = permissions_sub.add_parser(
         "sync",
-        help="FAB auth manager: create 'can_edit' on 'Autopilot Definitions', 'Autopilot Code' and 'Autopilot "
-        "Alerts' and grant them to Admin (idempotent; db migrate does it too)",
+        help=f"FAB auth manager: create 'can_edit' on {', '.join(repr(r) for r in RESOURCES)} and grant them to "
+        "Admin (idempotent; db migrate does it too)",
     )
     permissions_sync.set_defaults(func=cmd_permissions_sync)
+
+    roles = sub.add_parser("roles", help="Autopilot's roles in the FAB auth manager")
+    roles_sub = roles.add_subparsers(dest="roles_command", required=True)
+    roles_sync = roles_sub.add_parser(
+        "sync",
+        help=f"FAB auth manager: create or update the roles {', '.join(repr(r) for r in ROLES)} with exactly "
+        "their permissions (per-DAG grants kept), after `permissions sync` (idempotent)",
+    )
+    roles_sync.set_defaults(func=cmd_roles_sync)
     return parser
 
 

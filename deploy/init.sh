@@ -8,8 +8,9 @@
 #   2. the logins: with the SimpleAuthManager, a password for each user of
 #      [core] simple_auth_manager_users, kept across runs, from AUTOPILOT_PASSWORD_<USER> when that is
 #      set (compose: from .env), generated otherwise, written to the passwords file the API server reads.
-#   3. roles: with the FAB auth manager, `autopilot permissions sync` (and the Autopilot roles, when
-#      they exist) — the place for issue 15's roles work.
+#   3. roles: with the FAB auth manager, `autopilot roles sync` — the Autopilot permissions (granted to
+#      Admin) and the roles Autopilot Requester, Approver, Designer and Admin with exactly their
+#      permissions (docs/security.md); people get roles with `airflow users add-role` or in the UI.
 set -euo pipefail
 
 echo "== airflow db migrate"
@@ -22,8 +23,8 @@ autopilot db migrate
 auth_manager="$(airflow config get-value core auth_manager)"
 case "$auth_manager" in
   *FabAuthManager)
-    echo "== autopilot permissions sync (FAB)"
-    autopilot permissions sync
+    echo "== autopilot roles sync (FAB)"
+    autopilot roles sync
     ;;
   *SimpleAuthManager)
     echo "== logins (SimpleAuthManager)"

@@ -451,11 +451,15 @@ class Native:
         return not pending
 
     def banner(self) -> None:
-        passwords = json.loads((self.home / "auth" / "passwords.json").read_text())
+        # the SimpleAuthManager's logins, which deploy/init.sh wrote; FAB keeps its users in the database
+        passwords_file = self.home / "auth" / "passwords.json"
+        passwords = json.loads(passwords_file.read_text()) if passwords_file.exists() else {}
         print(f"\n== Autopilot on an Airflow cluster (CeleryExecutor): http://localhost:{self.port}")
         print(f"   Autopilot: http://localhost:{self.port}/autopilot/ui/   Airflow: http://localhost:{self.port}/")
         for user, password in passwords.items():
             print(f"   login: {user} / {password}")
+        if not passwords:
+            print('   logins: the auth manager\'s users (FAB: `airflow users create`, docs/deploy.md "Roles")')
         print(f"   processes: {', '.join(f'{n} ({p})' for n, p in self.running().items())}")
         print(f"   logs: {self.logs}/<process>.log   task logs: {self.home}/logs/")
         print(f"   database: {self.database} on 127.0.0.1:5432, broker: redis://127.0.0.1:6379/{self.redis_db}")

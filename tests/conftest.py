@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
@@ -52,24 +51,11 @@ os.environ.update(
 
 PG_DATABASE = None
 if os.environ.get("AUTOPILOT_TEST_DB") == "postgres":
-    import psycopg2
+    from tests.fixtures import postgres
 
-    PG_DATABASE = f"autopilot_test_{uuid.uuid4().hex[:10]}"
-    _admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    _admin.autocommit = True
-    _admin.cursor().execute(f'CREATE DATABASE "{PG_DATABASE}"')
-    _admin.close()
-    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{PG_DATABASE}"
-
-    def _drop_database() -> None:
-        conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-        conn.autocommit = True
-        cur = conn.cursor()
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (PG_DATABASE,))
-        cur.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}"')
-        conn.close()
-
-    atexit.register(_drop_database)
+    PG_DATABASE = postgres.create_database("autopilot_test")
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = postgres.sqlalchemy_url(PG_DATABASE)
+    atexit.register(postgres.drop_database, PG_DATABASE)
 else:
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{HOME / 'airflow.db'}"
     # as `make run` does (scripts/airflow-env.sh): the deployments' components share the file

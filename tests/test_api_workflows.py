@@ -147,7 +147,10 @@ def test_a_viewer_reads_forms_but_cannot_start_runs(portal, viewer, editor, admi
     before = len(runs(admin, "portal_hosts"))
     response = viewer.post(f"{API}/workflows/portal_hosts/runs", json={"form": GOOD_BACKUP})
     assert response.status_code == 403
-    assert response.json()["detail"]["message"] == "you may not start runs of workflow 'portal_hosts'"
+    assert response.json()["detail"]["message"] == (
+        "you may not start runs of workflow 'portal_hosts': that needs the 'Autopilot Requests' permission "
+        "and read access to its runs, or DAG-run create access to it"
+    )
     assert len(runs(admin, "portal_hosts")) == before
 
 

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg2
 import pytest
 import redis
 
 from scripts import cluster
 from tests.conftest import REPO
 from tests.fixtures.api_server import free_port
+from tests.fixtures.postgres import drop_database
 from tests.fixtures.scenario import reference_scenario, wait
 
 # the cluster has a PostgreSQL database of its own, whatever the suite's pass: run it once
@@ -68,15 +68,6 @@ class RunningCluster:
         )
 
 
-def _drop_database(name: str) -> None:
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    conn.close()
-
-
 @pytest.fixture(scope="module")
 def native_cluster(tmp_path_factory) -> Iterator[RunningCluster]:
     home = tmp_path_factory.mktemp("cluster")
@@ -103,7 +94,7 @@ def native_cluster(tmp_path_factory) -> Iterator[RunningCluster]:
     finally:
         stopped = running.script("stop")
         leftover = cluster.Native.from_environment(env).members()
-        _drop_database(env["AUTOPILOT_CLUSTER_DB"])
+        drop_database(env["AUTOPILOT_CLUSTER_DB"])
         # the broker's bindings of this test's queue (the queue itself is gone with its last message)
         broker = redis.Redis(host="127.0.0.1", port=6379, db=int(env["AUTOPILOT_CLUSTER_REDIS_DB"]))
         broker.delete(*(f"_kombu.{kind}.{running.queue}" for kind in ("binding", "binding_permanent")))

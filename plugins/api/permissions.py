@@ -5,22 +5,30 @@ its own user list. Two kinds of permission (docs/security.md has the table per e
 
 * **DAG permissions** (Airflow's own): reading definitions and workflows needs DAG read access,
   starting a run needs DAG-run create access on that workflow, answering needs HITL access on it, and
-  saving a workflow needs DAG edit access on *that* workflow's DAG id. A check never takes the DAG id
-  from the caller's query string: it is either the id the route names or none (all DAGs).
-* **Autopilot permissions**, three custom resources an admin grants:
+  saving a workflow needs DAG edit access on *that* workflow's DAG id (none for a workflow id no DAG
+  has yet). A check never takes the DAG id from the caller's query string: it is either the id the
+  route names or none (all DAGs).
+* **Autopilot permissions**, custom resources an admin grants:
 
   - ``Autopilot Definitions`` (*designer*): save definitions composed of reviewed parts — REST
     operations, forms, approvals, decisions, notifications, tickets, functions, contacts, inventory.
   - ``Autopilot Code`` (*code author*): save a definition that adds or changes code a worker runs (a
     script's body, language, working directory or the connections it receives). Whoever can do that
     can run anything the workers can, which Airflow's security model calls a DAG author.
-
   - ``Autopilot Alerts`` (*alert admin*): replay a logged alert delivery — start its runs again
     without the sender's signature (admins by default).
+  - ``Autopilot Requests`` (*requester*) and ``Autopilot Approvals`` (*approver*): start runs of a
+    workflow through Autopilot with *read* access to its runs, and answer its human-in-the-loop
+    requests through Autopilot with *read* access to them. Airflow's FAB auth manager couples every
+    write to a DAG's runs or HITL details with edit access to the DAG itself (pause, unpause, change
+    it in Airflow); these two let requesters and approvers do their part without it. Airflow's own
+    write access (DAG-run create, HITL edit) is accepted as well, so with the SimpleAuthManager,
+    whose roles carry it, nothing needs configuring (these two are not used with it).
 
   With Airflow's FAB auth manager (or any other) they are custom-view permissions
-  (``is_authorized_custom_view``: ``can_edit`` on the resource). The SimpleAuthManager allows every
-  custom view to every user, so with it the roles are configured instead:
+  (``is_authorized_custom_view``: ``can_edit`` on the resource; ``autopilot roles sync`` creates
+  roles holding them, autopilot_provider/server/fab_permissions.py). The SimpleAuthManager allows
+  every custom view to every user, so with it the first three are configured by role instead:
   ``[autopilot] designer_roles`` (default ``user,op,admin``), ``[autopilot] code_author_roles``
   (default ``admin``) and ``[autopilot] alert_admin_roles`` (default ``admin``).
 
@@ -42,11 +50,14 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessE
 from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
 from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.models import DagModel
+from airflow.utils.session import create_session
 from fastapi import Depends, HTTPException, Path, status
+from sqlalchemy import select
 
 from autopilot_provider import config
 from autopilot_provider.definitions.code import added_code
 from autopilot_provider.definitions.source import quick_header
+from autopilot_provider.server import fab_permissions as fab
 
 Method = Literal["GET", "POST", "PUT", "DELETE"]
 
@@ -54,9 +65,11 @@ Method = Literal["GET", "POST", "PUT", "DELETE"]
 class Permission(StrEnum):
     """Autopilot's own permissions (custom-view resources of the auth manager)."""
 
-    DESIGN = "Autopilot Definitions"
-    AUTHOR_CODE = "Autopilot Code"
-    ALERTS = "Autopilot Alerts"
+    DESIGN = fab.DESIGN
+    AUTHOR_CODE = fab.AUTHOR_CODE
+    ALERTS = fab.ALERTS
+    REQUEST = fab.REQUESTS
+    APPROVE = fab.APPROVALS
 
 
 #: SimpleAuthManager: the ``[autopilot]`` option naming the roles that hold each permission.
@@ -69,6 +82,8 @@ _WHAT = {
     Permission.DESIGN: "save definitions",
     Permission.AUTHOR_CODE: "save code that workers run",
     Permission.ALERTS: "replay alert deliveries",
+    Permission.REQUEST: "request workflows",
+    Permission.APPROVE: "answer requests",
 }
 
 
@@ -86,7 +101,8 @@ def has_permission(user: BaseUser, permission: Permission) -> bool:
     manager = get_auth_manager()
     if _is_simple(manager):
         role = getattr(user, "role", None)
-        if not role:
+        if not role or permission not in _ROLE_OPTIONS:
+            # requesting and answering: the SimpleAuthManager's roles carry Airflow's own access
             return False
         return str(role).lower() in configured_roles(permission)
     return bool(manager.is_authorized_custom_view(method="PUT", resource_name=permission.value, user=user))
@@ -116,6 +132,31 @@ def hitl_entity() -> DagAccessEntity:
     return DagAccessEntity.HITL_DETAIL
 
 
+def dag_exists(dag_id: str) -> bool:
+    """Whether Airflow has (or had: a stale DAG keeps its row) a DAG with this id."""
+    with create_session() as session:
+        return session.scalar(select(DagModel.dag_id).where(DagModel.dag_id == dag_id)) is not None
+
+
+def may_start_runs(user: BaseUser, dag_id: str | None = None) -> bool:
+    """Whether ``user`` may start runs of ``dag_id`` (of some DAG, when None) through Autopilot:
+    Airflow's DAG-run create access (under FAB: with DAG edit access), or the ``Autopilot Requests``
+    permission with read access to the DAG's runs."""
+    if may_dag(user, "POST", dag_id, run_entity()):
+        return True
+    return has_permission(user, Permission.REQUEST) and may_dag(user, "GET", dag_id, run_entity())
+
+
+def may_answer(user: BaseUser, dag_id: str) -> bool:
+    """Whether ``user`` may answer (vote on, fill in) the human-in-the-loop requests of ``dag_id``
+    through Autopilot: Airflow's HITL edit access (under FAB: with DAG edit access), or the ``Autopilot
+    Approvals`` permission with read access to them. Being asked is checked after, by the request's
+    rules."""
+    if may_dag(user, "PUT", dag_id, hitl_entity()):
+        return True
+    return has_permission(user, Permission.APPROVE) and may_dag(user, "GET", dag_id, hitl_entity())
+
+
 def forbidden(message: str, field: str | None = None) -> HTTPException:
     detail: dict[str, Any] = {"message": message}
     if field:
@@ -131,20 +172,52 @@ def require_permission(user: BaseUser, permission: Permission, *, field: str | N
 
 
 def require_dag(
-    user: BaseUser, method: Method, dag_id: str, *, what: str, field: str | None = None, entity: Any = None
+    user: BaseUser,
+    method: Method,
+    dag_id: str,
+    *,
+    what: str,
+    needs: str,
+    field: str | None = None,
+    entity: Any = None,
 ) -> None:
-    """403 unless ``user`` may do ``method`` on ``dag_id`` (on its ``entity``: runs, HITL details)."""
+    """403 unless ``user`` may do ``method`` on ``dag_id`` (on its ``entity``: runs, HITL details);
+    the refusal says what it ``needs``."""
     if not may_dag(user, method, dag_id, entity):
-        raise forbidden(f"you may not {what} '{dag_id}'", field=field)
+        raise forbidden(f"you may not {what} '{dag_id}': that needs {needs}", field=field)
+
+
+#: What answering needs, as refusals and the inbox say it.
+ANSWER_NEEDS = (
+    f"the '{Permission.APPROVE.value}' permission and read access to its human-in-the-loop requests, or "
+    "edit access to them"
+)
 
 
 def require_hitl(user: BaseUser, dag_id: str, method: Literal["GET", "PUT"]) -> None:
-    """403 unless ``user`` may read (``GET``) or answer (``PUT``) the human-in-the-loop requests of
-    ``dag_id`` (Airflow's ``HITL_DETAIL`` access on that DAG)."""
-    what = "read" if method == "GET" else "answer"
-    require_dag(
-        user, method, dag_id, what=f"{what} human-in-the-loop requests of", field="dag_id", entity=hitl_entity()
-    )
+    """403 unless ``user`` may read (``GET``) or answer (``PUT``, :func:`may_answer`) the
+    human-in-the-loop requests of ``dag_id``."""
+    if method == "GET":
+        require_dag(
+            user,
+            "GET",
+            dag_id,
+            what="read human-in-the-loop requests of",
+            needs="read access to them",
+            field="dag_id",
+            entity=hitl_entity(),
+        )
+    elif not may_answer(user, dag_id):
+        raise forbidden(f"you may not answer human-in-the-loop requests of '{dag_id}': that needs {ANSWER_NEEDS}")
+
+
+def require_start_runs(user: BaseUser, dag_id: str, *, what: str = "start runs of workflow") -> None:
+    """403 unless ``user`` may start runs of ``dag_id`` (:func:`may_start_runs`)."""
+    if not may_start_runs(user, dag_id):
+        raise forbidden(
+            f"you may not {what} '{dag_id}': that needs the '{Permission.REQUEST.value}' permission and read "
+            "access to its runs, or DAG-run create access to it"
+        )
 
 
 def _reads_dags(user: GetUserDep) -> None:
@@ -176,8 +249,17 @@ def requires_workflow(method: Method, run: bool = False) -> Any:
     (``{workflow_id}``), on its runs with ``run``; else 403."""
 
     def check(workflow_id: WorkflowId, user: GetUserDep) -> None:
-        what = "start runs of" if run and method == "POST" else "read"
-        require_dag(user, method, workflow_id, what=f"{what} workflow", entity=run_entity() if run else None)
+        if run and method == "POST":
+            require_start_runs(user, workflow_id)
+        else:
+            require_dag(
+                user,
+                method,
+                workflow_id,
+                what="read workflow",
+                needs="read access to it",
+                entity=run_entity() if run else None,
+            )
 
     return Depends(check)
 
@@ -195,14 +277,18 @@ def authorize_definition_change(
     user: BaseUser, path: str, old_text: str | None, new_text: str | None, *, code: bool = True
 ) -> None:
     """Beyond the designer permission (the route's), what saving ``new_text`` over ``old_text`` at
-    ``path`` needs: DAG edit access on each workflow id involved (the one saved and the one replaced),
-    and the code-author permission when the new text adds or changes code a worker runs (unless
-    ``code`` is false: rejecting a change needs only the DAG edit access)."""
+    ``path`` needs: DAG edit access on each workflow id involved (the one saved and the one replaced;
+    none for a new workflow id that no DAG has yet: there is nothing of anyone's to change, and Airflow
+    has no per-DAG permission to grant for it before it is parsed), and the code-author permission when
+    the new text adds or changes code a worker runs (unless ``code`` is false: rejecting a change needs
+    only the DAG edit access)."""
 
-    for text in (old_text, new_text):
+    for text, saved in ((old_text, False), (new_text, True)):
         kind, ident = quick_header(text) if text else (None, None)
         if kind == "Workflow" and ident:
-            require_dag(user, "PUT", ident, what="change workflow", field="content")
+            if saved and not may_dag(user, "PUT", ident) and not dag_exists(ident):
+                continue  # a new workflow: a clash with another file's id is refused by the store
+            require_dag(user, "PUT", ident, what="change workflow", needs="edit access to its DAG", field="content")
         elif text is not None and not may_dag(user, "PUT"):
             # a function, an API, the contacts or the inventory is shared: it changes what every
             # workflow using it does, so it needs edit access to all DAGs, not to one

@@ -17,7 +17,10 @@ class SessionOut(BaseModel):
     can_author_code: bool = Field(
         description="The code-author permission ('Autopilot Code'): may add or change scripts that workers run."
     )
-    can_trigger: bool = Field(description="DAG run create access: may start runs.")
+    can_trigger: bool = Field(
+        description="May start runs: DAG-run create access, or the 'Autopilot Requests' permission with read "
+        "access to runs."
+    )
     can_read_alert_deliveries: bool = Field(
         False, description="May read the alert delivery log ('Autopilot Definitions' or 'Autopilot Alerts')."
     )

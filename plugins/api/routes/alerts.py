@@ -24,7 +24,7 @@ from autopilot_plugin.api.datamodels.alerts import (
 )
 from autopilot_plugin.api.deps import CanRead, CanReadDeliveries, DeliveriesDep, GetUserDep
 from autopilot_plugin.api.errors import ErrorDocs
-from autopilot_plugin.api.permissions import Permission, forbidden, may_dag, require_permission, run_entity
+from autopilot_plugin.api.permissions import Permission, require_permission, require_start_runs
 from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -113,11 +113,11 @@ def get_delivery(delivery: DeliveryNumber, deliveries: DeliveriesDep) -> Deliver
 def replay_delivery(delivery: DeliveryNumber, deliveries: DeliveriesDep, user: GetUserDep) -> ReplayOut:
     """Process a logged delivery's payload again, without its signature, as a new delivery
     (`<delivery id>#replay-<n>`: its runs are new ones). Needs the 'Autopilot Alerts' permission and
-    DAG-run create access on every workflow the alert can start."""
+    may start runs of every workflow the alert can start (DAG-run create access, or 'Autopilot Requests' with
+    read access to its runs)."""
     require_permission(user, Permission.ALERTS)
     for workflow in deliveries.routes_of(delivery):
-        if not may_dag(user, "POST", workflow, run_entity()):
-            raise forbidden(f"you may not start runs of workflow '{workflow}', which this alert can start")
+        require_start_runs(user, workflow, what="replay an alert that starts workflow")
     outcome = deliveries.replay(delivery)
     assert outcome.id is not None
     return ReplayOut(delivery=DeliveryOut(**_logged(deliveries, outcome.id)))

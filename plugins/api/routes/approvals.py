@@ -5,8 +5,9 @@ Who may do what:
 
 * every route needs an authenticated Airflow user (401 otherwise);
 * reading a request needs read access to its DAG's human-in-the-loop details, voting or answering
-  edit access (Airflow's own ``HITL_DETAIL`` permission, checked through the auth manager:
-  :func:`~autopilot_plugin.api.permissions.require_hitl`);
+  edit access to them (Airflow's own ``HITL_DETAIL`` permission, checked through the auth manager;
+  under FAB that includes edit access to the DAG) or the ``Autopilot Approvals`` permission with read
+  access (:func:`~autopilot_plugin.api.permissions.require_hitl`);
 * on top, Autopilot's rules (``autopilot_provider.server.approvals``): only the people asked may answer, one
   vote per person, one member decides for their group, never the requester on their own request.
 
@@ -29,7 +30,7 @@ from autopilot_plugin.api.datamodels.approvals import (
 )
 from autopilot_plugin.api.deps import ApprovalsDep, GetUserDep, StoreDep, user_name
 from autopilot_plugin.api.errors import ErrorDocs
-from autopilot_plugin.api.permissions import hitl_entity, may_dag, require_hitl
+from autopilot_plugin.api.permissions import hitl_entity, may_answer, may_dag, require_hitl
 from autopilot_plugin.api.services.approvals import answer_schema, approval_out, asked, needs_choices
 from fastapi import APIRouter, Body, Path, Query, status
 
@@ -77,8 +78,10 @@ def list_approvals(
     page = selected[offset : offset + limit]
     # the definitions are read once per page, and only when a form on it offers choices from an API
     project = store.project() if any(needs_choices(r) for r in page) else None
+    answerable = {dag: may_answer(user, dag) for dag in {r.row.dag_id for r in page}}
     return ApprovalList(
-        approvals=[approval_out(r, username, project=project) for r in page], total_entries=len(selected)
+        approvals=[approval_out(r, username, project=project, may_answer=answerable[r.row.dag_id]) for r in page],
+        total_entries=len(selected),
     )
 
 
@@ -110,8 +113,11 @@ def get_approval(
 ) -> ApprovalOut:
     """One request with its slots, votes and the trail of events (asked, reminded, escalated, …)."""
     request = approvals.get(approval_id)
-    require_hitl(user, request.row.dag_id, "GET")
-    return approval_out(request, user_name(user), events=approvals.events(approval_id))
+    dag = request.row.dag_id
+    require_hitl(user, dag, "GET")
+    return approval_out(
+        request, user_name(user), events=approvals.events(approval_id), may_answer=may_answer(user, dag)
+    )
 
 
 @router.post(
@@ -163,8 +169,9 @@ def inspect_link(
 ) -> ApprovalOut:
     """What a link from a mail is for (410 if it is forged, expired or used). Records nothing."""
     request = approvals.check_link(token)
-    require_hitl(user, request.row.dag_id, "GET")
-    return approval_out(request, user_name(user))
+    dag = request.row.dag_id
+    require_hitl(user, dag, "GET")
+    return approval_out(request, user_name(user), may_answer=may_answer(user, dag))
 
 
 @router.post(

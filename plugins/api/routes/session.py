@@ -7,7 +7,7 @@ from __future__ import annotations
 from autopilot_plugin.api.datamodels.session import SchemaOut, SessionOut, StepKindOut
 from autopilot_plugin.api.deps import CanRead, GetUserDep, user_name
 from autopilot_plugin.api.errors import ErrorDocs
-from autopilot_plugin.api.permissions import Permission, has_permission, may_dag, run_entity
+from autopilot_plugin.api.permissions import Permission, has_permission, may_start_runs
 from fastapi import APIRouter
 
 from autopilot_provider.definitions.models import STEP_KINDS
@@ -28,7 +28,7 @@ def get_session(user: GetUserDep) -> SessionOut:
         user_id=str(user.get_id()),
         can_edit_definitions=design,
         can_author_code=has_permission(user, Permission.AUTHOR_CODE),
-        can_trigger=may_dag(user, "POST", None, run_entity()),
+        can_trigger=may_start_runs(user),
         can_read_alert_deliveries=design or has_permission(user, Permission.ALERTS),
         can_replay_alerts=has_permission(user, Permission.ALERTS),
     )

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from autopilot_plugin.api.datamodels.approvals import ApprovalOut, EventOut, SlotOut, VoteOut
+from autopilot_plugin.api.permissions import ANSWER_NEEDS
 
 from autopilot_provider.hooks import choices as form_choices
 from autopilot_provider.repository.quorum import ESCALATION_SLOT, PENDING, Vote, eligibility, entitled_slots
@@ -51,15 +52,24 @@ def needs_choices(request: HumanRequest) -> bool:
 
 
 def approval_out(
-    request: HumanRequest, username: str, *, events: list[dict] | None = None, project: Any = None
+    request: HumanRequest,
+    username: str,
+    *,
+    events: list[dict] | None = None,
+    project: Any = None,
+    may_answer: bool = True,
 ) -> ApprovalOut:
     """``request`` as ``username`` sees it; ``events`` (single reads) adds its trail; ``project`` is the
-    definitions folder to fetch a form's choices from (read here when needed and not given)."""
+    definitions folder to fetch a form's choices from (read here when needed and not given);
+    ``may_answer`` is false when the user lacks the permission to answer requests of its workflow
+    (:func:`autopilot_plugin.api.permissions.may_answer`), which ``can_vote`` and ``why_not`` then say."""
     hitl, row = request.hitl, request.row
     slots = [SlotOut(ref=slot.ref, label=slot.label, **slot_state(request, i)) for i, slot in enumerate(hitl.slots)]
     if request.escalated and slot_state(request, ESCALATION_SLOT)["decided_by"]:
         slots.append(SlotOut(ref="escalation", label="escalation", **slot_state(request, ESCALATION_SLOT)))
     why = why_not(request, username)
+    if why is None and not may_answer:
+        why = f"you may not answer requests of '{row.dag_id}': that needs {ANSWER_NEEDS}"
     return ApprovalOut(
         id=row.id,
         kind=row.kind,

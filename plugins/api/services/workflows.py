@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from autopilot_plugin.api.datamodels.workflows import WorkflowOut
-from autopilot_plugin.api.permissions import may_dag, run_entity
+from autopilot_plugin.api.permissions import may_start_runs
 
 from autopilot_provider.definitions.errors import suggest
 from autopilot_provider.hooks import choices as form_choices
@@ -33,7 +33,7 @@ def find(project: Any, workflow_id: str) -> Any:
 
 def summary(workflow: Any, user: BaseUser) -> WorkflowOut:
     """The workflow as the catalog lists it, with whether ``user`` may start runs of it."""
-    return WorkflowOut(**forms.workflow_summary(workflow), can_request=may_dag(user, "POST", workflow.id, run_entity()))
+    return WorkflowOut(**forms.workflow_summary(workflow), can_request=may_start_runs(user, workflow.id))
 
 
 def start_run(
