@@ -478,6 +478,7 @@ class Native:
         if up := [name for name in names if name in running]:
             print(f"already running: {', '.join(up)}")
             return 1
+        began = time.monotonic()
         site = self.site(self.sandbox_connections())
         since = {}
         for name in names:
@@ -488,7 +489,8 @@ class Native:
         timeout = float(os.environ.get("AUTOPILOT_CLUSTER_START_TIMEOUT", 300))
         if not self.wait_until_ready(timeout=timeout, names=names, since=since):
             return 1
-        print(f"started: {', '.join(f'{n} ({self.running()[n]})' for n in names)}")
+        ready = time.monotonic() - began
+        print(f"started: {', '.join(f'{n} ({self.running()[n]})' for n in names)}, ready in {ready:.1f}s")
         return 0
 
     def stop_components(self, names: list[str], kill: bool = False, timeout: float = 45) -> int:
@@ -501,6 +503,7 @@ class Native:
         def gone() -> bool:
             return not ([n for n in names if n in self.running()] if kill else self.members(names))
 
+        began = time.monotonic()
         if kill:
             for name, (pid, started) in self.started().items():
                 if name in names and _stat(pid)[1:] == (started, False):
@@ -522,7 +525,7 @@ class Native:
                 pass
         for name in names:
             self.pid_file(name).unlink(missing_ok=True)
-        print(f"{'killed' if kill else 'stopped'}: {', '.join(names)}")
+        print(f"{'killed' if kill else 'stopped'}: {', '.join(names)} in {time.monotonic() - began:.1f}s")
         return 0
 
     def banner(self) -> None:
