@@ -82,7 +82,7 @@ test-cluster: $(STAMP) $(UI_STAMP)
 	@scripts/ensure-compose.sh
 	$(PY) -m pytest -q tests/test_cluster.py tests/test_deploy.py
 
-# The fault suite (tests/test_faults.py, not part of make test, about ten minutes): on a native
+# The fault suite (tests/test_faults.py, not part of make test, about 11 minutes): on a native
 # cluster of its own, a Celery worker killed mid-step, the scheduler restarted while votes arrive,
 # the triggerer restarted during a REST wait, the API server restarted amid form submissions, every
 # database connection dropped; each test prints what it measured (docs/deploy.md, "Faults").

@@ -14,7 +14,7 @@ same — nothing lost, nothing done twice.
 * every database connection of the cluster dropped (``pg_terminate_backend``): the components
   reconnect — a run started afterwards completes, a new definition is parsed, a deferred wait resumes.
 
-Not part of `make test`: `make test-faults` runs them (AUTOPILOT_FAULTS=1), about ten minutes on two
+Not part of `make test`: `make test-faults` runs them (AUTOPILOT_FAULTS=1), about 11 minutes on two
 cores, most of it the worker-loss test waiting for Airflow to notice the lost task (the heartbeat
 timeout of deploy/airflow.env). docs/deploy.md ("Faults") describes the faults and the settings.
 Each test prints what it measured (``pytest -s`` shows it), and leaves every component running.
