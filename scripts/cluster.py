@@ -495,19 +495,24 @@ class Native:
 
     def stop_components(self, names: list[str], kill: bool = False, timeout: float = 45) -> int:
         """Stop the named components and nothing else: SIGTERM to each one and its processes (then
-        SIGKILL after ``timeout`` seconds). With ``kill``, ``kill -9`` of the component's process
-        alone, as a crash: no shutdown, and what it started is left to fend for itself, as it would
-        be in production (Celery's pool processes die with their worker; a task process, in a
-        process group of its own, is orphaned)."""
+        SIGKILL after ``timeout`` seconds). With ``kill``, a crash: ``kill -9`` of the component's
+        process, then of the rest of its process group (a Celery worker's pool and log server); a
+        task process, in a process group of its own, is orphaned, as when a Celery worker is killed
+        outside a container."""
 
         def gone() -> bool:
-            return not ([n for n in names if n in self.running()] if kill else self.members(names))
+            return not self.members(names, descendants=not kill)
 
         began = time.monotonic()
         if kill:
             for name, (pid, started) in self.started().items():
                 if name in names and _stat(pid)[1:] == (started, False):
                     os.kill(pid, signal.SIGKILL)
+            for pid in self.members(names, descendants=False):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         else:
             for pid in self.members(names):
                 try:
@@ -517,7 +522,7 @@ class Native:
         deadline = time.monotonic() + timeout
         while not gone() and time.monotonic() < deadline:
             time.sleep(0.2)
-        for pid in [] if gone() else self.members(names):
+        for pid in [] if gone() else self.members(names, descendants=not kill):
             print(f"{pid} still running after {timeout:.0f}s: killed")
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -553,10 +558,11 @@ class Native:
                 found[pid_file.stem] = (int(pid), int(started))
         return found
 
-    def members(self, names: list[str] | None = None) -> list[int]:
+    def members(self, names: list[str] | None = None, descendants: bool = True) -> list[int]:
         """The live processes this cluster started (of the components ``names``; all by default):
         each one that a pid file names, every process in its process group that started no earlier,
-        and the descendants of those (Airflow puts each task process in a process group of its own)."""
+        and the descendants of those (Airflow puts each task process in a process group of its own)
+        unless ``descendants`` is false."""
         groups = {}  # pgid → its leader's start time
         for name, (pid, started) in self.started().items():
             _, now, gone = _stat(pid)
@@ -575,7 +581,7 @@ class Native:
                     found.append(pid)
                 children.setdefault(_parent(pid), []).append(pid)
         seen = set(found)
-        for pid in found:  # the list grows while it is walked: every generation below
+        for pid in found if descendants else []:  # the list grows while it is walked: every generation
             for child in children.get(pid, []):
                 if child not in seen:
                     seen.add(child)
