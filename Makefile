@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres test-cluster fuzz bench lint schema validate clean ui test-ui dist cluster cluster-stop
+.PHONY: run test test-sqlite test-postgres test-cluster test-faults fuzz bench lint schema validate clean ui test-ui dist cluster cluster-stop
 
 # The UI (ui/, React + Vite) is built into plugins/ui_dist/, which ships in the package. It is rebuilt
 # only when its sources change (the stamp is newer than every source file otherwise).
@@ -85,6 +85,14 @@ test-cluster: $(STAMP) $(UI_STAMP)
 	@scripts/ensure-services.sh
 	@scripts/ensure-compose.sh
 	$(PY) -m pytest -q tests/test_cluster.py tests/test_deploy.py
+
+# The fault suite (tests/test_faults.py, not part of make test, about 11 minutes): on a native
+# cluster of its own, a Celery worker killed mid-step, the scheduler restarted while votes arrive,
+# the triggerer restarted during a REST wait, the API server restarted amid form submissions, every
+# database connection dropped; each test prints what it measured (docs/deploy.md, "Faults").
+test-faults: $(STAMP) $(UI_STAMP)
+	@scripts/ensure-services.sh
+	AUTOPILOT_FAULTS=1 $(PY) -m pytest -q -s -p no:cacheprovider tests/test_faults.py
 
 test-sqlite: $(STAMP)
 	$(PY) -m pytest -q

@@ -2,6 +2,8 @@
 
     python scripts/cluster.py start    # make cluster
     python scripts/cluster.py stop     # make cluster-stop
+    python scripts/cluster.py stop airflow-scheduler [--kill]   # one component (--kill: SIGKILL, as a crash)
+    python scripts/cluster.py start airflow-scheduler           # start it again, with the same settings
     python scripts/cluster.py status
     python scripts/cluster.py env      # `export` lines for the airflow/autopilot commands
     python scripts/cluster.py dotenv   # a .env for docker-compose.yaml, with generated secrets
@@ -21,7 +23,8 @@ the cluster home, ``.cluster/`` by default) on the machine's PostgreSQL (a datab
 Redis (a database index of its own), with the sandbox of ``make run`` (scripts/sandbox.py) for the
 outside systems of the reference scenario. ``stop`` ends exactly the processes it started: each pid
 file holds a pid and that process's start time (a reused pid has another), and every process of the
-component's process group that started no earlier is ended with it.
+component's process group that started no earlier is ended with it. One component can be stopped
+(or killed) and started again while the others run — the fault tests (tests/test_faults.py) do.
 tests/test_deploy.py checks that docker-compose.yaml runs the same commands with the same
 environment; tests/test_cluster.py starts the cluster and runs the reference scenario on it.
 
@@ -386,10 +389,16 @@ class Native:
             if time.monotonic() > deadline or "sandbox" not in self.running():
                 raise SystemExit(f"the sandbox did not start; see {self.log_file('sandbox')}")
             time.sleep(0.2)
+        return self.sandbox_connections()
+
+    def sandbox_connections(self) -> dict[str, str]:
+        """The AIRFLOW_CONN_* variables the running sandbox wrote (none without a sandbox)."""
+        written = self.home / "sandbox" / "connections.env"
         connections = {}
-        for line in written.read_text().splitlines():
-            key, _, value = line.removeprefix("export ").partition("=")
-            connections[key] = shlex.split(value)[0]
+        if self.sandbox and written.exists():
+            for line in written.read_text().splitlines():
+                key, _, value = line.removeprefix("export ").partition("=")
+                connections[key] = shlex.split(value)[0]
         return connections
 
     def start(self) -> int:
@@ -425,12 +434,17 @@ class Native:
         self.banner()
         return 0
 
-    def wait_until_ready(self, timeout: float) -> bool:
-        """The API server answers and both Celery workers said they are ready."""
+    def wait_until_ready(
+        self, timeout: float, names: list[str] | None = None, since: dict[str, int] | None = None
+    ) -> bool:
+        """The API server answers and the Celery workers said they are ready (of ``names``, all
+        components by default; a worker's log is read from offset ``since[name]``, so a restarted
+        worker's earlier "ready" does not count)."""
         deadline = time.monotonic() + timeout
-        pending = {"airflow-apiserver", *(n for n in COMPONENTS if n.startswith("airflow-worker"))}
+        names = list(COMPONENTS) if names is None else names
+        pending = {n for n in names if n == "airflow-apiserver" or n.startswith("airflow-worker")}
         while pending and time.monotonic() < deadline:
-            dead = [name for name in COMPONENTS if name not in self.running()]
+            dead = [name for name in names if name not in self.running()]
             if dead:
                 print(f"stopped early: {', '.join(dead)}; see {self.logs}/")
                 for name in dead:
@@ -443,12 +457,81 @@ class Native:
                 except (urllib.error.URLError, OSError):
                     pass
             for name in [n for n in pending if n.startswith("airflow-worker")]:
-                if " ready." in self.log_file(name).read_text(errors="replace"):
-                    pending.discard(name)
+                with self.log_file(name).open("rb") as log:
+                    log.seek((since or {}).get(name, 0))
+                    if b" ready." in log.read():
+                        pending.discard(name)
             time.sleep(1)
         if pending:
             print(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}; see {self.logs}/")
         return not pending
+
+    # -- one component: the fault tests stop, kill and restart them while the others run --
+
+    def start_components(self, names: list[str]) -> int:
+        """Start the named components of the running cluster again, with the settings they had (the
+        sandbox's connections included), and wait until they are ready."""
+        running = self.running()
+        if not running:
+            print(f"the cluster in {self.home} is not running: start it first")
+            return 1
+        if up := [name for name in names if name in running]:
+            print(f"already running: {', '.join(up)}")
+            return 1
+        began = time.monotonic()
+        site = self.site(self.sandbox_connections())
+        since = {}
+        for name in names:
+            since[name] = self.log_file(name).stat().st_size if self.log_file(name).exists() else 0
+            self._spawn(
+                name, [str(Path(sys.executable).parent / "airflow"), *COMPONENTS[name]], self.process_env(name, site)
+            )
+        timeout = float(os.environ.get("AUTOPILOT_CLUSTER_START_TIMEOUT", 300))
+        if not self.wait_until_ready(timeout=timeout, names=names, since=since):
+            return 1
+        ready = time.monotonic() - began
+        print(f"started: {', '.join(f'{n} ({self.running()[n]})' for n in names)}, ready in {ready:.1f}s")
+        return 0
+
+    def stop_components(self, names: list[str], kill: bool = False, timeout: float = 45) -> int:
+        """Stop the named components and nothing else: SIGTERM to each one and its processes (then
+        SIGKILL after ``timeout`` seconds). With ``kill``, a crash: ``kill -9`` of the component's
+        process, then of the rest of its process group (a Celery worker's pool and log server); a
+        task process, in a process group of its own, is orphaned, as when a Celery worker is killed
+        outside a container."""
+
+        def gone() -> bool:
+            return not self.members(names, descendants=not kill)
+
+        began = time.monotonic()
+        if kill:
+            for name, (pid, started) in self.started().items():
+                if name in names and _stat(pid)[1:] == (started, False):
+                    os.kill(pid, signal.SIGKILL)
+            for pid in self.members(names, descendants=False):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        else:
+            for pid in self.members(names):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in [] if gone() else self.members(names, descendants=not kill):
+            print(f"{pid} still running after {timeout:.0f}s: killed")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for name in names:
+            self.pid_file(name).unlink(missing_ok=True)
+        print(f"{'killed' if kill else 'stopped'}: {', '.join(names)} in {time.monotonic() - began:.1f}s")
+        return 0
 
     def banner(self) -> None:
         # the SimpleAuthManager's logins, which deploy/init.sh wrote; FAB keeps its users in the database
@@ -479,20 +562,34 @@ class Native:
                 found[pid_file.stem] = (int(pid), int(started))
         return found
 
-    def members(self) -> list[int]:
-        """The live processes this cluster started: each one that a pid file names, and every process
-        in its process group that started no earlier (its children, grandchildren…)."""
+    def members(self, names: list[str] | None = None, descendants: bool = True) -> list[int]:
+        """The live processes this cluster started (of the components ``names``; all by default):
+        each one that a pid file names, every process in its process group that started no earlier,
+        and the descendants of those (Airflow puts each task process in a process group of its own)
+        unless ``descendants`` is false."""
         groups = {}  # pgid → its leader's start time
-        for pid, started in self.started().values():
+        for name, (pid, started) in self.started().items():
             _, now, gone = _stat(pid)
-            if gone or now == started:  # a live process of that pid that started later is someone else's
+            # a live process of that pid that started later is someone else's
+            if (names is None or name in names) and (gone or now == started):
                 groups[pid] = started
+        children: dict[int, list[int]] = {}
         found = []
         for proc in Path("/proc").iterdir():
             if proc.name.isdigit():
-                pgid, started, gone = _stat(int(proc.name))
-                if not gone and pgid in groups and started >= groups[pgid]:
-                    found.append(int(proc.name))
+                pid = int(proc.name)
+                pgid, started, gone = _stat(pid)
+                if gone:
+                    continue
+                if pgid in groups and started >= groups[pgid]:
+                    found.append(pid)
+                children.setdefault(_parent(pid), []).append(pid)
+        seen = set(found)
+        for pid in found if descendants else []:  # the list grows while it is walked: every generation
+            for child in children.get(pid, []):
+                if child not in seen:
+                    seen.add(child)
+                    found.append(child)
         return found
 
     def stop(self, quiet: bool = False, timeout: float = 45) -> int:
@@ -532,6 +629,14 @@ class Native:
         print(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"')
 
 
+def _parent(pid: int) -> int:
+    """The parent process id of ``pid`` (0 when it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def _stat(pid: int) -> tuple[int, int, bool]:
     """(process group, start time in clock ticks since boot, zombie?) of ``pid``; (0, 0, True) when gone."""
     try:
@@ -544,15 +649,24 @@ def _stat(pid: int) -> tuple[int, int, bool]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["start", "stop", "status", "env", "dotenv"])
+    parser.add_argument(
+        "components", nargs="*", metavar="COMPONENT", help=f"start/stop only these: {', '.join(COMPONENTS)}"
+    )
+    parser.add_argument("--kill", action="store_true", help="stop: SIGKILL at once (a crash)")
     args = parser.parse_args(argv)
+    names = [name if name in COMPONENTS else f"airflow-{name}" for name in args.components]
+    if unknown := [name for name in names if name not in COMPONENTS]:
+        parser.error(f"unknown component {', '.join(unknown)}; the components: {', '.join(COMPONENTS)}")
+    if names and args.command not in ("start", "stop"):
+        parser.error("components go with start and stop only")
     if args.command == "dotenv":
         print(dotenv(), end="")
         return 0
     cluster = Native.from_environment()
     if args.command == "start":
-        return cluster.start()
+        return cluster.start_components(names) if names else cluster.start()
     if args.command == "stop":
-        return cluster.stop()
+        return cluster.stop_components(names, kill=args.kill) if names else cluster.stop()
     if args.command == "status":
         running = cluster.running()
         for name in ["sandbox", *COMPONENTS]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.backup_product import PASSWORD, USER, backup_product  # noqa: F401 - a fixture
+from tests.fixtures.backup_product import PASSWORD, backup_product  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.server
 
@@ -86,15 +86,7 @@ def portal(api_server, admin, backup_product):  # noqa: F811 - backup_product is
     serialize_dags(root)
     # written after the DAGs were stored: a valid workflow Airflow has not parsed yet
     (folder / "portal_unparsed.yaml").write_text(UNPARSED_WF, encoding="utf-8")
-    connection = {
-        "connection_id": "backup_api",
-        "conn_type": "autopilot_openapi",
-        "host": backup_product.host,
-        "port": backup_product.port,
-        "schema": "http",
-        "login": USER,
-        "password": PASSWORD,
-    }
+    connection = {"connection_id": "backup_api", **backup_product.connection()}
     created = admin.post("/api/v2/connections", json=connection)
     assert created.status_code == 201, created.text
     backup_product.reset()

@@ -10,96 +10,28 @@ so it runs beside `make run`, `make cluster` and other tests."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from scripts import cluster
-from tests.conftest import REPO
-from tests.fixtures.api_server import free_port
-from tests.fixtures.postgres import drop_database
+from tests.fixtures.cluster import RunningCluster
+from tests.fixtures.cluster import native_cluster as running_cluster
 from tests.fixtures.scenario import reference_scenario, wait
 
 # the cluster has a PostgreSQL database of its own, whatever the suite's pass: run it once
 pytestmark = pytest.mark.sqlite_only
 
 
-@dataclass
-class RunningCluster:
-    home: Path
-    base: str
-    queue: str
-    banner: str
-    env: dict[str, str]
-
-    def passwords(self) -> dict[str, str]:
-        return json.loads((self.home / "auth" / "passwords.json").read_text())
-
-    def client(self, user: str) -> httpx.Client:
-        response = httpx.post(
-            f"{self.base}/auth/token", json={"username": user, "password": self.passwords()[user]}, timeout=60
-        )
-        assert response.status_code == 201, response.text
-        token = response.json()["access_token"]
-        return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
-
-    def log(self, name: str) -> str:
-        return (self.home / "process-logs" / f"{name}.log").read_text(errors="replace")
-
-    def script(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, str(REPO / "scripts/cluster.py"), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-
-
 @pytest.fixture(scope="module")
 def native_cluster(tmp_path_factory) -> Iterator[RunningCluster]:
-    home = tmp_path_factory.mktemp("cluster")
-    definitions = home / "definitions"
-    shutil.copytree(REPO / "definitions", definitions)
-    suffix = uuid.uuid4().hex[:10]
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AUTOPILOT"))}
-    env.update(
-        AUTOPILOT_CLUSTER_HOME=str(home / "home"),
-        AUTOPILOT_CLUSTER_PORT=str(port),
-        AUTOPILOT_CLUSTER_DB=f"autopilot_cluster_test_{suffix}",
-        AUTOPILOT_CLUSTER_REDIS_DB="6",
-        AUTOPILOT_CLUSTER_QUEUE=f"autopilot-test-{suffix}",  # no other cluster's worker takes our tasks
-        AUTOPILOT_CLUSTER_LOG_PORTS=",".join(str(free_port()) for _ in range(3)),
-        AUTOPILOT_DEFINITIONS=str(definitions),
-    )
-    running = RunningCluster(home / "home", f"http://127.0.0.1:{port}", env["AUTOPILOT_CLUSTER_QUEUE"], "", env)
-    try:
-        started = running.script("start")
-        running.banner = started.stdout
-        assert started.returncode == 0, f"{started.stdout}\n{started.stderr}"
-        yield running
-    finally:
-        stopped = running.script("stop")
-        leftover = cluster.Native.from_environment(env).members()
-        drop_database(env["AUTOPILOT_CLUSTER_DB"])
-        # the broker's bindings of this test's queue (the queue itself is gone with its last message)
-        broker = redis.Redis(host="127.0.0.1", port=6379, db=int(env["AUTOPILOT_CLUSTER_REDIS_DB"]))
-        broker.delete(*(f"_kombu.{kind}.{running.queue}" for kind in ("binding", "binding_permanent")))
-        broker.close()
-        assert stopped.returncode == 0 and not leftover, f"{stopped.stdout}{stopped.stderr}; left: {leftover}"
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as started:
+        yield started
 
 
 def test_the_cluster_prints_its_url_and_logins_and_runs_workflows_on_celery_workers(native_cluster):

@@ -519,6 +519,52 @@ def test_a_script_dies_with_its_task_process(tmp_path: Path, signal_number: int)
 
 
 @pytest.mark.db_independent
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_script_dies_when_its_task_process_is_orphaned(tmp_path: Path):
+    """A Celery worker killed with kill -9 takes its supervisors with it, but the task process, in a
+    process group of its own, lives on, reparented: its script is killed all the same, so the retry
+    the scheduler starts elsewhere never runs beside it."""
+    script = f"sleep 300 & echo $! > {tmp_path}/bg; echo $$ > {tmp_path}/fg; wait"
+    task = textwrap.dedent(
+        f"""
+        import os
+        from autopilot_provider.operators.script import ScriptOperator
+        with open({str(tmp_path / "task")!r}, "w") as handle:
+            handle.write(str(os.getpid()))
+        op = ScriptOperator(task_id="long", language="bash", script={script!r})
+        op._run(["bash", "-c", {script!r}], {{"PATH": "/usr/bin:/bin"}}, None, {str(tmp_path)!r})
+        """
+    )
+    # the supervisor: starts the task process in a process group of its own, as Airflow's does
+    supervisor = textwrap.dedent(
+        f"""
+        import os, subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", {task!r}], process_group=0,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(300)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", supervisor])
+    task_pid = None
+    try:
+        _wait_until(
+            lambda: all((tmp_path / f).exists() and (tmp_path / f).read_text().strip() for f in ("bg", "fg", "task")),
+            "the script started",
+        )
+        task_pid = int((tmp_path / "task").read_text())
+        pids = [int((tmp_path / f).read_text()) for f in ("bg", "fg")]
+        assert all(_alive(pid) for pid in pids)
+        process.kill()  # the supervisor dies; the task process does not
+        process.wait(timeout=30)
+        _wait_until(lambda: not any(_alive(pid) for pid in pids), "the script and its background child are gone")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if task_pid is not None and _alive(task_pid):
+            os.kill(task_pid, signal.SIGKILL)
+
+
+@pytest.mark.db_independent
 def test_the_reaper_passes_the_exit_status_on(tmp_path: Path):
     reaper = [sys.executable, "-I", REAPER, str(os.getpid()), "--"]
     assert subprocess.run([*reaper, "bash", "-c", "exit 7"]).returncode == 7

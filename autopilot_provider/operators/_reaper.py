@@ -8,6 +8,14 @@ without it, it polls its parent id) and then kills the whole group with SIGKILL:
 script running beside the retry (processes that left the group with ``setsid`` are out of reach, as
 they are for every process-group reaper).
 
+It also kills the group when the task process is *orphaned*: when its own parent, Airflow's
+supervisor, dies. A Celery worker killed with ``kill -9`` takes its pool processes — the
+supervisors — with it (Celery gives them ``PR_SET_PDEATHSIG``), but the task process lives in a
+process group of its own and goes on, reparented, with nobody left to report its result to or to
+heartbeat for it: the scheduler retries the task elsewhere while it would still be running the
+script. The reaper watches the task process's parent id (``/proc``, every ``POLL_SECONDS``) and
+acts when it changes.
+
 SIGTERM (the operator's ``on_kill``, which signals the whole group) is left to the command; if the
 group is still there ``GRACE_SECONDS`` later, it is killed. The exit status is the command's: its
 exit code, or the same signal raised again here.
@@ -53,6 +61,29 @@ def _on_parent_death(parent: int) -> None:
         _kill_group()
 
 
+def _parent_of(pid: int) -> int | None:
+    """The parent id of ``pid`` from /proc (None when it is gone or /proc has no such file)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _on_orphaned(parent: int) -> None:
+    """Kill the group when ``parent`` (the task process) gets another parent: its supervisor died."""
+    supervisor = _parent_of(parent)
+    if supervisor is None:  # no /proc: only the parent's own death is watched
+        return
+
+    def watch() -> None:
+        while _parent_of(parent) == supervisor:
+            time.sleep(POLL_SECONDS)
+        _kill_group()
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _on_terminate(*_: object) -> None:
     signal.signal(signal.SIGALRM, _kill_group)
     signal.alarm(GRACE_SECONDS)
@@ -75,6 +106,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGUSR1, _kill_group)
     signal.signal(signal.SIGTERM, _on_terminate)
     _on_parent_death(parent)
+    _on_orphaned(parent)
     while True:
         try:
             _, status = os.waitpid(pid, 0)
