@@ -479,7 +479,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_until(predicate, what: str, timeout: float = 30.0) -> None:
+def _wait_until(predicate, what: str, timeout: float = 180.0) -> None:
+    """Poll ``predicate`` until it holds; the deadline is generous (a task process imports Airflow
+    first, which took over 30 s on a loaded 2-core machine running two test modules at once)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
