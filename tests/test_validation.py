@@ -743,6 +743,18 @@ def test_an_inventory_items_owner_is_checked_like_a_workflows(tmp_path):
     assert found == ["defs/inventory.yaml:5:39: item 'web01': owner: unknown person 'dav' (did you mean 'dave'?)"]
 
 
+def test_an_approval_from_the_owner_is_checked_as_the_owner_it_names(tmp_path):
+    approval = OWNED.replace(
+        "notify: {to: [owner, owner_of:form.host, owner_of:web01]}", "approval: {from: [owner, owner_of:form.host]}"
+    )
+    assert errors(tmp_path, approval, extra=OWNERS_FOLDER) == []  # storage's dave can answer
+    by_mail = approval.replace("owner: group:storage", "owner: email:storage@example.com")
+    assert errors(tmp_path, by_mail, extra=OWNERS_FOLDER) == [
+        "defs/wf.yaml:11:23: step 'tell': owner email:storage@example.com cannot answer: an e-mail address is not "
+        "an Airflow user"
+    ]
+
+
 def test_a_functions_owner_references_are_resolved_where_it_is_used(tmp_path):
     """A function has no owner or form of its own: `owner` is the calling workflow's, at run time."""
     function = """\

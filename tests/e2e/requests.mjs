@@ -65,8 +65,8 @@ await scenario("portal-request-and-inbox-approval", async ({ browser, track }) =
   await portal.getByRole("link", { name: "My requests" }).first().click();
   const later = portal.getByTestId("request").filter({ hasText: "later01.example.com" }).first();
   await later.getByTestId("schedule").getByText("scheduled for").waitFor();
-  page.once("dialog", (dialog) => dialog.accept()); // "Cancel this request …? It will not start."
   await later.getByTestId("cancel-request").click();
+  await later.getByTestId("confirm-cancel").click(); // "Cancel it? It will not start."
   await later.getByTestId("schedule").getByText("cancelled (was scheduled for").waitFor();
   await later.getByTestId("cancel-request").waitFor({ state: "detached" });
 });

@@ -36,17 +36,19 @@ def answerable_problems(definition: m.Workflow | m.Function, project: Definition
         for key, refs in lists:
             for j, ref in enumerate(refs):
                 loc = ("steps", i, step.kind, key, j)
-                if ref == "owner" and isinstance(definition, m.Workflow):
-                    ref = owner_contact(definition.owner) or ref  # the contacts check reports an owner that is none
+                who = where
+                if ref == "owner" and isinstance(definition, m.Workflow) and owner_contact(definition.owner):
+                    # the contact the owner names (the contacts check reports an owner that is none)
+                    ref, who = str(owner_contact(definition.owner)), f"{where}owner "
                 try:
                     kind, value = split_ref(ref)
                 except ContactError:
                     continue
                 if kind == "email":
-                    problems.append((loc, f"{where}{ref} cannot answer: an e-mail address is not an Airflow user"))
+                    problems.append((loc, f"{who}{ref} cannot answer: an e-mail address is not an Airflow user"))
                 elif kind == "requester" and step.approval is not None and step.approval.exclude_requester:
                     problems.append(
-                        (loc, f"{where}the requester cannot approve their own request (exclude_requester is set)")
+                        (loc, f"{who}the requester cannot approve their own request (exclude_requester is set)")
                     )
                 elif kind in ("person", "group"):
                     directory = directory or Directory.from_project(project)
@@ -57,9 +59,9 @@ def answerable_problems(definition: m.Workflow | m.Function, project: Definition
                     )
                     known = [p for p in people if p is not None]
                     if known and not any(p.username for p in known):
-                        who = "has no" if kind == "person" else "has no member with an"
+                        what = "has no" if kind == "person" else "has no member with an"
                         problems.append(
-                            (loc, f"{where}{ref} {who} Airflow `username` in the contacts, so nobody could answer")
+                            (loc, f"{who}{ref} {what} Airflow `username` in the contacts, so nobody could answer")
                         )
         if step.form is not None:
             for j, name in enumerate(step.form.required):

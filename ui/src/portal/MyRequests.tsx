@@ -7,25 +7,30 @@ import { schedule } from "./submission";
 /** My requests, each with its live step states and its approvals (the server includes them). */
 const loadMine = () => api.myRequests();
 
-/** Cancel a request for later (or one still queued) — only its requester sees the button. */
+/** Cancel a request for later (or one still queued) — only its requester sees the button. It asks
+ * inline (Airflow's iframe may not allow `window.confirm`). */
 function CancelButton({ request, onDone }: { request: RequestEntry; onDone: () => void }) {
+  const [asking, setAsking] = useState(false);
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<string | null>(null);
   const cancel = () => {
-    if (!window.confirm(`Cancel this request of ${request.title || request.dag_id}? It will not start.`)) return;
     setBusy(true);
     setProblem(null);
     api
       .cancelRequest(request.dag_id, request.run_id)
-      .then(onDone)
+      .then(() => (setAsking(false), onDone()))
       .catch((e) => setProblem(e instanceof ApiError ? e.detail.message : String(e)))
       .finally(() => setBusy(false));
   };
+  if (!asking)
+    return <button className="small" onClick={() => setAsking(true)} data-testid="cancel-request">Cancel request</button>;
   return (
-    <>
-      <button className="small" onClick={cancel} disabled={busy} data-testid="cancel-request">{busy ? "Cancelling…" : "Cancel request"}</button>
-      {problem && <span className="small" role="alert" style={{ color: "var(--error)" }}>{problem}</span>}
-    </>
+    <span className="row small" role="group" aria-label="Cancel this request?">
+      <span>Cancel it? It will not start.</span>
+      <button className="small danger" onClick={cancel} disabled={busy} data-testid="confirm-cancel">{busy ? "Cancelling…" : "Yes, cancel"}</button>
+      <button className="small" onClick={() => setAsking(false)} disabled={busy}>Keep it</button>
+      {problem && <span role="alert" style={{ color: "var(--error)" }}>{problem}</span>}
+    </span>
   );
 }
 
